@@ -1,0 +1,90 @@
+"""Builds the FastAPI app: settings, plugins, routers, and a lifespan that owns components."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+
+from opa import runtime
+from opa.config import as_list, load_settings
+from opa.errors import ComponentUnavailableError, ConfigError
+from opa.health import router as health_router
+from opa.log import log, setup_logging
+from opa.plugin_manager import PluginManager
+
+
+def _cors(app: FastAPI, settings: Any) -> None:
+    origins = [str(o) for o in as_list(settings.get("CORS_ORIGINS"), "CORS_ORIGINS")]
+    if not origins:
+        return
+    credentials = bool(settings.get("CORS_ALLOW_CREDENTIALS"))
+    if credentials and "*" in origins:
+        raise ConfigError(
+            "CORS_ORIGINS contains '*' while CORS_ALLOW_CREDENTIALS is true; "
+            "list the allowed origins explicitly"
+        )
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=origins,
+        allow_credentials=credentials,
+        allow_methods=as_list(settings.get("CORS_METHODS"), "CORS_METHODS"),
+        allow_headers=as_list(settings.get("CORS_HEADERS"), "CORS_HEADERS"),
+    )
+
+
+async def _component_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=503)
+
+
+def _lifespan(manager: PluginManager) -> Any:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime.activate(manager)
+        await manager.components.start()
+        try:
+            for setup in manager.setups:
+                setup(app=app)
+            yield
+        finally:
+            await manager.components.stop()
+            log.info("all components disconnected")
+
+    return lifespan
+
+
+def create_app(
+    settings: Mapping[str, Any] | None = None,
+    *,
+    settings_dir: str | Path | None = None,
+    env: str | None = None,
+) -> FastAPI:
+    """Build an opa app; *settings* override configuration keys (handy in tests)."""
+    resolved = load_settings(settings_dir=settings_dir, env=env, overrides=settings)
+    setup_logging(resolved.get("LOG_LEVEL", "INFO"))
+    manager = PluginManager(resolved)
+    manager.load()
+    runtime.activate(manager)
+    app = FastAPI(
+        title=resolved.PROJECT_NAME,
+        description=resolved.PROJECT_DESCRIPTION,
+        version=str(resolved.PROJECT_VERSION),
+        docs_url=resolved.get("DOCS_URL") or None,
+        redoc_url=resolved.get("REDOC_URL") or None,
+        openapi_url=resolved.get("OPENAPI_URL") or None,
+        root_path=resolved.get("OPENAPI_PREFIX") or "",
+        debug=bool(resolved.get("DEBUG")),
+        lifespan=_lifespan(manager),
+    )
+    app.state.opa = manager
+    _cors(app, resolved)
+    app.add_exception_handler(ComponentUnavailableError, _component_unavailable)
+    app.include_router(health_router)
+    for router in manager.routers:
+        app.include_router(router)
+    return app

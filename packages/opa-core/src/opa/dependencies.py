@@ -1,0 +1,25 @@
+"""FastAPI dependencies: declare a component as a typed route parameter.
+
+    Counter = Annotated[walrus.Database, Instance("walrus")]
+
+    @router.get("/count")
+    def count(db: Counter) -> int: ...
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Depends
+
+from opa.runtime import get_instance
+
+
+def Instance(name: str) -> Any:  # noqa: N802 - reads like a type in Annotated[...]
+    """A ``Depends`` that supplies component *name*'s instance (503 when unavailable)."""
+
+    def dependency() -> Any:
+        return get_instance(name)
+
+    dependency.__name__ = f"instance_{name}"
+    return Depends(dependency)

@@ -1,0 +1,136 @@
+"""Finds drivers: those defined in plugins, then the ``opa.drivers`` entry points.
+
+Only the entry points of drivers that configuration names are loaded, so an
+installed-but-unused driver never imports anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from importlib.metadata import EntryPoint, entry_points
+
+from opa.drivers import ENTRY_POINT_GROUP, Driver, check_driver_class, driver_is_async
+from opa.errors import DriverError
+
+KNOWN_DISTRIBUTIONS = {
+    "redis-walrus": "opa-driver-redis-walrus",
+    "redis-aioredis": "opa-driver-redis-aioredis",
+    "mongodb-async-motor": "opa-driver-mongodb-motor",
+    "mongodb-async-pymongo": "opa-driver-mongodb-pymongo",
+    "celery": "opa-driver-celery",
+}
+"""Driver names the opa project publishes, and the distribution that provides each."""
+
+
+def install_hint(driver_name: str) -> str | None:
+    """The ``pip install`` line for a driver opa publishes, if it is one."""
+    distribution = KNOWN_DISTRIBUTIONS.get(driver_name.lower())
+    return f"pip install {distribution}" if distribution else None
+
+
+@dataclass(frozen=True)
+class InstalledDriver:
+    """An ``opa.drivers`` entry point, described without importing it."""
+
+    name: str
+    distribution: str
+    version: str
+    entry_point: EntryPoint
+
+
+def _distribution_of(entry_point: EntryPoint) -> tuple[str, str]:
+    dist = entry_point.dist
+    if dist is None:
+        return "unknown", "unknown"
+    return dist.name, dist.version
+
+
+class DriverRegistry:
+    """One registry for plugin-defined and installed drivers, keyed by lower-cased name."""
+
+    def __init__(self, installed: Iterable[EntryPoint] | None = None) -> None:
+        found = entry_points(group=ENTRY_POINT_GROUP) if installed is None else installed
+        self.installed: dict[str, InstalledDriver] = {}
+        for entry_point in found:
+            name = entry_point.name.lower()
+            distribution, version = _distribution_of(entry_point)
+            other = self.installed.get(name)
+            if other is not None and other.distribution != distribution:
+                raise DriverError(
+                    f"driver name {name!r} is provided by two distributions: "
+                    f"{other.distribution} and {distribution}; uninstall one"
+                )
+            self.installed[name] = InstalledDriver(name, distribution, version, entry_point)
+        self._plugin_drivers: dict[str, type[Driver]] = {}
+        self._loaded: dict[str, type[Driver]] = {}
+
+    def add_plugin_driver(self, cls: type[Driver], plugin: str) -> None:
+        """Register a driver class found in *plugin*; the same class twice is fine."""
+        check_driver_class(cls, f"plugin {plugin}")
+        name = cls.name.lower()
+        existing = self._plugin_drivers.get(name)
+        if existing is not None and existing is not cls:
+            raise DriverError(
+                f"two driver classes are named {name!r}: {existing.__module__}."
+                f"{existing.__qualname__} and {cls.__module__}.{cls.__qualname__} (in {plugin})"
+            )
+        if name in self.installed:
+            raise DriverError(
+                f"driver {name!r} in plugin {plugin} ({cls.__module__}.{cls.__qualname__}) "
+                f"clashes with the installed distribution {self.installed[name].distribution}; "
+                "rename one of them"
+            )
+        self._plugin_drivers[name] = cls
+
+    def get(self, name: str) -> type[Driver] | None:
+        """The driver class called *name*, loading its entry point on first use."""
+        key = name.lower()
+        cls = self._plugin_drivers.get(key) or self._loaded.get(key)
+        if cls is not None:
+            return cls
+        installed = self.installed.get(key)
+        if installed is None:
+            return None
+        cls = self._load(installed)
+        self._loaded[key] = cls
+        return cls
+
+    def _load(self, installed: InstalledDriver) -> type[Driver]:
+        source = f"distribution {installed.distribution} {installed.version}"
+        try:
+            loaded = installed.entry_point.load()
+        except Exception as exc:
+            raise DriverError(
+                f"driver {installed.name!r} from {source} failed to load "
+                f"({installed.entry_point.value}): {type(exc).__name__}: {exc}"
+            ) from exc
+        if not (isinstance(loaded, type) and issubclass(loaded, Driver)):
+            raise DriverError(
+                f"entry point {installed.name!r} of {source} points at "
+                f"{installed.entry_point.value}, which is not an opa.Driver subclass"
+            )
+        check_driver_class(loaded, source)
+        if loaded.contract_version is None:
+            raise DriverError(
+                f"driver {installed.name!r} from {source} declares no contract_version; "
+                "drivers shipped as distributions must set contract_version"
+            )
+        if loaded.name.lower() != installed.name:
+            raise DriverError(
+                f"entry point {installed.name!r} of {source} loads a driver named "
+                f"{loaded.name!r}; the entry point name and Driver.name must match"
+            )
+        return loaded
+
+    def plugin_drivers(self) -> dict[str, type[Driver]]:
+        return dict(self._plugin_drivers)
+
+    def describe(self, name: str) -> tuple[bool, str]:
+        """(is_async, source) of a driver, loading it if needed; for ``opa drivers``."""
+        cls = self.get(name)
+        if cls is None:
+            raise DriverError(f"no driver named {name!r} is installed")
+        installed = self.installed.get(name.lower())
+        source = installed.distribution if installed else "plugin"
+        return driver_is_async(cls), source

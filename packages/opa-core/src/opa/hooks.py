@@ -1,0 +1,162 @@
+"""Hooks: named extension points that plugins define and implement, run on pluggy.
+
+A :class:`HookDefinition` declares a hook; :class:`Hook` subclasses implement it.
+Of several implementations, the one with the highest ``order`` is used, so a
+plugin overrides a default (usually ``order = -1``) by declaring a higher one.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from types import SimpleNamespace
+from typing import Any, ClassVar
+
+import pluggy
+
+from opa.errors import HookError
+
+PROJECT = "opa"
+_spec_marker = pluggy.HookspecMarker(PROJECT)
+_impl_marker = pluggy.HookimplMarker(PROJECT)
+
+
+class HookDefinition:
+    """Declares a hook. ``name`` defaults to the class name.
+
+    ``required``: start-up fails when no plugin implements it.
+    ``is_async``: implementations must be coroutines, called with ``call_hook_async``.
+    """
+
+    name: ClassVar[str] = ""
+    required: ClassVar[bool] = False
+    is_async: ClassVar[bool] = False
+
+    @classmethod
+    def hook_name(cls) -> str:
+        return cls.name or cls.__name__
+
+
+class Hook:
+    """Implements the hook called ``name``; ``run`` receives the caller's arguments."""
+
+    name: ClassVar[str] = ""
+    order: ClassVar[int] = 0
+
+    def run(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(f"{type(self).__qualname__} must define run()")
+
+
+def _describe(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _make_spec() -> Callable[..., Any]:
+    def spec(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """Every opa hook passes the caller's arguments through unchanged."""
+
+    return _spec_marker(firstresult=True)(spec)
+
+
+def _make_impl(hook: Hook) -> Callable[..., Any]:
+    run = hook.run
+
+    def impl(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        return run(*args, **kwargs)
+
+    return _impl_marker(impl)
+
+
+class HookRegistry:
+    """Collects definitions and implementations, checks them, and calls the winners."""
+
+    def __init__(self) -> None:
+        self.definitions: dict[str, type[HookDefinition]] = {}
+        self.implementations: dict[str, list[type[Hook]]] = {}
+        self.pluggy = pluggy.PluginManager(PROJECT)
+        self._sync_callers: dict[str, Callable[..., Any]] = {}
+        self._async_callers: dict[str, Callable[..., Any]] = {}
+
+    def add_definition(self, definition: type[HookDefinition]) -> None:
+        name = definition.hook_name()
+        existing = self.definitions.get(name)
+        if existing is not None and existing is not definition:
+            raise HookError(
+                f"hook definition {name!r} is defined twice: in {_describe(existing)} "
+                f"and in {_describe(definition)}"
+            )
+        self.definitions[name] = definition
+
+    def add_hook(self, hook: type[Hook]) -> None:
+        if not hook.name:
+            raise HookError(f"hook {_describe(hook)} has no name; set name = '<definition name>'")
+        bucket = self.implementations.setdefault(hook.name, [])
+        if hook not in bucket:
+            bucket.append(hook)
+
+    def finalize(self) -> None:
+        """Check everything fits, then register one implementation per hook with pluggy."""
+        for name, hooks in self.implementations.items():
+            definition = self.definitions.get(name)
+            if definition is None:
+                culprits = ", ".join(_describe(h) for h in hooks)
+                raise HookError(f"hook {culprits} implements {name!r}, which no plugin defines")
+            for hook in hooks:
+                hook_is_async = inspect.iscoroutinefunction(hook.run)
+                if hook_is_async != definition.is_async:
+                    want, got = _kind(definition.is_async), _kind(hook_is_async)
+                    raise HookError(
+                        f"hook {_describe(hook)} is {got} but definition {name!r} "
+                        f"({_describe(definition)}) is {want}"
+                    )
+        missing = sorted(
+            name
+            for name, definition in self.definitions.items()
+            if definition.required and not self.implementations.get(name)
+        )
+        if missing:
+            raise HookError(f"required hooks have no implementation: {', '.join(missing)}")
+        for name, definition in self.definitions.items():
+            self._register(name, definition)
+
+    def _register(self, name: str, definition: type[HookDefinition]) -> None:
+        self.pluggy.add_hookspecs(SimpleNamespace(**{name: _make_spec()}))
+        hooks = self.implementations.get(name)
+        if not hooks:
+            return
+        # max() keeps the first of equal orders; reversed() makes the last loaded win ties.
+        winner = max(reversed(hooks), key=lambda h: h.order)
+        self.pluggy.register(SimpleNamespace(**{name: _make_impl(winner())}), name=name)
+        caller = getattr(self.pluggy.hook, name)
+        (self._async_callers if definition.is_async else self._sync_callers)[name] = caller
+
+    def winner(self, name: str) -> type[Hook] | None:
+        """The implementation ``call_hook`` uses for *name*, if any."""
+        hooks = self.implementations.get(name) or []
+        return max(reversed(hooks), key=lambda h: h.order) if hooks else None
+
+    def call(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        caller = self._sync_callers.get(name)
+        if caller is None:
+            raise self._lookup_error(name, want_async=False)
+        return caller(args=args, kwargs=kwargs)
+
+    async def call_async(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        caller = self._async_callers.get(name)
+        if caller is None:
+            raise self._lookup_error(name, want_async=True)
+        return await caller(args=args, kwargs=kwargs)
+
+    def _lookup_error(self, name: str, want_async: bool) -> HookError:
+        definition = self.definitions.get(name)
+        if definition is None:
+            known = ", ".join(sorted(self.definitions)) or "none"
+            return HookError(f"no hook definition named {name!r} (defined: {known})")
+        if definition.is_async != want_async:
+            right = "call_hook_async" if definition.is_async else "call_hook"
+            return HookError(f"hook {name!r} is {_kind(definition.is_async)}; call it with {right}")
+        return HookError(f"hook {name!r} is defined but no plugin implements it")
+
+
+def _kind(is_async: bool) -> str:
+    return "async" if is_async else "sync"

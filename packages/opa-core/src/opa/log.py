@@ -1,0 +1,79 @@
+"""The ``log`` object: loguru underneath, ``obj | log`` for quick debugging.
+
+Standard-library logging (uvicorn's included) is routed into the same sink, and
+that sink masks credentials in every line, tracebacks included.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import sys
+from typing import Any, TextIO
+
+from loguru import logger as _logger
+
+from opa.masking import mask_secrets
+
+_FORMAT = "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <8} | {name}:{line} - {message}"
+
+
+class _MaskingSink:
+    """Write formatted records to a stream after masking credentials."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def write(self, message: str) -> None:
+        self.stream.write(mask_secrets(message))
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+class _InterceptHandler(logging.Handler):
+    """Hand standard-library records to loguru, keeping the caller's location."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            level: str | int = _logger.level(record.levelname).name
+        except ValueError:
+            level = record.levelno
+        # Walk past the logging module's own frames so the record shows the real caller.
+        frame, depth = inspect.currentframe(), 0
+        while frame is not None and (depth == 0 or frame.f_code.co_filename == logging.__file__):
+            frame = frame.f_back
+            depth += 1
+        _logger.opt(depth=depth, exception=record.exc_info).log(level, record.getMessage())
+
+
+class Log:
+    """Loguru's logger plus the pipe form: ``value | log`` logs *value* at debug level."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(_logger, name)
+
+    def __ror__(self, other: Any) -> Any:
+        _logger.opt(depth=1).debug("{!r}", other)
+        return other
+
+
+log = Log()
+
+
+def setup_logging(level: str | int = "INFO", stream: TextIO | None = None) -> None:
+    """(Re)configure the one sink and route standard logging into it."""
+    level_name = level.upper() if isinstance(level, str) else logging.getLevelName(level)
+    _logger.remove()
+    _logger.add(
+        _MaskingSink(stream or sys.stderr),  # type: ignore[arg-type]
+        level=level_name,
+        format=_FORMAT,
+        backtrace=False,
+        diagnose=False,
+    )
+    logging.basicConfig(handlers=[_InterceptHandler()], level=0, force=True)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "fastapi"):
+        std = logging.getLogger(name)
+        std.handlers = []
+        std.propagate = True

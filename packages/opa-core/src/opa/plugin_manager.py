@@ -1,0 +1,169 @@
+"""The plugin manager: loads plugins, collects what they define, owns hooks and components.
+
+Start-up order (as the original had it): configuration, plugin discovery and
+import, hook definitions, hooks, drivers, components, routers, and ``Setup``
+classes last of all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib.metadata import EntryPoint, entry_points
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+from fastapi import APIRouter
+
+from opa.component_config import parse_components
+from opa.components import Component, Components
+from opa.config import as_list
+from opa.driver_registry import DriverRegistry
+from opa.drivers import Driver
+from opa.errors import PluginError
+from opa.hooks import Hook, HookDefinition, HookRegistry
+from opa.log import log
+from opa.plugins import Candidate, PluginFilter, discover, import_candidate, put_on_sys_path
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+PLUGIN_ENTRY_POINT_GROUP = "opa.plugins"
+DEMO_PLUGINS_FOLDER = Path(__file__).with_name("demo_plugins")
+
+
+class Setup:
+    """Subclass to run code once the app is built and components are connected.
+
+    Setup classes are instantiated last of all, with the app as keyword ``app``.
+    """
+
+    def __init__(self, app: FastAPI) -> None:
+        self.app = app
+
+
+@dataclass
+class LoadedPlugin:
+    """A plugin module and what was collected from it."""
+
+    identity: str
+    module: ModuleType
+    hook_definitions: list[type[HookDefinition]] = field(default_factory=list)
+    hooks: list[type[Hook]] = field(default_factory=list)
+    drivers: list[type[Driver]] = field(default_factory=list)
+    setups: list[type[Setup]] = field(default_factory=list)
+    router: APIRouter | None = None
+
+
+def collect(identity: str, module: ModuleType) -> LoadedPlugin:
+    """Collect the classes *defined in* a plugin module (not imported into it) by kind."""
+    plugin = LoadedPlugin(identity, module)
+    kinds: list[tuple[type, list[Any]]] = [
+        (HookDefinition, plugin.hook_definitions),
+        (Hook, plugin.hooks),
+        (Driver, plugin.drivers),
+        (Setup, plugin.setups),
+    ]
+    for value in vars(module).values():
+        if not isinstance(value, type) or value.__module__ != module.__name__:
+            continue
+        for base, bucket in kinds:
+            if issubclass(value, base) and value is not base:
+                bucket.append(value)
+    router = getattr(module, "router", None)
+    if isinstance(router, APIRouter):
+        plugin.router = router
+    return plugin
+
+
+def plugin_paths(settings: Any) -> list[Path]:
+    """The configured plugin folders, then the demo folder when ``DEMO_PLUGINS`` is on."""
+    paths = [Path(p).expanduser() for p in as_list(settings.get("PLUGIN_PATHS"), "PLUGIN_PATHS")]
+    if settings.get("DEMO_PLUGINS"):
+        paths.append(DEMO_PLUGINS_FOLDER)
+    return paths
+
+
+class PluginManager:
+    """Everything one app (or worker) loaded: plugins, hooks, drivers and components."""
+
+    def __init__(self, settings: Any, installed_drivers: list[EntryPoint] | None = None) -> None:
+        self.settings = settings
+        self.plugins: list[LoadedPlugin] = []
+        self.hooks = HookRegistry()
+        self.drivers = DriverRegistry(installed_drivers)
+        specs = parse_components(
+            settings.get("OPTIONAL_COMPONENTS"), float(settings.get("COMPONENT_TIMEOUT", 10))
+        )
+        self.components = Components(
+            specs,
+            self.drivers,
+            check_timeout=float(settings.get("COMPONENT_CHECK_TIMEOUT", 1)),
+            health_timeout=float(settings.get("HEALTH_TIMEOUT", 2)),
+            shutdown_timeout=float(settings.get("SHUTDOWN_TIMEOUT", 5)),
+        )
+
+    @property
+    def optional_components(self) -> dict[str, Component]:
+        """Components by lower-cased name, as the original exposed them."""
+        return self.components.by_name
+
+    @property
+    def routers(self) -> list[APIRouter]:
+        return [p.router for p in self.plugins if p.router is not None]
+
+    @property
+    def setups(self) -> list[type[Setup]]:
+        return [setup for p in self.plugins for setup in p.setups]
+
+    def candidates(self) -> list[Candidate]:
+        """Plugin candidates that pass the filters, in load order."""
+        paths = plugin_paths(self.settings)
+        found = discover(paths)
+        plugin_filter = PluginFilter.from_settings(self.settings)
+        accepted = [c for c in found if plugin_filter.accepts(c.identity, c.tags)]
+        for candidate in found:
+            if candidate not in accepted:
+                log.debug("plugin {} filtered out", candidate.identity)
+        return accepted
+
+    def load(self, sync_only: bool = False) -> None:
+        """Import plugins and register what they define; no component connects here."""
+        put_on_sys_path(plugin_paths(self.settings))
+        for candidate in self.candidates():
+            self.plugins.append(collect(candidate.identity, import_candidate(candidate)))
+            log.debug("plugin {} loaded", candidate.identity)
+        if self.settings.get("PLUGIN_ENTRY_POINTS", True):
+            self._load_entry_point_plugins()
+        for plugin in self.plugins:
+            for definition in plugin.hook_definitions:
+                self.hooks.add_definition(definition)
+        for plugin in self.plugins:
+            for hook in plugin.hooks:
+                self.hooks.add_hook(hook)
+        self.hooks.finalize()
+        for plugin in self.plugins:
+            for driver in plugin.drivers:
+                self.drivers.add_plugin_driver(driver, plugin.identity)
+        self.components.resolve(sync_only=sync_only)
+
+    def _load_entry_point_plugins(self) -> None:
+        plugin_filter = PluginFilter.from_settings(self.settings)
+        for entry_point in entry_points(group=PLUGIN_ENTRY_POINT_GROUP):
+            distribution = entry_point.dist.name if entry_point.dist else "unknown"
+            identity = f"{distribution}/{entry_point.name}"
+            if not plugin_filter.accepts(identity, set()):
+                continue
+            try:
+                loaded = entry_point.load()
+            except Exception as exc:
+                raise PluginError(
+                    f"plugin {identity} (entry point {entry_point.value}) failed to import: "
+                    f"{type(exc).__name__}: {exc}"
+                ) from exc
+            if not isinstance(loaded, ModuleType):
+                raise PluginError(
+                    f"plugin entry point {identity} must point at a module, "
+                    f"not {type(loaded).__name__}"
+                )
+            self.plugins.append(collect(identity, loaded))

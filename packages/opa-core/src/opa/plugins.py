@@ -1,0 +1,182 @@
+"""Plugin discovery: find candidates on the plugin paths, filter them, import them.
+
+A candidate is every top-level module (``name.py``) or package (``name/__init__.py``)
+in a plugin folder. Its identity for filtering is ``<folder>/<name>``; its tags come
+from ``name-meta.json`` beside a module or ``meta.json`` inside a package.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import sys
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from opa.errors import ConfigError, PluginError
+from opa.log import log
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A module or package found on a plugin path, before it is imported."""
+
+    name: str
+    folder: Path
+    path: Path
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def identity(self) -> str:
+        return f"{self.folder}/{self.name}"
+
+    @property
+    def tags(self) -> set[str]:
+        return {str(tag) for tag in self.meta.get("tags", [])}
+
+    @property
+    def is_package(self) -> bool:
+        return self.path.name == "__init__.py"
+
+
+def read_meta(path: Path) -> dict[str, Any]:
+    """A plugin's metadata; no file means empty metadata, a bad file is an error."""
+    if not path.is_file():
+        return {}
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PluginError(f"plugin metadata file {path} is not valid JSON: {exc}") from exc
+    if not isinstance(meta, dict):
+        raise PluginError(f"plugin metadata file {path} must hold a JSON object")
+    tags = meta.get("tags", [])
+    if not (isinstance(tags, list) and all(isinstance(t, str) for t in tags)):
+        raise PluginError(f"plugin metadata file {path}: 'tags' must be a list of strings")
+    return meta
+
+
+def _candidates_in(folder: Path) -> Iterable[Candidate]:
+    for entry in sorted(folder.iterdir()):
+        if entry.name.startswith((".", "_")):
+            continue
+        if entry.is_dir() and (entry / "__init__.py").is_file():
+            yield Candidate(entry.name, folder, entry / "__init__.py", read_meta(entry / "meta.json"))
+        elif entry.is_file() and entry.suffix == ".py":
+            meta = read_meta(folder / f"{entry.stem}-meta.json")
+            yield Candidate(entry.stem, folder, entry, meta)
+
+
+def discover(paths: Iterable[Path]) -> list[Candidate]:
+    """All candidates on *paths*; of two with one name, the first folder's wins."""
+    found: dict[str, Candidate] = {}
+    for folder in paths:
+        if not folder.is_dir():
+            warnings.warn(f"plugin path {folder} does not exist; skipping it", stacklevel=2)
+            log.warning("plugin path {} does not exist; skipping it", folder)
+            continue
+        for candidate in _candidates_in(folder):
+            found.setdefault(candidate.name, candidate)
+    return list(found.values())
+
+
+def _compile(setting: str, pattern: str) -> re.Pattern[str] | None:
+    if not pattern:
+        return None
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise ConfigError(f"setting {setting} is not a valid regular expression: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class PluginFilter:
+    """The six white/black filters; each passes when unset, and all must pass."""
+
+    whitelist: frozenset[str] = frozenset()
+    whitelist_re: re.Pattern[str] | None = None
+    whitelist_tags: frozenset[str] = frozenset()
+    blacklist: frozenset[str] = frozenset()
+    blacklist_re: re.Pattern[str] | None = None
+    blacklist_tags: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> PluginFilter:
+        from opa.config import as_list
+
+        def strings(key: str) -> frozenset[str]:
+            return frozenset(str(v) for v in as_list(settings.get(key), key))
+
+        return cls(
+            whitelist=strings("PLUGIN_WHITELIST_LIST"),
+            whitelist_re=_compile("PLUGIN_WHITELIST_RE", settings.get("PLUGIN_WHITELIST_RE") or ""),
+            whitelist_tags=strings("PLUGIN_WHITELIST_TAGS"),
+            blacklist=strings("PLUGIN_BLACKLIST_LIST"),
+            blacklist_re=_compile("PLUGIN_BLACKLIST_RE", settings.get("PLUGIN_BLACKLIST_RE") or ""),
+            blacklist_tags=strings("PLUGIN_BLACKLIST_TAGS"),
+        )
+
+    def accepts(self, identity: str, tags: set[str]) -> bool:
+        if self.whitelist and identity not in self.whitelist:
+            return False
+        if self.whitelist_re and not self.whitelist_re.search(identity):
+            return False
+        if self.whitelist_tags and not (self.whitelist_tags & tags):
+            return False
+        if identity in self.blacklist:
+            return False
+        if self.blacklist_re and self.blacklist_re.search(identity):
+            return False
+        return not (self.blacklist_tags & tags)
+
+
+def _same_file(module: ModuleType, path: Path) -> bool:
+    location = getattr(module, "__file__", None)
+    return location is not None and Path(location).resolve() == path.resolve()
+
+
+def _forget(name: str) -> None:
+    for loaded in [m for m in sys.modules if m == name or m.startswith(f"{name}.")]:
+        del sys.modules[loaded]
+
+
+def import_candidate(candidate: Candidate) -> ModuleType:
+    """Import a plugin from its own file; a failure names the file and the original error.
+
+    Importing by location, not by name, means a same-named module elsewhere on
+    ``sys.path`` (or one left by an earlier app in this process) never stands in.
+    """
+    existing = sys.modules.get(candidate.name)
+    if existing is not None:
+        if _same_file(existing, candidate.path):
+            return existing
+        _forget(candidate.name)
+    search = [str(candidate.path.parent)] if candidate.is_package else None
+    spec = importlib.util.spec_from_file_location(
+        candidate.name, candidate.path, submodule_search_locations=search
+    )
+    if spec is None or spec.loader is None:
+        raise PluginError(f"plugin {candidate.identity} ({candidate.path}) cannot be imported")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[candidate.name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        _forget(candidate.name)
+        raise PluginError(
+            f"plugin {candidate.identity} ({candidate.path}) failed to import: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+    return module
+
+
+def put_on_sys_path(paths: Iterable[Path]) -> None:
+    """Plugin folders go on ``sys.path`` so plugins can import each other."""
+    for folder in paths:
+        entry = str(folder)
+        if folder.is_dir() and entry not in sys.path:
+            sys.path.append(entry)
