@@ -40,3 +40,7 @@ class ComponentUnavailableError(ComponentError, LookupError):
 
     FastAPI apps built by opa answer it with 503.
     """
+
+
+class DriverNotInstalledError(DriverError, ImportError):
+    """A driver's distribution is not installed; the message names it."""

@@ -23,7 +23,7 @@ from opa.drivers import Driver
 from opa.errors import PluginError
 from opa.hooks import Hook, HookDefinition, HookRegistry
 from opa.log import log
-from opa.plugins import Candidate, PluginFilter, discover, import_candidate, put_on_sys_path
+from opa.discovery import Candidate, PluginFilter, discover, import_candidate, put_on_sys_path
 
 if TYPE_CHECKING:
     from fastapi import FastAPI

@@ -1,0 +1,50 @@
+"""Helpers shared by opa-core's tests: plugin folders, ports and isolated apps."""
+
+from __future__ import annotations
+
+import socket
+import textwrap
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+
+import opa
+
+
+def write_plugin(folder: Path, name: str, source: str, package: bool = False) -> Path:
+    """Write a plugin module (or package) into *folder* and return its file."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if package:
+        target = folder / name / "__init__.py"
+        target.parent.mkdir(parents=True, exist_ok=True)
+    else:
+        target = folder / f"{name}.py"
+    target.write_text(textwrap.dedent(source), encoding="utf-8")
+    return target
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (closed when returned)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def listening_port() -> Iterator[int]:
+    """A port on 127.0.0.1 that accepts TCP connections while the block runs."""
+    with socket.socket() as server:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", 0))
+        server.listen(16)
+        yield int(server.getsockname()[1])
+
+
+def make_app(tmp_path: Path, **settings: Any) -> FastAPI:
+    """An app isolated from the machine's settings folder and installed plugins."""
+    settings.setdefault("OPTIONAL_COMPONENTS", {})
+    settings.setdefault("PLUGIN_ENTRY_POINTS", False)
+    return opa.create_app(settings, settings_dir=tmp_path / "no-settings")

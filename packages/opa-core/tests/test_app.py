@@ -1,0 +1,247 @@
+"""The app: plugins written for the original, health, CORS, 503s, dependencies, shutdown."""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from support import free_port, listening_port, make_app, write_plugin
+
+import opa
+from opa.errors import ConfigError, DriverNotInstalledError
+
+ORIGINAL_HOOKS_DEFINER = """
+from opa import HookDefinition, Hook, call_hook, get_router
+
+router = get_router()
+
+class fullname(HookDefinition):
+    required = True
+    name = 'fullname'
+
+class DefaultFullname(Hook):
+    name = 'fullname'
+    order = -1
+    def run(self, firstname, lastname):
+        return f'{firstname} {lastname}'
+
+@router.get('/get-fullname/{firstname}/{lastname}')
+def get_fullname(firstname: str, lastname: str):
+    return call_hook('fullname', firstname=firstname, lastname=lastname)
+"""
+
+ORIGINAL_HOOKS_IMPLEMENTER = """
+from opa import Hook
+
+class FancyFullname(Hook):
+    name = 'fullname'
+    order = 1
+    def run(self, firstname, lastname):
+        return f'{lastname.upper()}, {firstname.title()}'
+"""
+
+TCP_DRIVER_PLUGIN = """
+import socket
+from urllib.parse import urlsplit
+from typing import Annotated
+from opa import Driver, Instance, get_instance, get_router
+
+router = get_router()
+
+class Tcp(Driver):
+    name = 'tcp-plugin'
+    def connect(self):
+        parts = urlsplit(self.opts.URL)
+        self.instance = socket.create_connection((parts.hostname, parts.port), timeout=1)
+        self.address = f"{parts.hostname}:{parts.port}"
+    def ping(self):
+        parts = urlsplit(self.opts.URL)
+        socket.create_connection((parts.hostname, parts.port), timeout=1).close()
+    def disconnect(self):
+        self.instance.close()
+        DISCONNECTED.append(self.component)
+
+DISCONNECTED = []
+
+@router.get('/peer')
+def peer():
+    return get_instance('conn').getpeername()[1]
+
+@router.get('/peer-typed')
+def peer_typed(conn: Annotated[socket.socket, Instance('conn')]):
+    return conn.getpeername()[1]
+
+@router.get('/helper')
+def helper():
+    from opa import get_component
+    return get_component('conn').address
+"""
+
+
+def test_plugins_written_for_the_original_run_unchanged(tmp_path: Path) -> None:
+    """The original hooks example: a required hook, a default, and an override."""
+    folder = tmp_path / "plugins"
+    write_plugin(folder, "hook_definer", ORIGINAL_HOOKS_DEFINER)
+    with TestClient(make_app(tmp_path, PLUGIN_PATHS=[str(folder)])) as client:
+        assert client.get("/get-fullname/ada/lovelace").json() == "ada lovelace"
+    write_plugin(folder, "hook_implementer", ORIGINAL_HOOKS_IMPLEMENTER)
+    with TestClient(make_app(tmp_path, PLUGIN_PATHS=[str(folder)])) as client:
+        assert client.get("/get-fullname/ada/lovelace").json() == "LOVELACE, Ada"
+
+
+def test_title_version_and_docs_urls_come_from_configuration(tmp_path: Path) -> None:
+    """PROJECT_* and the docs URLs configure the FastAPI app."""
+    app = make_app(
+        tmp_path, PROJECT_NAME="Acme", PROJECT_VERSION="2.1", DOCS_URL="/api-docs", REDOC_URL=""
+    )
+    with TestClient(app) as client:
+        schema = client.get("/openapi.json").json()
+        assert schema["info"]["title"] == "Acme" and schema["info"]["version"] == "2.1"
+        assert client.get("/api-docs").status_code == 200
+        assert client.get("/redoc").status_code == 404
+
+
+def test_cors_is_closed_by_default(tmp_path: Path) -> None:
+    """Without CORS_ORIGINS no CORS headers are sent."""
+    with TestClient(make_app(tmp_path)) as client:
+        response = client.get("/health", headers={"Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in response.headers
+
+
+def test_configured_origins_are_allowed(tmp_path: Path) -> None:
+    """A listed origin gets the CORS headers, others do not."""
+    app = make_app(tmp_path, CORS_ORIGINS=["https://app.example"], CORS_ALLOW_CREDENTIALS=True)
+    with TestClient(app) as client:
+        good = client.get("/health", headers={"Origin": "https://app.example"})
+        bad = client.get("/health", headers={"Origin": "https://evil.example"})
+    assert good.headers["access-control-allow-origin"] == "https://app.example"
+    assert "access-control-allow-origin" not in bad.headers
+
+
+def test_wildcard_origins_with_credentials_are_refused(tmp_path: Path) -> None:
+    """'*' together with credentials is a configuration error."""
+    with pytest.raises(ConfigError, match="CORS_ORIGINS contains '\\*'"):
+        make_app(tmp_path, CORS_ORIGINS=["*"], CORS_ALLOW_CREDENTIALS=True)
+
+
+def test_components_reach_routes_three_ways(tmp_path: Path) -> None:
+    """get_instance, the Instance dependency and get_component helpers all work in routes."""
+    folder = tmp_path / "plugins"
+    write_plugin(folder, "tcp_plugin", TCP_DRIVER_PLUGIN)
+    with listening_port() as port:
+        components = {"CONN": {"LOAD": "yes", "DRIVER": "tcp-plugin", "OPTS": {"URL": f"redis://127.0.0.1:{port}"}}}
+        app = make_app(tmp_path, PLUGIN_PATHS=[str(folder)], OPTIONAL_COMPONENTS=components)
+        with TestClient(app) as client:
+            assert client.get("/peer").json() == port
+            assert client.get("/peer-typed").json() == port
+            assert client.get("/helper").json() == f"127.0.0.1:{port}"
+        assert sys.modules["tcp_plugin"].DISCONNECTED == ["conn"]
+
+
+def test_health_reports_components_without_urls(tmp_path: Path) -> None:
+    """GET /health lists each component's status and never its URL or password."""
+    folder = tmp_path / "plugins"
+    write_plugin(folder, "tcp_plugin", TCP_DRIVER_PLUGIN)
+    with listening_port() as port:
+        components = {
+            "CONN": {"LOAD": "yes", "DRIVER": "tcp-plugin", "OPTS": {"URL": f"redis://u:pw123@127.0.0.1:{port}"}},
+            "GONE": {"LOAD": "auto", "DRIVER": "tcp-plugin", "OPTS": {"URL": f"redis://127.0.0.1:{free_port()}"}},
+            "OFF": {"LOAD": "no", "DRIVER": "tcp-plugin"},
+        }
+        app = make_app(tmp_path, PLUGIN_PATHS=[str(folder)], OPTIONAL_COMPONENTS=components)
+        with TestClient(app) as client:
+            response = client.get("/health")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ok"
+    assert {k: v["status"] for k, v in body["components"].items()} == {
+        "conn": "ok", "gone": "skipped", "off": "disabled",
+    }
+    assert "pw123" not in response.text and "127.0.0.1" not in response.text
+
+
+def test_health_is_503_when_a_required_component_is_down(tmp_path: Path) -> None:
+    """A LOAD yes component that stops answering turns /health into 503."""
+    import socket
+
+    folder = tmp_path / "plugins"
+    write_plugin(folder, "tcp_plugin", TCP_DRIVER_PLUGIN)
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    url = f"redis://127.0.0.1:{server.getsockname()[1]}"
+    components = {"CONN": {"LOAD": "yes", "DRIVER": "tcp-plugin", "OPTS": {"URL": url}}}
+    app = make_app(tmp_path, PLUGIN_PATHS=[str(folder)], OPTIONAL_COMPONENTS=components)
+    with TestClient(app) as client:
+        assert client.get("/health").status_code == 200
+        server.close()
+        down = client.get("/health")
+    assert down.status_code == 503
+    assert down.json()["status"] == "unavailable"
+    assert down.json()["components"]["conn"]["status"] == "unavailable"
+
+
+def test_a_skipped_component_answers_503_in_routes(tmp_path: Path) -> None:
+    """get_instance on a skipped component gives the client a clear 503."""
+    folder = tmp_path / "plugins"
+    write_plugin(folder, "tcp_plugin", TCP_DRIVER_PLUGIN)
+    url = f"redis://127.0.0.1:{free_port()}"
+    components = {"CONN": {"LOAD": "auto", "DRIVER": "tcp-plugin", "OPTS": {"URL": url}}}
+    app = make_app(tmp_path, PLUGIN_PATHS=[str(folder)], OPTIONAL_COMPONENTS=components)
+    with TestClient(app) as client:
+        for path in ("/peer", "/peer-typed"):
+            response = client.get(path)
+            assert response.status_code == 503
+            assert response.json() == {"detail": "component 'conn' is skipped: unreachable"}
+
+
+def test_a_required_component_that_cannot_connect_stops_start_up(tmp_path: Path) -> None:
+    """Lifespan start-up fails with the component's error under LOAD yes."""
+    folder = tmp_path / "plugins"
+    write_plugin(folder, "tcp_plugin", TCP_DRIVER_PLUGIN)
+    url = f"redis://127.0.0.1:{free_port()}"
+    components = {"CONN": {"LOAD": "yes", "DRIVER": "tcp-plugin", "OPTS": {"URL": url}}}
+    app = make_app(tmp_path, PLUGIN_PATHS=[str(folder)], OPTIONAL_COMPONENTS=components)
+    with pytest.raises(opa.ComponentError, match="'conn'.*pre-check failed"), TestClient(app):
+        pass
+
+
+def test_the_public_api_is_importable_from_opa() -> None:
+    """Every name the original exported is importable from opa."""
+    for name in (
+        "get_router", "get_instance", "get_component", "get_plugin_manager", "call_hook",
+        "call_hook_async", "Hook", "HookDefinition", "Driver", "Setup", "log", "config",
+    ):
+        assert hasattr(opa, name), name
+
+
+def test_old_driver_import_paths_warn_and_name_the_missing_distribution() -> None:
+    """opa.plugins.driver_redis.Walrus is a deprecated alias naming the distribution to install."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(DriverNotInstalledError, match="pip install opa-driver-redis-walrus"):
+            from opa.plugins.driver_redis import Walrus  # noqa: F401
+    assert any(issubclass(w.category, DeprecationWarning) for w in caught)
+    with pytest.raises(ImportError, match="cannot import name 'Nope'"):
+        from opa.plugins.driver_celery import Nope  # noqa: F401
+
+
+def test_config_is_the_running_apps_settings(tmp_path: Path) -> None:
+    """opa.config reads the settings of the app built last."""
+    make_app(tmp_path, PROJECT_NAME="configured")
+    assert opa.config.PROJECT_NAME == "configured"
+    assert opa.get_plugin_manager().settings.PROJECT_NAME == "configured"
+
+
+def test_the_demo_plugin_loads_in_dev(tmp_path: Path) -> None:
+    """ENV dev adds the demo plugins, whose hook has an overridable default."""
+    app = opa.create_app(
+        {"OPTIONAL_COMPONENTS": {}, "PLUGIN_ENTRY_POINTS": False, "LOG_LEVEL": "INFO"},
+        settings_dir=tmp_path,
+        env="dev",
+    )
+    with TestClient(app) as client:
+        assert client.get("/demo/hello", params={"who": "opa"}).json() == "Hello, opa!"

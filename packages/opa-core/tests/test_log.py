@@ -1,0 +1,79 @@
+"""Logging: the pipe form, standard logging routed in, and masking everywhere."""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from opa.log import log, setup_logging
+from opa.masking import mask_secrets, mask_value
+
+
+@pytest.fixture
+def captured() -> Iterator[io.StringIO]:
+    stream = io.StringIO()
+    setup_logging("DEBUG", stream=stream)
+    yield stream
+    setup_logging("INFO")
+
+
+def test_piping_into_log_logs_the_object_and_returns_it(captured: io.StringIO) -> None:
+    """`obj | log` logs obj at debug level and hands it back unchanged."""
+    value = {"answer": 42}
+    assert (value | log) is value
+    assert "DEBUG" in captured.getvalue() and "{'answer': 42}" in captured.getvalue()
+
+
+def test_standard_logging_is_routed_into_the_same_sink(captured: io.StringIO) -> None:
+    """uvicorn-style standard logging records reach opa's sink."""
+    logging.getLogger("uvicorn.error").warning("from the standard library")
+    assert "from the standard library" in captured.getvalue()
+
+
+def test_the_level_comes_from_configuration() -> None:
+    """Below the configured level nothing is written."""
+    stream = io.StringIO()
+    setup_logging("WARNING", stream=stream)
+    try:
+        log.info("quiet")
+        log.warning("loud")
+    finally:
+        setup_logging("INFO")
+    assert "quiet" not in stream.getvalue() and "loud" in stream.getvalue()
+
+
+def test_credentials_are_masked_in_messages_and_tracebacks(captured: io.StringIO) -> None:
+    """A password in a URL never reaches the log, not even inside a traceback."""
+    log.info("connecting to redis://admin:p4ss@cache:6379/0")
+    try:
+        raise RuntimeError("failed amqp://guest:p4ss@broker//")
+    except RuntimeError:
+        log.exception("boom")
+    output = captured.getvalue()
+    assert "p4ss" not in output
+    assert "redis://admin:***@cache:6379/0" in output and "amqp://guest:***@broker//" in output
+
+
+@pytest.mark.parametrize(
+    ("raw", "masked"),
+    [
+        ("redis://user:pw@host", "redis://user:***@host"),
+        ("redis://:pw@host:1/0", "redis://:***@host:1/0"),
+        ("mongodb://u:p%40ss@a:1,b:2/db?authSource=x", "mongodb://u:***@a:1,b:2/db?authSource=x"),
+        ("postgresql://h/db?password=pw&x=1", "postgresql://h/db?password=***&x=1"),
+        ("redis://host:6379", "redis://host:6379"),
+        ("no secrets here", "no secrets here"),
+    ],
+)
+def test_mask_secrets(raw: str, masked: str) -> None:
+    """URL passwords and password= parameters are replaced by ***."""
+    assert mask_secrets(raw) == masked
+
+
+def test_secret_named_settings_are_masked_whole() -> None:
+    """SECRET_KEY and *PASSWORD* settings are masked entirely, nested ones included."""
+    masked = mask_value("ROOT", {"SECRET_KEY": "abc", "DB": {"PASSWORD": "x", "URL": "redis://:y@h"}})
+    assert masked == {"SECRET_KEY": "***", "DB": {"PASSWORD": "***", "URL": "redis://:***@h"}}
