@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from support import free_port, listening_port, make_app, write_plugin
 
 import opa
 from opa.errors import ConfigError, DriverNotInstalledError
+from support import free_port, listening_port, make_app, write_plugin
 
 ORIGINAL_HOOKS_DEFINER = """
 from opa import HookDefinition, Hook, call_hook, get_router
@@ -132,7 +132,13 @@ def test_components_reach_routes_three_ways(tmp_path: Path) -> None:
     folder = tmp_path / "plugins"
     write_plugin(folder, "tcp_plugin", TCP_DRIVER_PLUGIN)
     with listening_port() as port:
-        components = {"CONN": {"LOAD": "yes", "DRIVER": "tcp-plugin", "OPTS": {"URL": f"redis://127.0.0.1:{port}"}}}
+        components = {
+            "CONN": {
+                "LOAD": "yes",
+                "DRIVER": "tcp-plugin",
+                "OPTS": {"URL": f"redis://127.0.0.1:{port}"},
+            }
+        }
         app = make_app(tmp_path, PLUGIN_PATHS=[str(folder)], OPTIONAL_COMPONENTS=components)
         with TestClient(app) as client:
             assert client.get("/peer").json() == port
@@ -147,8 +153,16 @@ def test_health_reports_components_without_urls(tmp_path: Path) -> None:
     write_plugin(folder, "tcp_plugin", TCP_DRIVER_PLUGIN)
     with listening_port() as port:
         components = {
-            "CONN": {"LOAD": "yes", "DRIVER": "tcp-plugin", "OPTS": {"URL": f"redis://u:pw123@127.0.0.1:{port}"}},
-            "GONE": {"LOAD": "auto", "DRIVER": "tcp-plugin", "OPTS": {"URL": f"redis://127.0.0.1:{free_port()}"}},
+            "CONN": {
+                "LOAD": "yes",
+                "DRIVER": "tcp-plugin",
+                "OPTS": {"URL": f"redis://u:pw123@127.0.0.1:{port}"},
+            },
+            "GONE": {
+                "LOAD": "auto",
+                "DRIVER": "tcp-plugin",
+                "OPTS": {"URL": f"redis://127.0.0.1:{free_port()}"},
+            },
             "OFF": {"LOAD": "no", "DRIVER": "tcp-plugin"},
         }
         app = make_app(tmp_path, PLUGIN_PATHS=[str(folder)], OPTIONAL_COMPONENTS=components)
@@ -158,7 +172,9 @@ def test_health_reports_components_without_urls(tmp_path: Path) -> None:
     body = response.json()
     assert body["status"] == "ok"
     assert {k: v["status"] for k, v in body["components"].items()} == {
-        "conn": "ok", "gone": "skipped", "off": "disabled",
+        "conn": "ok",
+        "gone": "skipped",
+        "off": "disabled",
     }
     assert "pw123" not in response.text and "127.0.0.1" not in response.text
 
@@ -205,15 +221,25 @@ def test_a_required_component_that_cannot_connect_stops_start_up(tmp_path: Path)
     url = f"redis://127.0.0.1:{free_port()}"
     components = {"CONN": {"LOAD": "yes", "DRIVER": "tcp-plugin", "OPTS": {"URL": url}}}
     app = make_app(tmp_path, PLUGIN_PATHS=[str(folder)], OPTIONAL_COMPONENTS=components)
-    with pytest.raises(opa.ComponentError, match="'conn'.*pre-check failed"), TestClient(app):
+    with pytest.raises(opa.ComponentError, match=r"'conn'.*pre-check failed"), TestClient(app):
         pass
 
 
 def test_the_public_api_is_importable_from_opa() -> None:
     """Every name the original exported is importable from opa."""
     for name in (
-        "get_router", "get_instance", "get_component", "get_plugin_manager", "call_hook",
-        "call_hook_async", "Hook", "HookDefinition", "Driver", "Setup", "log", "config",
+        "get_router",
+        "get_instance",
+        "get_component",
+        "get_plugin_manager",
+        "call_hook",
+        "call_hook_async",
+        "Hook",
+        "HookDefinition",
+        "Driver",
+        "Setup",
+        "log",
+        "config",
     ):
         assert hasattr(opa, name), name
 

@@ -10,7 +10,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from support import free_port, listening_port
 
 from opa.component_config import ComponentSpec, parse_components
 from opa.components import Components, Status
@@ -18,6 +17,7 @@ from opa.driver_registry import DriverRegistry
 from opa.drivers import Driver, DriverOptions
 from opa.errors import ComponentError, ComponentUnavailableError, ConfigError, OptionsError
 from opa.log import setup_logging
+from support import free_port, listening_port
 
 EVENTS: list[str] = []
 
@@ -97,7 +97,9 @@ def components(*specs: ComponentSpec, **kwargs: Any) -> Components:
     return Components(list(specs), registry, **kwargs)
 
 
-def spec(name: str, driver: str, load: str = "yes", timeout: float = 5, **opts: Any) -> ComponentSpec:
+def spec(
+    name: str, driver: str, load: str = "yes", timeout: float = 5, **opts: Any
+) -> ComponentSpec:
     return ComponentSpec(name=name, load=load, driver=driver, opts=opts, timeout=timeout)
 
 
@@ -134,7 +136,7 @@ def test_auto_treats_a_failure_after_the_check_as_an_error() -> None:
     """LOAD auto with a reachable host that then fails to connect stops start-up."""
     with listening_port() as port:
         group = components(spec("svc", "failing", load="auto", URL=f"redis://127.0.0.1:{port}"))
-        with pytest.raises(ComponentError, match="'svc' .* failed to connect: RuntimeError"):
+        with pytest.raises(ComponentError, match=r"'svc' .* failed to connect: RuntimeError"):
             asyncio.run(group.start())
 
 
@@ -163,7 +165,9 @@ def test_a_missing_driver_is_skipped_under_auto_and_fatal_under_yes() -> None:
     assert auto.get("walrus").status is Status.SKIPPED
     assert "pip install opa-driver-redis-walrus" in auto.get("walrus").detail
     required = components(spec("walrus", "redis-walrus"))
-    with pytest.raises(ComponentError, match="install it with: pip install opa-driver-redis-walrus"):
+    with pytest.raises(
+        ComponentError, match="install it with: pip install opa-driver-redis-walrus"
+    ):
         asyncio.run(required.start())
     unknown = components(spec("thing", "made-up-driver"))
     with pytest.raises(ComponentError, match="no driver named 'made-up-driver'"):
@@ -235,7 +239,11 @@ def test_health_reports_ok_then_unavailable_when_the_backend_goes() -> None:
 
     before, after = asyncio.run(scenario())
     assert before["cache"]["status"] == "ok"
-    assert after["cache"] == {"status": "unavailable", "load": "yes", "detail": "ping failed (ConnectionRefusedError)"}
+    assert after["cache"] == {
+        "status": "unavailable",
+        "load": "yes",
+        "detail": "ping failed (ConnectionRefusedError)",
+    }
 
 
 def test_an_override_replaces_the_instance_for_a_block() -> None:
@@ -251,7 +259,9 @@ def test_an_override_replaces_the_instance_for_a_block() -> None:
 def test_unknown_component_lists_the_configured_ones() -> None:
     """Asking for a name that is not configured lists those that are."""
     group = components(spec("cache", "tcp", load="no"))
-    with pytest.raises(ComponentUnavailableError, match=r"no component named 'db' .*\(configured: cache\)"):
+    with pytest.raises(
+        ComponentUnavailableError, match=r"no component named 'db' .*\(configured: cache\)"
+    ):
         group.get("db")
 
 

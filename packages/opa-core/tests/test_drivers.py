@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from fake_distributions import make_distribution
 
+from fake_distributions import make_distribution
 from opa.driver_registry import DriverRegistry, install_hint
 from opa.drivers import CONTRACT_VERSION, Driver, check_driver_class, driver_is_async, hosts_of
 from opa.errors import DriverError
@@ -104,7 +104,10 @@ def test_a_driver_without_connect_or_name_is_refused() -> None:
 def test_entry_point_drivers_load_by_name_case_insensitively(tmp_path: Path) -> None:
     """A driver is found through its opa.drivers entry point, whatever the case."""
     eps = make_distribution(
-        tmp_path, "opa-driver-good", "1.2.3", {"opa.drivers": {"good": "good_mod:GoodDriver"}},
+        tmp_path,
+        "opa-driver-good",
+        "1.2.3",
+        {"opa.drivers": {"good": "good_mod:GoodDriver"}},
         {"good_mod": GOOD_DRIVER},
     )
     sys.path.insert(0, str(tmp_path))
@@ -123,12 +126,15 @@ def test_an_entry_point_driver_without_a_contract_version_is_refused(tmp_path: P
     """Distributed drivers must declare the contract they were built for."""
     source = GOOD_DRIVER.replace("    contract_version = 1\n", "")
     eps = make_distribution(
-        tmp_path, "opa-driver-vague", "1.0", {"opa.drivers": {"good": "vague_mod:GoodDriver"}},
+        tmp_path,
+        "opa-driver-vague",
+        "1.0",
+        {"opa.drivers": {"good": "vague_mod:GoodDriver"}},
         {"vague_mod": source},
     )
     sys.path.insert(0, str(tmp_path))
     try:
-        with pytest.raises(DriverError, match="opa-driver-vague 1.0 declares no contract_version"):
+        with pytest.raises(DriverError, match=r"opa-driver-vague 1.0 declares no contract_version"):
             DriverRegistry(eps).get("good")
     finally:
         sys.path.remove(str(tmp_path))
@@ -137,12 +143,15 @@ def test_an_entry_point_driver_without_a_contract_version_is_refused(tmp_path: P
 def test_an_entry_point_that_fails_to_import_names_the_distribution(tmp_path: Path) -> None:
     """A broken driver distribution is reported by name with the original error."""
     eps = make_distribution(
-        tmp_path, "opa-driver-broken", "0.1", {"opa.drivers": {"broken": "broken_mod:Driver"}},
+        tmp_path,
+        "opa-driver-broken",
+        "0.1",
+        {"opa.drivers": {"broken": "broken_mod:Driver"}},
         {"broken_mod": "import not_a_real_module_xyz\n"},
     )
     sys.path.insert(0, str(tmp_path))
     try:
-        with pytest.raises(DriverError, match="opa-driver-broken 0.1 failed to load") as caught:
+        with pytest.raises(DriverError, match=r"opa-driver-broken 0.1 failed to load") as caught:
             DriverRegistry(eps).get("broken")
         assert "not_a_real_module_xyz" in str(caught.value)
     finally:
@@ -152,12 +161,15 @@ def test_an_entry_point_that_fails_to_import_names_the_distribution(tmp_path: Pa
 def test_an_entry_point_name_must_match_the_driver_name(tmp_path: Path) -> None:
     """The entry point name is the config name, so it must equal Driver.name."""
     eps = make_distribution(
-        tmp_path, "opa-driver-misnamed", "1.0", {"opa.drivers": {"other": "mis_mod:GoodDriver"}},
+        tmp_path,
+        "opa-driver-misnamed",
+        "1.0",
+        {"opa.drivers": {"other": "mis_mod:GoodDriver"}},
         {"mis_mod": GOOD_DRIVER},
     )
     sys.path.insert(0, str(tmp_path))
     try:
-        with pytest.raises(DriverError, match="entry point name and Driver.name must match"):
+        with pytest.raises(DriverError, match=r"entry point name and Driver.name must match"):
             DriverRegistry(eps).get("other")
     finally:
         sys.path.remove(str(tmp_path))
@@ -175,7 +187,9 @@ def test_a_plugin_driver_clashing_with_an_installed_one_is_an_error(tmp_path: Pa
         def connect(self) -> None:
             self.instance = 1
 
-    with pytest.raises(DriverError, match="clashes with the installed distribution opa-driver-good"):
+    with pytest.raises(
+        DriverError, match="clashes with the installed distribution opa-driver-good"
+    ):
         DriverRegistry(eps).add_plugin_driver(Impostor, "/plugins/impostor")
 
 

@@ -113,7 +113,7 @@ def test_a_duplicate_definition_is_an_error() -> None:
 
 def test_a_hook_with_no_definition_is_an_error() -> None:
     """An implementation whose name nobody defines is refused, naming it."""
-    with pytest.raises(HookError, match="LoudFullname.*which no plugin defines"):
+    with pytest.raises(HookError, match=r"LoudFullname.*which no plugin defines"):
         registry(LoudFullname)
 
 
@@ -143,7 +143,7 @@ def test_a_sync_hook_for_an_async_definition_is_an_error() -> None:
         def run(self, value: int) -> int:
             return value
 
-    with pytest.raises(HookError, match="SyncLater is sync but definition 'later'.* is async"):
+    with pytest.raises(HookError, match=r"SyncLater is sync but definition 'later'.* is async"):
         registry(Later, SyncLater)
 
 
@@ -165,7 +165,7 @@ def test_calling_in_the_wrong_mode_says_which_call_to_use() -> None:
     hooks = registry(Fullname, DefaultFullname, Later, AsyncLater)
     with pytest.raises(HookError, match="call it with call_hook_async"):
         hooks.call("later", (1,), {})
-    with pytest.raises(HookError, match="call it with call_hook$"):
+    with pytest.raises(HookError, match=r"call it with call_hook$"):
         asyncio.run(hooks.call_async("Fullname", ("a", "b"), {}))
 
 

@@ -75,5 +75,7 @@ def test_mask_secrets(raw: str, masked: str) -> None:
 
 def test_secret_named_settings_are_masked_whole() -> None:
     """SECRET_KEY and *PASSWORD* settings are masked entirely, nested ones included."""
-    masked = mask_value("ROOT", {"SECRET_KEY": "abc", "DB": {"PASSWORD": "x", "URL": "redis://:y@h"}})
+    masked = mask_value(
+        "ROOT", {"SECRET_KEY": "abc", "DB": {"PASSWORD": "x", "URL": "redis://:y@h"}}
+    )
     assert masked == {"SECRET_KEY": "***", "DB": {"PASSWORD": "***", "URL": "redis://:***@h"}}

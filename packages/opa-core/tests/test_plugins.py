@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from support import make_app, write_plugin
 
 from opa.config import load_settings
 from opa.discovery import PluginFilter, discover, import_candidate, read_meta
 from opa.errors import ConfigError, PluginError
 from opa.plugin_manager import PluginManager
+from support import make_app, write_plugin
 
 
 def manager_for(tmp_path: Path, **settings: Any) -> PluginManager:
@@ -63,7 +63,7 @@ def test_a_malformed_meta_file_names_the_file(tmp_path: Path) -> None:
     """A meta file that is not valid JSON is an error naming that file."""
     bad = tmp_path / "broken-meta.json"
     bad.write_text("{tags: [")
-    with pytest.raises(PluginError, match="broken-meta.json"):
+    with pytest.raises(PluginError, match=r"broken-meta.json"):
         read_meta(bad)
     (tmp_path / "wrong-meta.json").write_text('{"tags": "redis"}')
     with pytest.raises(PluginError, match="'tags' must be a list"):
@@ -245,3 +245,56 @@ def test_import_candidate_refuses_nothing_it_found(tmp_path: Path) -> None:
     write_plugin(tmp_path, "exact_file", "MARK = 'here'\n")
     (candidate,) = discover([tmp_path])
     assert import_candidate(candidate).MARK == "here"
+
+
+def test_installed_distributions_provide_plugins_through_entry_points(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An opa.plugins entry point's module is loaded as a plugin, and filters apply to it."""
+    from fake_distributions import make_distribution
+
+    make_distribution(
+        tmp_path / "site",
+        "acme-opa-plugin",
+        "1.0",
+        {"opa.plugins": {"acme": "acme_plugin"}},
+        {
+            "acme_plugin": """
+            from opa import get_router
+            router = get_router()
+            @router.get("/acme")
+            def acme():
+                return "from a distribution"
+            """
+        },
+    )
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    app = make_app(tmp_path, PLUGIN_ENTRY_POINTS=True)
+    with TestClient(app) as client:
+        assert client.get("/acme").json() == "from a distribution"
+    assert "acme-opa-plugin/acme" in [p.identity for p in opa_manager(app).plugins]
+    filtered = make_app(tmp_path, PLUGIN_ENTRY_POINTS=True, PLUGIN_BLACKLIST_RE="^acme-")
+    assert all(p.identity != "acme-opa-plugin/acme" for p in opa_manager(filtered).plugins)
+
+
+def test_a_broken_entry_point_plugin_names_its_distribution(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plugin distribution that fails to import is reported by name, with the error."""
+    from fake_distributions import make_distribution
+
+    make_distribution(
+        tmp_path / "site",
+        "broken-opa-plugin",
+        "1.0",
+        {"opa.plugins": {"broken": "broken_plugin_mod"}},
+        {"broken_plugin_mod": "raise ImportError('needs libfoo')\n"},
+    )
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    with pytest.raises(PluginError, match=r"plugin broken-opa-plugin/broken .*needs libfoo"):
+        make_app(tmp_path, PLUGIN_ENTRY_POINTS=True)
+
+
+def opa_manager(app: Any) -> PluginManager:
+    manager: PluginManager = app.state.opa
+    return manager

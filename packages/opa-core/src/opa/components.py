@@ -7,6 +7,7 @@ start-up beyond its bound. Sync drivers run in worker threads for the same reaso
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -95,10 +96,8 @@ async def _reachable(host: str, port: int, timeout: float) -> str | None:
     except OSError as exc:
         return f"{host}:{port} is unreachable ({exc.strerror or type(exc).__name__})"
     writer.close()
-    try:
+    with contextlib.suppress(OSError):
         await writer.wait_closed()
-    except OSError:
-        pass
     return None
 
 
@@ -163,7 +162,9 @@ class Components:
             if component.status is Status.SKIPPED:
                 log.info("skipping component {!r}: {}", component.name, component.detail)
         pending = [c for c in self if c.status is Status.PENDING]
-        results = await asyncio.gather(*(self._start_one(c) for c in pending), return_exceptions=True)
+        results = await asyncio.gather(
+            *(self._start_one(c) for c in pending), return_exceptions=True
+        )
         failures = [r for r in results if isinstance(r, BaseException)]
         if failures:
             await self.stop()
@@ -247,8 +248,10 @@ class Components:
                         await _call(driver, driver.ping)
                 except Exception as exc:
                     entry["status"] = Status.UNAVAILABLE.value
-                    entry["detail"] = "timed out" if isinstance(exc, TimeoutError) else (
-                        f"ping failed ({type(exc).__name__})"
+                    entry["detail"] = (
+                        "timed out"
+                        if isinstance(exc, TimeoutError)
+                        else (f"ping failed ({type(exc).__name__})")
                     )
             return component.name, entry
 

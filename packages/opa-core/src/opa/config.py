@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from dynaconf import Dynaconf  # type: ignore[import-untyped]
+from dynaconf import Dynaconf
 
 from opa.errors import ConfigError
 

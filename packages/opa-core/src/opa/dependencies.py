@@ -1,9 +1,9 @@
 """FastAPI dependencies: declare a component as a typed route parameter.
 
-    Counter = Annotated[walrus.Database, Instance("walrus")]
+Counter = Annotated[walrus.Database, Instance("walrus")]
 
-    @router.get("/count")
-    def count(db: Counter) -> int: ...
+@router.get("/count")
+def count(db: Counter) -> int: ...
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from fastapi import Depends
 from opa.runtime import get_instance
 
 
-def Instance(name: str) -> Any:  # noqa: N802 - reads like a type in Annotated[...]
+def Instance(name: str) -> Any:
     """A ``Depends`` that supplies component *name*'s instance (503 when unavailable)."""
 
     def dependency() -> Any:

@@ -65,7 +65,9 @@ def _candidates_in(folder: Path) -> Iterable[Candidate]:
         if entry.name.startswith((".", "_")):
             continue
         if entry.is_dir() and (entry / "__init__.py").is_file():
-            yield Candidate(entry.name, folder, entry / "__init__.py", read_meta(entry / "meta.json"))
+            yield Candidate(
+                entry.name, folder, entry / "__init__.py", read_meta(entry / "meta.json")
+            )
         elif entry.is_file() and entry.suffix == ".py":
             meta = read_meta(folder / f"{entry.stem}-meta.json")
             yield Candidate(entry.stem, folder, entry, meta)

@@ -120,7 +120,7 @@ class HookRegistry:
             self._register(name, definition)
 
     def _register(self, name: str, definition: type[HookDefinition]) -> None:
-        self.pluggy.add_hookspecs(SimpleNamespace(**{name: _make_spec()}))
+        self.pluggy.add_hookspecs(type("HookSpec", (), {name: _make_spec()}))
         hooks = self.implementations.get(name)
         if not hooks:
             return

@@ -66,7 +66,7 @@ def setup_logging(level: str | int = "INFO", stream: TextIO | None = None) -> No
     level_name = level.upper() if isinstance(level, str) else logging.getLevelName(level)
     _logger.remove()
     _logger.add(
-        _MaskingSink(stream or sys.stderr),  # type: ignore[arg-type]
+        _MaskingSink(stream or sys.stderr),
         level=level_name,
         format=_FORMAT,
         backtrace=False,

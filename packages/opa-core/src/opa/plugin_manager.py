@@ -18,12 +18,12 @@ from fastapi import APIRouter
 from opa.component_config import parse_components
 from opa.components import Component, Components
 from opa.config import as_list
+from opa.discovery import Candidate, PluginFilter, discover, import_candidate, put_on_sys_path
 from opa.driver_registry import DriverRegistry
 from opa.drivers import Driver
 from opa.errors import PluginError
 from opa.hooks import Hook, HookDefinition, HookRegistry
 from opa.log import log
-from opa.discovery import Candidate, PluginFilter, discover, import_candidate, put_on_sys_path
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
