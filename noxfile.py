@@ -1,0 +1,234 @@
+"""The one entry to every task of the monorepo: `nox` runs tests, lint, typecheck and build.
+
+Packages are discovered from packages/*/pyproject.toml, so a new package is picked up by
+every session without editing this file. `nox -l` lists the sessions.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tomllib
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import nox
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+nox.needs_version = ">=2024.10"
+nox.options.default_venv_backend = "uv"
+nox.options.sessions = ["tests", "lint", "typecheck", "build"]
+
+ROOT = Path(__file__).resolve().parent
+DIST = ROOT / "dist"
+CORE = "opa-core"
+# Pinned so that a new release of a checker never turns main red on its own.
+RUFF = "ruff==0.17.6"
+MYPY = "mypy==2.4.1"
+# opa-core must pull none of these, whether or not a driver package exists yet.
+BACKEND_LIBRARIES = ["redis", "walrus", "motor", "pymongo", "celery", "kombu", "aioredis"]
+
+
+@dataclass(frozen=True)
+class Package:
+    """One distribution of the monorepo, as its pyproject.toml declares it."""
+
+    name: str
+    folder: Path
+    import_name: str
+    dependencies: tuple[str, ...]
+
+    @property
+    def is_driver(self) -> bool:
+        return self.name != CORE
+
+    @property
+    def backend_libraries(self) -> set[str]:
+        """What a driver depends on besides the monorepo's own packages; none for opa-core,
+        whose dependencies are the platform itself, not a backend."""
+        if not self.is_driver:
+            return set()
+        names: set[str] = {canonicalize_name(Requirement(dep).name) for dep in self.dependencies}
+        return names - set(PACKAGES)
+
+
+def discover_packages() -> dict[str, Package]:
+    """Every packages/*/pyproject.toml, by distribution name."""
+    packages: dict[str, Package] = {}
+    for pyproject in sorted(ROOT.glob("packages/*/pyproject.toml")):
+        project = tomllib.loads(pyproject.read_text())["project"]
+        folder = pyproject.parent
+        import_names = sorted(
+            path.name for path in (folder / "src").iterdir() if (path / "py.typed").is_file()
+        )
+        packages[project["name"]] = Package(
+            name=project["name"],
+            folder=folder,
+            import_name=import_names[0] if import_names else "",
+            dependencies=tuple(project.get("dependencies", [])),
+        )
+    return packages
+
+
+PACKAGES = discover_packages()
+DRIVERS = [package for package in PACKAGES.values() if package.is_driver]
+
+
+def local_install_args(package: Package, extra: str = "") -> list[str]:
+    """Install arguments for a package from its folder (built, not editable).
+
+    A driver gets the local opa-core in the same command, so the core on main, not one from
+    PyPI, satisfies its opa-core range. The reinstall flags make uv rebuild from the
+    folders rather than reuse a wheel it cached earlier.
+    """
+    args = [f"{package.folder}{extra}"]
+    names = [package.name]
+    if package.is_driver:
+        args.append(str(PACKAGES[CORE].folder))
+        names.append(CORE)
+    for name in names:
+        args[:0] = ["--reinstall-package", name]
+    return args
+
+
+@nox.session
+@nox.parametrize("package", list(PACKAGES))
+def tests(session: nox.Session, package: str) -> None:
+    """Run one package's tests against that package alone, installed as users get it."""
+    pkg = PACKAGES[package]
+    session.install(*local_install_args(pkg, "[test]"))
+    # From a folder outside the repo, so the installed package is imported, never src/.
+    # Exit code 5 (no tests collected) fails the session like any other non-zero code.
+    with session.chdir(session.create_tmp()):
+        session.run("pytest", str(pkg.folder / "tests"), *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """Ruff's lint rules and formatting, on the whole tree."""
+    session.install(RUFF)
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+@nox.parametrize("package", list(PACKAGES))
+def typecheck(session: nox.Session, package: str) -> None:
+    """mypy --strict (from the root pyproject.toml) on one package's source."""
+    pkg = PACKAGES[package]
+    session.install(MYPY, *local_install_args(pkg, "[test]"))
+    # MYPYPATH makes mypy read src/ for this package, and site-packages for everything else.
+    session.run("mypy", "-p", pkg.import_name, env={"MYPYPATH": str(pkg.folder / "src")})
+
+
+@nox.session
+def build(session: nox.Session) -> None:
+    """Build all wheels and sdists into dist/; check each installs without others' backends."""
+    shutil.rmtree(DIST, ignore_errors=True)
+    for pkg in PACKAGES.values():
+        session.run("uv", "build", "--quiet", "--out-dir", str(DIST), str(pkg.folder))
+        check_wheel_is_typed(session, pkg)
+
+    check_installs_alone(session, [CORE])
+    for driver in DRIVERS:
+        check_installs_alone(session, [CORE, driver.name])
+
+
+def all_backend_libraries() -> set[str]:
+    """The fixed list above and every library a driver package depends on."""
+    names: set[str] = {canonicalize_name(name) for name in BACKEND_LIBRARIES}
+    for driver in DRIVERS:
+        names |= driver.backend_libraries
+    return names
+
+
+def wheel_for(session: nox.Session, name: str) -> Path:
+    wheels = sorted(DIST.glob(f"{name.replace('-', '_')}-*.whl"))
+    if len(wheels) != 1:
+        session.error(f"expected one wheel of {name} in {DIST}, found {len(wheels)}")
+    return wheels[0]
+
+
+def check_wheel_is_typed(session: nox.Session, pkg: Package) -> None:
+    """A wheel without py.typed would hide our type hints from users' mypy."""
+    with zipfile.ZipFile(wheel_for(session, pkg.name)) as wheel:
+        if f"{pkg.import_name}/py.typed" not in wheel.namelist():
+            session.error(f"the wheel of {pkg.name} has no {pkg.import_name}/py.typed")
+
+
+def check_installs_alone(session: nox.Session, names: list[str]) -> None:
+    """Install the wheels of `names` into an empty venv and fail when a backend library
+    that none of them asks for came with them.
+
+    A driver's own backend libraries and what they need in turn are allowed (walrus brings
+    redis); any other backend library came from where it must not, opa-core first of all.
+    """
+    venv = Path(session.create_tmp()) / ("only-" + "+".join(names))
+    shutil.rmtree(venv, ignore_errors=True)
+    python = str(venv / "bin" / "python")
+    wheels = [str(wheel_for(session, name)) for name in names]
+    session.run("uv", "venv", "--quiet", "--python", session_python(session), str(venv))
+    session.run(
+        "uv", "pip", "install", "--quiet", "--python", python, "--find-links", str(DIST), *wheels
+    )
+    requires = installed_requirements(session, python)
+    own: set[str] = set()
+    for name in names:
+        own |= PACKAGES[name].backend_libraries
+    allowed = dependency_closure(own, requires)
+    forbidden = all_backend_libraries()
+    pulled = sorted((forbidden - allowed) & set(requires))
+    if pulled:
+        session.error(f"installing {' + '.join(names)} also installed {', '.join(pulled)}")
+    session.log(f"{' + '.join(names)} installs without {', '.join(sorted(forbidden - allowed))}")
+
+
+def installed_requirements(session: nox.Session, python: str) -> dict[str, list[str]]:
+    """Every distribution installed for `python`, with the requirements it declares."""
+    script = (
+        "import importlib.metadata as m, json; "
+        "print(json.dumps({d.metadata['Name']: d.requires or [] for d in m.distributions()}))"
+    )
+    output = session.run(python, "-c", script, silent=True, external=True)
+    assert isinstance(output, str)
+    listing: dict[str, list[str]] = json.loads(output)
+    return {canonicalize_name(name): reqs for name, reqs in listing.items()}
+
+
+def dependency_closure(names: set[str], requires: dict[str, list[str]]) -> set[str]:
+    """`names` and everything they need, transitively, among what is installed."""
+    closure: set[str] = set()
+    pending = [name for name in names if name in requires]
+    while pending:
+        name = pending.pop()
+        if name in closure:
+            continue
+        closure.add(name)
+        for text in requires[name]:
+            requirement = Requirement(text)
+            if requirement.marker is not None and not requirement.marker.evaluate({"extra": ""}):
+                continue
+            needed = canonicalize_name(requirement.name)
+            if needed in requires:
+                pending.append(needed)
+    return closure
+
+
+def session_python(session: nox.Session) -> str:
+    """The session's own interpreter, so the scratch venvs match the Python under test."""
+    return str(Path(session.bin) / "python")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Run benchmarks/run.py against opa-core and every driver; arguments after -- go to it."""
+    script = ROOT / "benchmarks" / "run.py"
+    if not script.is_file():
+        session.error(f"{script.relative_to(ROOT)} does not exist yet: no benchmark to run")
+    args: list[str] = []
+    for pkg in PACKAGES.values():
+        args += [str(pkg.folder), "--reinstall-package", pkg.name]
+    session.install(*args, "uvicorn", "httpx")
+    session.run("python", str(script), *session.posargs)

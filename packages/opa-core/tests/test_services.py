@@ -1,0 +1,170 @@
+"""The test-services helper starts, finds and stops real servers.
+
+Servers are spoken to over raw sockets, so these tests need no client library; the shared
+Redis on 6379 is only ever sent PING and SELECT.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import socket
+from urllib.parse import urlsplit
+
+import pytest
+
+from opa.testing.fixtures import skip_or_fail
+from opa.testing.services import (
+    RedisServer,
+    ServiceUnavailable,
+    TestServices,
+    free_port,
+    port_accepts,
+)
+
+
+def redis_command(port: int, *words: str) -> bytes:
+    """Send one command to the Redis at 127.0.0.1:port and return its raw (short) reply."""
+    request = f"*{len(words)}\r\n".encode()
+    for word in words:
+        request += f"${len(word)}\r\n{word}\r\n".encode()
+    with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
+        sock.sendall(request)
+        return sock.recv(256)
+
+
+def redis_answers_on_db(url: str) -> bool:
+    """True when the Redis in the URL answers PING after SELECTing the URL's database."""
+    parts = urlsplit(url)
+    assert parts.scheme == "redis" and parts.port is not None
+    db = parts.path.strip("/") or "0"
+    with socket.create_connection((parts.hostname or "127.0.0.1", parts.port), timeout=2) as sock:
+        sock.sendall(f"*2\r\n$6\r\nSELECT\r\n${len(db)}\r\n{db}\r\n".encode())
+        if not sock.recv(64).startswith(b"+OK"):
+            return False
+        sock.sendall(b"*1\r\n$4\r\nPING\r\n")
+        return sock.recv(64).startswith(b"+PONG")
+
+
+def test_started_redis_answers_stops_and_restarts_on_the_same_port() -> None:
+    """A server from start_redis() answers PING, refuses once stopped, and returns on its port."""
+    with TestServices() as services:
+        server = services.start_redis()
+        assert redis_command(server.port, "PING") == b"+PONG\r\n"
+        assert server.url == f"redis://127.0.0.1:{server.port}/0"
+
+        server.stop()
+        assert not server.running
+        assert not port_accepts(server.port)
+
+        server.start()
+        assert server.running
+        assert redis_command(server.port, "PING") == b"+PONG\r\n"
+
+
+def test_started_redis_keeps_nothing_on_disk() -> None:
+    """A started server is told not to save snapshots or an append-only file."""
+    with TestServices() as services:
+        server = services.start_redis()
+        appendonly = redis_command(server.port, "CONFIG", "GET", "appendonly")
+        assert appendonly == b"*2\r\n$10\r\nappendonly\r\n$2\r\nno\r\n"
+        save = redis_command(server.port, "CONFIG", "GET", "save")
+        assert save == b"*2\r\n$4\r\nsave\r\n$0\r\n\r\n"
+
+
+def test_redis_url_answers() -> None:
+    """redis_url() gives a URL whose server answers on the URL's database, and keeps it."""
+    with TestServices() as services:
+        url = services.redis_url()
+        assert redis_answers_on_db(url)
+        assert services.redis_url() == url
+
+
+def test_redis_url_uses_a_running_server_and_our_own_database(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A Redis already answering on the shared port is used, on database 9 or OPA_TEST_REDIS_DB."""
+    with TestServices() as starter:
+        running = starter.start_redis()
+        monkeypatch.delenv("OPA_TEST_REDIS_DB", raising=False)
+        with TestServices(shared_redis_port=running.port) as services:
+            assert services.redis_url() == f"redis://127.0.0.1:{running.port}/9"
+        monkeypatch.setenv("OPA_TEST_REDIS_DB", "4")
+        with TestServices(shared_redis_port=running.port) as services:
+            assert services.redis_url() == f"redis://127.0.0.1:{running.port}/4"
+        # Closing services that only used the server leaves it running.
+        assert running.running
+
+
+def test_redis_url_starts_a_private_server_when_none_answers() -> None:
+    """With nothing on the shared port, redis_url() starts its own server elsewhere."""
+    silent_port = free_port()
+    with TestServices(shared_redis_port=silent_port) as services:
+        port = urlsplit(services.redis_url()).port
+        assert port is not None and port != silent_port
+        assert redis_command(port, "PING") == b"+PONG\r\n"
+
+
+def test_close_stops_what_it_started() -> None:
+    """close() stops every server it started, so their ports no longer accept connections."""
+    services = TestServices(shared_redis_port=free_port())
+    private_port = urlsplit(services.redis_url()).port
+    restartable = services.start_redis()
+    assert private_port is not None
+    folders = [restartable.folder]
+
+    services.close()
+
+    assert not port_accepts(private_port)
+    assert not port_accepts(restartable.port)
+    assert not any(folder.exists() for folder in folders)
+
+
+def test_redis_server_stop_before_start_is_harmless() -> None:
+    """Stopping a server that never started does nothing and raises nothing."""
+    server = RedisServer()
+    server.stop()
+    server.close()
+    assert not server.folder.exists()
+
+
+def test_rabbitmq_url_names_the_port_it_tried() -> None:
+    """With nothing on the RabbitMQ port, rabbitmq_url() raises ServiceUnavailable naming it."""
+    silent_port = free_port()
+    services = TestServices(shared_rabbitmq_port=silent_port)
+    with pytest.raises(ServiceUnavailable, match=re.escape(f"127.0.0.1:{silent_port}")):
+        services.rabbitmq_url()
+
+
+def test_mongodb_url_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """OPA_TEST_MONGODB_URL, when set, is returned as it is and nothing is started."""
+    monkeypatch.setenv("OPA_TEST_MONGODB_URL", "mongodb://db.example:27017/")
+    with TestServices() as services:
+        assert services.mongodb_url() == "mongodb://db.example:27017/"
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("nx_27017") is None, reason="nx-27017 is not installed"
+)
+def test_mongodb_url_starts_nx_27017(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without OPA_TEST_MONGODB_URL, mongodb_url() starts nx-27017, and close() stops it."""
+    monkeypatch.delenv("OPA_TEST_MONGODB_URL", raising=False)
+    services = TestServices()
+    port = urlsplit(services.mongodb_url()).port
+    assert port is not None and port_accepts(port)
+    services.close()
+    assert not port_accepts(port)
+
+
+def test_unavailable_service_skips_outside_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Away from CI a missing backend skips its tests."""
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="no broker"):
+        skip_or_fail("no broker")
+
+
+def test_unavailable_service_fails_under_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under CI=true a missing backend fails its tests instead of skipping them."""
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="no broker"):
+        skip_or_fail("no broker")
