@@ -271,3 +271,38 @@ def test_the_demo_plugin_loads_in_dev(tmp_path: Path) -> None:
     )
     with TestClient(app) as client:
         assert client.get("/demo/hello", params={"who": "opa"}).json() == "Hello, opa!"
+
+
+def test_a_drivers_outage_errors_answer_503(tmp_path: Path) -> None:
+    """Exceptions a driver marks as "server gone" become 503 naming the component, not 500."""
+    folder = tmp_path / "plugins"
+    write_plugin(
+        folder,
+        "outage",
+        """
+        from opa import Driver, get_instance, get_router
+
+        class BackendGone(Exception):
+            pass
+
+        class Flaky(Driver):
+            name = "flaky"
+            def connect(self):
+                self.instance = "up"
+            def unavailable_errors(self):
+                return (BackendGone,)
+
+        router = get_router()
+
+        @router.get("/flaky")
+        def flaky():
+            get_instance("store")
+            raise BackendGone("redis://u:pw@gone:6379 refused")
+        """,
+    )
+    components = {"STORE": {"LOAD": "yes", "DRIVER": "flaky"}}
+    app = make_app(tmp_path, PLUGIN_PATHS=[str(folder)], OPTIONAL_COMPONENTS=components)
+    with TestClient(app) as client:
+        response = client.get("/flaky")
+    assert response.status_code == 503
+    assert response.json() == {"detail": "backend unavailable for component 'store'"}

@@ -42,6 +42,23 @@ async def _component_unavailable(request: Request, exc: Exception) -> JSONRespon
     return JSONResponse({"detail": str(exc)}, status_code=503)
 
 
+def _backend_outages(app: FastAPI, manager: PluginManager) -> None:
+    """Answer each driver's "server is gone" exceptions with 503 naming the components."""
+    owners: dict[type[BaseException], list[str]] = {}
+    for component in manager.components:
+        if component.driver is not None:
+            for error in component.driver.unavailable_errors():
+                owners.setdefault(error, []).append(component.name)
+    for error, names in owners.items():
+        detail = f"backend unavailable for component {' or '.join(repr(n) for n in names)}"
+
+        async def handler(request: Request, exc: Exception, detail: str = detail) -> JSONResponse:
+            log.warning("{}: {}", detail, f"{type(exc).__name__}: {exc}")
+            return JSONResponse({"detail": detail}, status_code=503)
+
+        app.add_exception_handler(error, handler)
+
+
 def _lifespan(manager: PluginManager) -> Any:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -84,6 +101,7 @@ def create_app(
     app.state.opa = manager
     _cors(app, resolved)
     app.add_exception_handler(ComponentUnavailableError, _component_unavailable)
+    _backend_outages(app, manager)
     app.include_router(health_router)
     for router in manager.routers:
         app.include_router(router)

@@ -92,6 +92,14 @@ class Driver:
         """What ``opa.get_instance(component)`` returns."""
         return self.instance
 
+    def unavailable_errors(self) -> tuple[type[BaseException], ...]:
+        """Exceptions of the backend library that mean "the server is not there".
+
+        The app answers them with 503 instead of 500, so an outage is reported as one.
+        Called once the driver is configured, so it may import the backend library.
+        """
+        return ()
+
     def urls(self) -> list[str]:
         """The URLs this driver connects to, for the reachability check and messages."""
         url = getattr(self.opts, "URL", None)
