@@ -44,7 +44,7 @@ async def _component_unavailable(request: Request, exc: Exception) -> JSONRespon
 
 def _backend_outages(app: FastAPI, manager: PluginManager) -> None:
     """Answer each driver's "server is gone" exceptions with 503 naming the components."""
-    owners: dict[type[BaseException], list[str]] = {}
+    owners: dict[type[Exception], list[str]] = {}
     for component in manager.components:
         if component.driver is not None:
             for error in component.driver.unavailable_errors():

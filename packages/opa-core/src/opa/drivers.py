@@ -92,7 +92,7 @@ class Driver:
         """What ``opa.get_instance(component)`` returns."""
         return self.instance
 
-    def unavailable_errors(self) -> tuple[type[BaseException], ...]:
+    def unavailable_errors(self) -> tuple[type[Exception], ...]:
         """Exceptions of the backend library that mean "the server is not there".
 
         The app answers them with 503 instead of 500, so an outage is reported as one.
