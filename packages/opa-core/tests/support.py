@@ -11,7 +11,10 @@ from typing import Any
 
 from fastapi import FastAPI
 
-import opa
+from opa.testing import build_app
+from opa.testing.services import free_port
+
+__all__ = ["free_port", "listening_port", "make_app", "write_plugin"]
 
 
 def write_plugin(folder: Path, name: str, source: str, package: bool = False) -> Path:
@@ -26,13 +29,6 @@ def write_plugin(folder: Path, name: str, source: str, package: bool = False) ->
     return target
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on (closed when returned)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @contextmanager
 def listening_port() -> Iterator[int]:
     """A port on 127.0.0.1 that accepts TCP connections while the block runs."""
@@ -43,8 +39,6 @@ def listening_port() -> Iterator[int]:
         yield int(server.getsockname()[1])
 
 
-def make_app(tmp_path: Path, **settings: Any) -> FastAPI:
-    """An app isolated from the machine's settings folder and installed plugins."""
-    settings.setdefault("OPTIONAL_COMPONENTS", {})
-    settings.setdefault("PLUGIN_ENTRY_POINTS", False)
-    return opa.create_app(settings, settings_dir=tmp_path / "no-settings")
+def make_app(**settings: Any) -> FastAPI:
+    """An app isolated from the machine's settings and installed plugins (keyword form)."""
+    return build_app(settings)

@@ -85,18 +85,16 @@ def test_plugins_written_for_the_original_run_unchanged(tmp_path: Path) -> None:
     """The original hooks example: a required hook, a default, and an override."""
     folder = tmp_path / "plugins"
     write_plugin(folder, "hook_definer", ORIGINAL_HOOKS_DEFINER)
-    with TestClient(make_app(tmp_path, PLUGIN_PATHS=[str(folder)])) as client:
+    with TestClient(make_app(PLUGIN_PATHS=[str(folder)])) as client:
         assert client.get("/get-fullname/ada/lovelace").json() == "ada lovelace"
     write_plugin(folder, "hook_implementer", ORIGINAL_HOOKS_IMPLEMENTER)
-    with TestClient(make_app(tmp_path, PLUGIN_PATHS=[str(folder)])) as client:
+    with TestClient(make_app(PLUGIN_PATHS=[str(folder)])) as client:
         assert client.get("/get-fullname/ada/lovelace").json() == "LOVELACE, Ada"
 
 
 def test_title_version_and_docs_urls_come_from_configuration(tmp_path: Path) -> None:
     """PROJECT_* and the docs URLs configure the FastAPI app."""
-    app = make_app(
-        tmp_path, PROJECT_NAME="Acme", PROJECT_VERSION="2.1", DOCS_URL="/api-docs", REDOC_URL=""
-    )
+    app = make_app(PROJECT_NAME="Acme", PROJECT_VERSION="2.1", DOCS_URL="/api-docs", REDOC_URL="")
     with TestClient(app) as client:
         schema = client.get("/openapi.json").json()
         assert schema["info"]["title"] == "Acme" and schema["info"]["version"] == "2.1"
@@ -106,14 +104,14 @@ def test_title_version_and_docs_urls_come_from_configuration(tmp_path: Path) -> 
 
 def test_cors_is_closed_by_default(tmp_path: Path) -> None:
     """Without CORS_ORIGINS no CORS headers are sent."""
-    with TestClient(make_app(tmp_path)) as client:
+    with TestClient(make_app()) as client:
         response = client.get("/health", headers={"Origin": "https://evil.example"})
         assert "access-control-allow-origin" not in response.headers
 
 
 def test_configured_origins_are_allowed(tmp_path: Path) -> None:
     """A listed origin gets the CORS headers, others do not."""
-    app = make_app(tmp_path, CORS_ORIGINS=["https://app.example"], CORS_ALLOW_CREDENTIALS=True)
+    app = make_app(CORS_ORIGINS=["https://app.example"], CORS_ALLOW_CREDENTIALS=True)
     with TestClient(app) as client:
         good = client.get("/health", headers={"Origin": "https://app.example"})
         bad = client.get("/health", headers={"Origin": "https://evil.example"})
@@ -124,7 +122,7 @@ def test_configured_origins_are_allowed(tmp_path: Path) -> None:
 def test_wildcard_origins_with_credentials_are_refused(tmp_path: Path) -> None:
     """'*' together with credentials is a configuration error."""
     with pytest.raises(ConfigError, match="CORS_ORIGINS contains '\\*'"):
-        make_app(tmp_path, CORS_ORIGINS=["*"], CORS_ALLOW_CREDENTIALS=True)
+        make_app(CORS_ORIGINS=["*"], CORS_ALLOW_CREDENTIALS=True)
 
 
 def test_components_reach_routes_three_ways(tmp_path: Path) -> None:
@@ -139,7 +137,7 @@ def test_components_reach_routes_three_ways(tmp_path: Path) -> None:
                 "OPTS": {"URL": f"redis://127.0.0.1:{port}"},
             }
         }
-        app = make_app(tmp_path, PLUGIN_PATHS=[str(folder)], OPTIONAL_COMPONENTS=components)
+        app = make_app(PLUGIN_PATHS=[str(folder)], OPTIONAL_COMPONENTS=components)
         with TestClient(app) as client:
             assert client.get("/peer").json() == port
             assert client.get("/peer-typed").json() == port
@@ -165,7 +163,7 @@ def test_health_reports_components_without_urls(tmp_path: Path) -> None:
             },
             "OFF": {"LOAD": "no", "DRIVER": "tcp-plugin"},
         }
-        app = make_app(tmp_path, PLUGIN_PATHS=[str(folder)], OPTIONAL_COMPONENTS=components)
+        app = make_app(PLUGIN_PATHS=[str(folder)], OPTIONAL_COMPONENTS=components)
         with TestClient(app) as client:
             response = client.get("/health")
     assert response.status_code == 200
@@ -190,7 +188,7 @@ def test_health_is_503_when_a_required_component_is_down(tmp_path: Path) -> None
     server.listen(8)
     url = f"redis://127.0.0.1:{server.getsockname()[1]}"
     components = {"CONN": {"LOAD": "yes", "DRIVER": "tcp-plugin", "OPTS": {"URL": url}}}
-    app = make_app(tmp_path, PLUGIN_PATHS=[str(folder)], OPTIONAL_COMPONENTS=components)
+    app = make_app(PLUGIN_PATHS=[str(folder)], OPTIONAL_COMPONENTS=components)
     with TestClient(app) as client:
         assert client.get("/health").status_code == 200
         server.close()
@@ -206,7 +204,7 @@ def test_a_skipped_component_answers_503_in_routes(tmp_path: Path) -> None:
     write_plugin(folder, "tcp_plugin", TCP_DRIVER_PLUGIN)
     url = f"redis://127.0.0.1:{free_port()}"
     components = {"CONN": {"LOAD": "auto", "DRIVER": "tcp-plugin", "OPTS": {"URL": url}}}
-    app = make_app(tmp_path, PLUGIN_PATHS=[str(folder)], OPTIONAL_COMPONENTS=components)
+    app = make_app(PLUGIN_PATHS=[str(folder)], OPTIONAL_COMPONENTS=components)
     with TestClient(app) as client:
         for path in ("/peer", "/peer-typed"):
             response = client.get(path)
@@ -220,7 +218,7 @@ def test_a_required_component_that_cannot_connect_stops_start_up(tmp_path: Path)
     write_plugin(folder, "tcp_plugin", TCP_DRIVER_PLUGIN)
     url = f"redis://127.0.0.1:{free_port()}"
     components = {"CONN": {"LOAD": "yes", "DRIVER": "tcp-plugin", "OPTS": {"URL": url}}}
-    app = make_app(tmp_path, PLUGIN_PATHS=[str(folder)], OPTIONAL_COMPONENTS=components)
+    app = make_app(PLUGIN_PATHS=[str(folder)], OPTIONAL_COMPONENTS=components)
     with pytest.raises(opa.ComponentError, match=r"'conn'.*pre-check failed"), TestClient(app):
         pass
 
@@ -257,7 +255,7 @@ def test_old_driver_import_paths_warn_and_name_the_missing_distribution() -> Non
 
 def test_config_is_the_running_apps_settings(tmp_path: Path) -> None:
     """opa.config reads the settings of the app built last."""
-    make_app(tmp_path, PROJECT_NAME="configured")
+    make_app(PROJECT_NAME="configured")
     assert opa.config.PROJECT_NAME == "configured"
     assert opa.get_plugin_manager().settings.PROJECT_NAME == "configured"
 
@@ -301,7 +299,7 @@ def test_a_drivers_outage_errors_answer_503(tmp_path: Path) -> None:
         """,
     )
     components = {"STORE": {"LOAD": "yes", "DRIVER": "flaky"}}
-    app = make_app(tmp_path, PLUGIN_PATHS=[str(folder)], OPTIONAL_COMPONENTS=components)
+    app = make_app(PLUGIN_PATHS=[str(folder)], OPTIONAL_COMPONENTS=components)
     with TestClient(app) as client:
         response = client.get("/flaky")
     assert response.status_code == 503

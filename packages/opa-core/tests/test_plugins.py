@@ -172,7 +172,7 @@ def test_plugins_can_import_each_other(tmp_path: Path) -> None:
             return VALUE + 1
         """,
     )
-    with TestClient(make_app(tmp_path, PLUGIN_PATHS=[str(folder)])) as client:
+    with TestClient(make_app(PLUGIN_PATHS=[str(folder)])) as client:
         assert client.get("/value").json() == 42
 
 
@@ -196,7 +196,7 @@ def test_setup_runs_last_with_the_app_after_components_connect(tmp_path: Path) -
         """,
     )
     components = {"MEM": {"LOAD": "yes", "DRIVER": "memory"}}
-    app = make_app(tmp_path, PLUGIN_PATHS=[str(folder)], OPTIONAL_COMPONENTS=components)
+    app = make_app(PLUGIN_PATHS=[str(folder)], OPTIONAL_COMPONENTS=components)
     plugin_module = sys.modules["with_setup"]
     assert plugin_module.SEEN == []
     with TestClient(app):
@@ -216,7 +216,7 @@ def test_a_plugin_router_is_included(tmp_path: Path) -> None:
             return {"pong": True}
         """,
     )
-    with TestClient(make_app(tmp_path, PLUGIN_PATHS=[str(tmp_path / "p")])) as client:
+    with TestClient(make_app(PLUGIN_PATHS=[str(tmp_path / "p")])) as client:
         assert client.get("/r/ping").json() == {"pong": True}
 
 
@@ -235,7 +235,7 @@ def test_same_named_plugins_in_two_apps_each_load_their_own_file(tmp_path: Path)
             """,
         )
     for which in ("one", "two"):
-        app = make_app(tmp_path, PLUGIN_PATHS=[str(tmp_path / which)])
+        app = make_app(PLUGIN_PATHS=[str(tmp_path / which)])
         with TestClient(app) as client:
             assert client.get("/which").json() == which
 
@@ -269,11 +269,11 @@ def test_installed_distributions_provide_plugins_through_entry_points(
         },
     )
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
-    app = make_app(tmp_path, PLUGIN_ENTRY_POINTS=True)
+    app = make_app(PLUGIN_ENTRY_POINTS=True)
     with TestClient(app) as client:
         assert client.get("/acme").json() == "from a distribution"
     assert "acme-opa-plugin/acme" in [p.identity for p in opa_manager(app).plugins]
-    filtered = make_app(tmp_path, PLUGIN_ENTRY_POINTS=True, PLUGIN_BLACKLIST_RE="^acme-")
+    filtered = make_app(PLUGIN_ENTRY_POINTS=True, PLUGIN_BLACKLIST_RE="^acme-")
     assert all(p.identity != "acme-opa-plugin/acme" for p in opa_manager(filtered).plugins)
 
 
@@ -292,7 +292,7 @@ def test_a_broken_entry_point_plugin_names_its_distribution(
     )
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
     with pytest.raises(PluginError, match=r"plugin broken-opa-plugin/broken .*needs libfoo"):
-        make_app(tmp_path, PLUGIN_ENTRY_POINTS=True)
+        make_app(PLUGIN_ENTRY_POINTS=True)
 
 
 def opa_manager(app: Any) -> PluginManager:

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import inspect
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
@@ -79,11 +80,16 @@ class Component:
         return ", ".join(mask_secrets(url) for url in urls) or "no URL"
 
 
+# Sync driver calls run here rather than in asyncio's default executor: asyncio.run()
+# waits for that one at exit without a bound, so a hung connect would outlive its timeout.
+_SYNC_CALLS = ThreadPoolExecutor(thread_name_prefix="opa-driver")
+
+
 async def _call(driver: Driver, method: Callable[[], Any]) -> Any:
     if driver_is_async(type(driver)):
         result = method()
         return await result if inspect.isawaitable(result) else result
-    return await asyncio.to_thread(method)
+    return await asyncio.get_running_loop().run_in_executor(_SYNC_CALLS, method)
 
 
 async def _reachable(host: str, port: int, timeout: float) -> str | None:

@@ -1,0 +1,91 @@
+"""Test kit for opa apps, plugins and drivers: isolated apps, test doubles, driver compliance.
+
+``build_app`` builds an app that reads nothing from the machine it runs on;
+``override_instance`` puts a test double in place of a component's instance;
+``DriverComplianceSuite`` is the suite every driver package runs against its backend
+(imported on first use, so this module does not need pytest).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from fastapi import FastAPI
+
+from opa.app import create_app
+from opa.plugin_manager import PluginManager
+from opa.runtime import get_plugin_manager
+
+if TYPE_CHECKING:
+    from opa.testing.compliance import DriverComplianceSuite
+
+__all__ = ["DriverComplianceSuite", "build_app", "override_instance"]
+
+T = TypeVar("T")
+
+NO_SETTINGS_DIR = Path(os.devnull) / "opa-settings"
+"""A settings folder that cannot exist (its parent is the null device), so none is read."""
+
+_MACHINE_VARIABLES = ("OPA_", "DYNACONF_")
+
+
+def _is_machine_variable(name: str) -> bool:
+    """Tell whether an environment variable would change the settings opa loads."""
+    upper = name.upper()
+    return upper == "ENV" or upper.startswith(_MACHINE_VARIABLES) or upper.endswith("_FOR_DYNACONF")
+
+
+@contextmanager
+def _without_machine_variables() -> Iterator[None]:
+    hidden = {name: value for name, value in os.environ.items() if _is_machine_variable(name)}
+    for name in hidden:
+        del os.environ[name]
+    try:
+        yield
+    finally:
+        os.environ.update(hidden)
+
+
+def build_app(
+    settings: Mapping[str, Any] | None = None,
+    *,
+    settings_dir: str | Path | None = None,
+    env: str | None = None,
+) -> FastAPI:
+    """An opa app for a test, isolated from the developer's machine.
+
+    Unlike :func:`opa.create_app`, it reads no settings folder unless *settings_dir*
+    is given, ignores ``OPA_*``/``ENV``/dynaconf environment variables while loading,
+    configures no optional components and loads no ``opa.plugins`` entry points unless
+    *settings* asks for them (``OPTIONAL_COMPONENTS``, ``PLUGIN_ENTRY_POINTS``).
+    """
+    isolated: dict[str, Any] = {"OPTIONAL_COMPONENTS": {}, "PLUGIN_ENTRY_POINTS": False}
+    isolated.update(settings or {})
+    folder = NO_SETTINGS_DIR if settings_dir is None else settings_dir
+    with _without_machine_variables():
+        return create_app(isolated, settings_dir=folder, env=env)
+
+
+@contextmanager
+def override_instance(name: str, instance: T, *, app: FastAPI | None = None) -> Iterator[T]:
+    """Make component *name* hand out *instance* inside the block, then restore it.
+
+    The component must be configured (``LOAD: no`` is enough for a test double). Without
+    *app*, the running app's components are used; with it, that app's.
+    """
+    manager: PluginManager = app.state.opa if app is not None else get_plugin_manager()
+    with manager.components.override(name, instance):
+        yield instance
+
+
+def __getattr__(name: str) -> Any:
+    # The compliance suite needs pytest; import it only when asked for.
+    if name == "DriverComplianceSuite":
+        from opa.testing.compliance import DriverComplianceSuite
+
+        return DriverComplianceSuite
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,379 @@
+"""The compliance suite every opa driver runs against its own backend.
+
+A driver package subclasses :class:`DriverComplianceSuite` in one of its test modules, names
+the subclass ``Test...`` so pytest collects it, and fills in what only it knows::
+
+    class TestWalrusCompliance(DriverComplianceSuite):
+        driver_name = "redis-walrus"
+        distribution = "opa-driver-redis-walrus"
+
+        @pytest.fixture
+        def live_options(self, redis_url: str) -> dict[str, Any]:
+            return {"URL": redis_url}
+
+        def unreachable_options(self) -> dict[str, Any]:
+            return {"URL": f"redis://127.0.0.1:{closed_port()}/0"}
+
+        def credential_options(self, password: str) -> dict[str, Any]:
+            return {"URL": f"redis://:{password}@127.0.0.1:{closed_port()}/0"}
+
+        def invalid_options(self) -> list[tuple[dict[str, Any], str]]:
+            return [({"URL": "redis://127.0.0.1/0", "MAX_CONNECTIONS": -1}, "MAX_CONNECTIONS")]
+
+The tests go through opa's own machinery (component specs parsed as configuration is,
+:class:`~opa.components.Components` connecting them), so they prove what an app will do
+with the driver. They are plain sync tests: no asyncio plugin for pytest is needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import io
+import logging
+import re
+import secrets
+import traceback
+from collections.abc import Awaitable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from importlib.metadata import EntryPoint
+from typing import Any, ClassVar, TypeVar
+
+import pytest
+
+from opa.component_config import parse_components
+from opa.components import Components, Status
+from opa.driver_registry import DriverRegistry, InstalledDriver
+from opa.drivers import (
+    CONTRACT_METHODS,
+    ENTRY_POINT_GROUP,
+    SUPPORTED_CONTRACT_VERSIONS,
+    Driver,
+    check_driver_class,
+    driver_is_async,
+)
+from opa.errors import ComponentError, ComponentUnavailableError, OptionsError
+from opa.log import setup_logging
+from opa.masking import mask_secrets
+from opa.testing.services import free_port
+
+T = TypeVar("T")
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on, for ``unreachable_options``."""
+    return free_port()
+
+
+def _canonical(distribution: str) -> str:
+    return re.sub(r"[-_.]+", "-", distribution).lower()
+
+
+@contextmanager
+def captured_logs() -> Iterator[io.StringIO]:
+    """Everything opa's log sink writes at DEBUG inside the block, standard logging included.
+
+    Afterwards opa's default sink (INFO, stderr) is configured again and the root logger's
+    handlers are put back, so pytest's own log capture keeps working.
+    """
+    root = logging.getLogger()
+    saved_handlers, saved_level = list(root.handlers), root.level
+    buffer = io.StringIO()
+    setup_logging("DEBUG", stream=buffer)
+    try:
+        yield buffer
+    finally:
+        setup_logging("INFO")
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        for handler in saved_handlers:
+            root.addHandler(handler)
+        root.setLevel(saved_level)
+
+
+async def _within(seconds: float, what: str, awaitable: Awaitable[T]) -> T:
+    """Await *awaitable*, failing the test (rather than hanging it) after *seconds*."""
+    scope = asyncio.timeout(seconds)
+    try:
+        async with scope:
+            return await awaitable
+    except TimeoutError:
+        if scope.expired():
+            pytest.fail(f"{what} did not finish within {seconds:g}s", pytrace=False)
+        raise
+
+
+class DriverComplianceSuite:
+    """Tests every opa driver must pass; subclass it once per driver.
+
+    Set ``driver_name`` (the entry-point name, which is the ``DRIVER`` value in
+    configuration) and ``distribution`` (the distribution expected to provide it, or
+    None for a driver not installed through an entry point), then provide the
+    ``live_options`` fixture and the ``unreachable_options``, ``credential_options`` and
+    ``invalid_options`` methods. Override ``driver_class`` to test a class directly.
+    """
+
+    driver_name: ClassVar[str] = ""
+    distribution: ClassVar[str | None] = None
+    component_name: ClassVar[str] = "compliance"
+    """The component the suite configures; its name must show up in every error."""
+    timeout: ClassVar[float] = 5.0
+    """The component's ``TIMEOUT``: start-up against a dead host must end within it."""
+    check_timeout: ClassVar[float] = 1.0
+    """The reachability check's bound (``COMPONENT_CHECK_TIMEOUT``)."""
+    slack: ClassVar[float] = 2.0
+    """Added to every bound, so a slow CI machine does not fail a correct driver."""
+
+    # What the driver package provides.
+
+    @pytest.fixture
+    def live_options(self) -> dict[str, Any]:
+        """``OPTS`` that reach the live backend: THE place to point the suite at your server.
+
+        Override it as a fixture, so it may ask for others (``redis_url`` from
+        ``opa.testing.fixtures``, say); only the tests that need a backend request it.
+        """
+        pytest.fail(
+            f"{type(self).__name__} must override the live_options fixture with the OPTS "
+            "of a running backend",
+            pytrace=False,
+        )
+
+    def unreachable_options(self) -> dict[str, Any]:
+        """``OPTS`` naming a closed port on 127.0.0.1 (see :func:`closed_port`)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement unreachable_options()")
+
+    def credential_options(self, password: str) -> dict[str, Any]:
+        """``OPTS`` whose URL embeds *password*, pointing at an unreachable or live server."""
+        raise NotImplementedError(f"{type(self).__name__} must implement credential_options()")
+
+    def invalid_options(self) -> list[tuple[dict[str, Any], str]]:
+        """``OPTS`` the driver must refuse, each with the option name the error must mention."""
+        raise NotImplementedError(f"{type(self).__name__} must implement invalid_options()")
+
+    def entry_points(self) -> Iterable[EntryPoint] | None:
+        """The ``opa.drivers`` entry points to search; None means the installed ones."""
+        return None
+
+    def driver_class(self) -> type[Driver]:
+        """The driver under test; by default loaded from its entry point."""
+        cls = DriverRegistry(self.entry_points()).get(self._driver_name())
+        if cls is None:
+            pytest.fail(
+                f"no driver named {self.driver_name!r} in the {ENTRY_POINT_GROUP} entry points; "
+                "install the driver's distribution, or override driver_class()",
+                pytrace=False,
+            )
+        return cls
+
+    # Helpers for the tests (and for a driver's own extra tests).
+
+    def make_registry(self) -> DriverRegistry:
+        """A driver registry that resolves ``driver_name`` the way an app's would."""
+        if self.distribution is not None:
+            return DriverRegistry(self.entry_points())
+        registry = DriverRegistry(installed=[])
+        registry.add_plugin_driver(self.driver_class(), "compliance suite")
+        return registry
+
+    def make_components(self, load: str, opts: Mapping[str, Any]) -> Components:
+        """Components holding this driver's one component, parsed as configuration is."""
+        raw = {
+            self.component_name: {
+                "LOAD": load,
+                "DRIVER": self._driver_name(),
+                "OPTS": dict(opts),
+                "TIMEOUT": self.timeout,
+            }
+        }
+        specs = parse_components(raw, default_timeout=self.timeout)
+        return Components(specs, self.make_registry(), check_timeout=self.check_timeout)
+
+    def _driver_name(self) -> str:
+        if not self.driver_name:
+            pytest.fail(f"{type(self).__name__} must set driver_name", pytrace=False)
+        return self.driver_name
+
+    def _installed(self) -> InstalledDriver:
+        if self.distribution is None:
+            pytest.skip("distribution is None: the driver is not installed through an entry point")
+        installed = DriverRegistry(self.entry_points()).installed.get(self._driver_name().lower())
+        if installed is None:
+            pytest.fail(
+                f"no entry point named {self.driver_name!r} in group {ENTRY_POINT_GROUP!r}; "
+                f'declare it under [project.entry-points."{ENTRY_POINT_GROUP}"] in the '
+                f"pyproject.toml of {self.distribution} and reinstall it",
+                pytrace=False,
+            )
+        return installed
+
+    # The driver's declaration.
+
+    def test_entry_point_resolves_to_the_driver(self) -> None:
+        """The opa.drivers entry point loads a Driver subclass named like the entry point."""
+        installed = self._installed()
+        loaded = installed.entry_point.load()
+        assert isinstance(loaded, type), f"{installed.entry_point.value} is not a class"
+        assert issubclass(loaded, Driver), f"{loaded.__qualname__} is not an opa.Driver subclass"
+        assert loaded.name == installed.entry_point.name, (
+            f"entry point {installed.entry_point.name!r} loads a driver named {loaded.name!r}"
+        )
+        assert DriverRegistry(self.entry_points()).get(self.driver_name) is loaded
+
+    def test_entry_point_comes_from_the_distribution(self) -> None:
+        """The entry point is provided by the distribution the driver is published as."""
+        installed = self._installed()
+        assert self.distribution is not None
+        assert _canonical(installed.distribution) == _canonical(self.distribution), (
+            f"{self.driver_name!r} comes from {installed.distribution}, not {self.distribution}"
+        )
+
+    def test_declares_a_supported_contract_version(self) -> None:
+        """The driver declares a contract version this opa-core accepts."""
+        version = self.driver_class().contract_version
+        assert version in SUPPORTED_CONTRACT_VERSIONS, (
+            f"contract_version is {version!r}; this opa-core accepts "
+            f"{sorted(SUPPORTED_CONTRACT_VERSIONS)}"
+        )
+
+    def test_async_flag_agrees_with_the_methods(self) -> None:
+        """is_async is declared and connect, validate, ping and disconnect all agree with it."""
+        cls = self.driver_class()
+        assert cls.is_async is not None, "declare is_async = True or is_async = False"
+        check_driver_class(cls, "compliance suite")
+        assert cls.connect is not Driver.connect, "connect() is not implemented"
+        for method_name in CONTRACT_METHODS:
+            method = getattr(cls, method_name)
+            if method is getattr(Driver, method_name):
+                continue  # the base class's defaults suit sync and async drivers alike
+            assert inspect.iscoroutinefunction(method) == driver_is_async(cls), (
+                f"{method_name}() does not match is_async={cls.is_async}"
+            )
+
+    # Options.
+
+    def test_invalid_options_are_refused(self) -> None:
+        """Each invalid OPTS is refused with an OptionsError naming the component and option."""
+        cases = self.invalid_options()
+        assert cases, "invalid_options() must list at least one OPTS the driver refuses"
+        for opts, option in cases:
+            components = self.make_components("yes", opts)
+            with pytest.raises(OptionsError) as caught:
+                components.resolve()
+            message = str(caught.value)
+            assert self.component_name in message, f"the error names no component: {message}"
+            assert option in message, f"the error does not name option {option}: {message}"
+
+    def test_missing_url_is_refused(self) -> None:
+        """OPTS without a URL the driver requires are refused, naming the component and URL."""
+        field = self.driver_class().Options.model_fields.get("URL")
+        if field is None or not field.is_required():
+            pytest.skip("the driver's Options do not require URL")
+        opts = {k: v for k, v in self.unreachable_options().items() if k.upper() != "URL"}
+        with pytest.raises(OptionsError) as caught:
+            self.make_components("yes", opts).resolve()
+        message = str(caught.value)
+        assert self.component_name in message, message
+        assert "URL" in message, message
+
+    # A live backend.
+
+    def test_connects_validates_pings_and_disconnects(self, live_options: dict[str, Any]) -> None:
+        """Under LOAD yes the driver connects, validates, pings and disconnects a live backend."""
+        components = self.make_components("yes", live_options)
+
+        async def lifecycle() -> dict[str, dict[str, str]]:
+            await components.start()
+            try:
+                assert components.get(self.component_name).instance is not None
+                return await components.health()
+            finally:
+                await components.stop()
+
+        bound = self.timeout * 2 + self.slack
+        health = asyncio.run(_within(bound, "start, health and stop", lifecycle()))
+        assert health[self.component_name]["status"] == Status.OK.value, health
+        with pytest.raises(ComponentUnavailableError):
+            components.get(self.component_name).instance  # noqa: B018 - the access is the test
+
+    def test_auto_connects_a_reachable_backend(self, live_options: dict[str, Any]) -> None:
+        """Under LOAD auto a reachable backend passes the check and is connected."""
+        components = self.make_components("auto", live_options)
+
+        async def start_and_stop() -> Status:
+            await components.start()
+            try:
+                return components.get(self.component_name).status
+            finally:
+                await components.stop()
+
+        bound = self.timeout * 2 + self.slack
+        status = asyncio.run(_within(bound, "start and stop", start_and_stop()))
+        assert status is Status.OK, f"LOAD auto left the component {status.value}"
+
+    def test_sync_context_connects_only_sync_drivers(self, live_options: dict[str, Any]) -> None:
+        """Without an event loop a sync driver connects and an async one is skipped."""
+        components = self.make_components("yes", live_options)
+        components.start_sync()
+        try:
+            component = components.get(self.component_name)
+            if driver_is_async(self.driver_class()):
+                assert component.status is Status.SKIPPED, component.status
+            else:
+                assert component.status is Status.OK, component.status
+                assert component.instance is not None
+        finally:
+            components.stop_sync()
+
+    # A dead backend.
+
+    def test_auto_skips_an_unreachable_backend(self) -> None:
+        """Under LOAD auto an unreachable backend is skipped, without an error or a hang."""
+        components = self.make_components("auto", self.unreachable_options())
+        components.resolve()
+        driver = components.get(self.component_name).driver
+        assert driver is not None
+        assert driver.reachability_targets(), (
+            "reachability_targets() is empty for unreachable_options(); LOAD auto cannot "
+            "tell that the backend is down"
+        )
+        bound = self.check_timeout + self.timeout + self.slack
+        asyncio.run(_within(bound, "start-up against a dead host", components.start()))
+        component = components.get(self.component_name)
+        assert component.status is Status.SKIPPED, component.status
+        with pytest.raises(ComponentUnavailableError):
+            component.instance  # noqa: B018 - the access is the test
+
+    def test_yes_fails_fast_on_an_unreachable_backend(self) -> None:
+        """Under LOAD yes an unreachable backend fails start-up in time, naming the component."""
+        components = self.make_components("yes", self.unreachable_options())
+        bound = self.timeout + self.slack
+        with pytest.raises(ComponentError) as caught:
+            asyncio.run(_within(bound, "start-up against a dead host", components.start()))
+        message = str(caught.value)
+        assert self.component_name in message, message
+        driver = components.get(self.component_name).driver
+        for url in driver.urls() if driver is not None else []:
+            assert mask_secrets(url) in message, f"the error does not say which host: {message}"
+
+    def test_credentials_never_leak(self) -> None:
+        """A password in the OPTS never reaches a log line, an error or the health report."""
+        password = f"pw-{secrets.token_hex(8)}"
+        opts = self.credential_options(password)
+        assert password in repr(opts), "credential_options() must embed the password it is given"
+        outputs: dict[str, str] = {}
+        with captured_logs() as logs:
+            for load in ("auto", "yes"):
+                components = self.make_components(load, opts)
+                try:
+                    asyncio.run(_within(self.timeout + self.slack, "start-up", components.start()))
+                except ComponentError as exc:
+                    outputs[f"error under LOAD {load}"] = "".join(traceback.format_exception(exc))
+                health = asyncio.run(components.health())
+                asyncio.run(components.stop())
+                outputs[f"health under LOAD {load}"] = repr(health)
+                target = components.get(self.component_name).describe_target()
+                outputs[f"target under LOAD {load}"] = target
+        outputs["log output"] = logs.getvalue()
+        leaks = [where for where, text in outputs.items() if password in text]
+        assert not leaks, f"the password appears in: {', '.join(leaks)}"
