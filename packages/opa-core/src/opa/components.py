@@ -19,9 +19,21 @@ from typing import Any
 from opa.component_config import ComponentSpec, validate_options
 from opa.driver_registry import DriverRegistry, install_hint
 from opa.drivers import Driver, driver_is_async
-from opa.errors import ComponentError, ComponentUnavailableError
+from opa.errors import ComponentError, ComponentUnavailableError, OpaError
 from opa.log import log
 from opa.masking import mask_secrets
+
+
+@dataclass(frozen=True)
+class ComponentReport:
+    """One component's outcome of :meth:`Components.check`; ``target`` is masked."""
+
+    name: str
+    driver: str
+    load: str
+    status: str
+    detail: str
+    target: str
 
 
 class Status(StrEnum):
@@ -142,24 +154,55 @@ class Components:
     def resolve(self, sync_only: bool = False) -> None:
         """Find each driver and validate its options; config errors surface before any I/O."""
         for component in self:
+            self._resolve_one(component, sync_only)
+
+    def _resolve_one(self, component: Component, sync_only: bool) -> None:
+        spec = component.spec
+        component.driver, component.status, component.detail = None, Status.PENDING, ""
+        if spec.load == "no":
+            component.status, component.detail = Status.DISABLED, "LOAD is no"
+            return
+        cls = self.registry.get(spec.driver)
+        if cls is None:
+            hint = install_hint(spec.driver)
+            missing = f"no driver named {spec.driver!r} is installed"
+            fix = f"; install it with: {hint}" if hint else ""
+            if spec.load == "yes":
+                raise ComponentError(f"component {spec.name!r}: {missing}{fix}")
+            component.status, component.detail = Status.SKIPPED, f"{missing}{fix}"
+            return
+        component.driver = cls(spec.name, validate_options(spec, cls.Options))
+        if sync_only and driver_is_async(cls):
+            component.status = Status.SKIPPED
+            component.detail = "async driver; not connected in a sync context"
+
+    async def check(self) -> list[ComponentReport]:
+        """Resolve and connect each component once, report each, disconnect all; never raises.
+
+        ``opa check`` uses it: one component's failure neither stops the others nor the report.
+        """
+
+        async def one(component: Component) -> ComponentReport:
+            problem = ""
+            try:
+                self._resolve_one(component, sync_only=False)
+                if component.status is Status.PENDING:
+                    await self._start_one(component)
+            except Exception as exc:  # a driver's own code may raise anything
+                component.status = Status.FAILED
+                problem = str(exc) if isinstance(exc, OpaError) else f"{type(exc).__name__}: {exc}"
             spec = component.spec
-            component.driver, component.status, component.detail = None, Status.PENDING, ""
-            if spec.load == "no":
-                component.status, component.detail = Status.DISABLED, "LOAD is no"
-                continue
-            cls = self.registry.get(spec.driver)
-            if cls is None:
-                hint = install_hint(spec.driver)
-                missing = f"no driver named {spec.driver!r} is installed"
-                fix = f"; install it with: {hint}" if hint else ""
-                if spec.load == "yes":
-                    raise ComponentError(f"component {spec.name!r}: {missing}{fix}")
-                component.status, component.detail = Status.SKIPPED, f"{missing}{fix}"
-                continue
-            component.driver = cls(spec.name, validate_options(spec, cls.Options))
-            if sync_only and driver_is_async(cls):
-                component.status = Status.SKIPPED
-                component.detail = "async driver; not connected in a sync context"
+            target = component.describe_target()
+            if component.driver is None and isinstance(spec.opts.get("URL"), str):
+                target = mask_secrets(spec.opts["URL"])
+            detail = mask_secrets(problem or component.detail)
+            status = component.status.value
+            return ComponentReport(spec.name, spec.driver, spec.load, status, detail, target)
+
+        try:
+            return list(await asyncio.gather(*(one(c) for c in self)))
+        finally:
+            await self.stop()
 
     async def start(self, sync_only: bool = False) -> None:
         """Resolve and connect every component; on any fatal error disconnect and raise."""

@@ -37,7 +37,7 @@ def mask_value(key: str, value: Any) -> Any:
         return {k: mask_value(str(k), v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [mask_value(key, v) for v in value]
-    if is_secret_key(key) and value not in (None, ""):
+    if is_secret_key(key) and value not in (None, "") and not isinstance(value, bool):
         return MASK
     if isinstance(value, str):
         return mask_secrets(value)

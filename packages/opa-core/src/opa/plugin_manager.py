@@ -127,8 +127,12 @@ class PluginManager:
                 log.debug("plugin {} filtered out", candidate.identity)
         return accepted
 
-    def load(self, sync_only: bool = False) -> None:
-        """Import plugins and register what they define; no component connects here."""
+    def load(self, sync_only: bool = False, resolve: bool = True) -> None:
+        """Import plugins and register what they define; no component connects here.
+
+        With *resolve*, drivers are looked up and options validated now, so configuration
+        errors surface before start-up; reports (``opa check``) pass False and see each.
+        """
         put_on_sys_path(plugin_paths(self.settings))
         for candidate in self.candidates():
             self.plugins.append(collect(candidate.identity, import_candidate(candidate)))
@@ -145,7 +149,8 @@ class PluginManager:
         for plugin in self.plugins:
             for driver in plugin.drivers:
                 self.drivers.add_plugin_driver(driver, plugin.identity)
-        self.components.resolve(sync_only=sync_only)
+        if resolve:
+            self.components.resolve(sync_only=sync_only)
 
     def _load_entry_point_plugins(self) -> None:
         plugin_filter = PluginFilter.from_settings(self.settings)

@@ -1,0 +1,240 @@
+"""The ``opa`` command: serve, run a worker or shell, and inspect drivers, settings and components.
+
+Every message goes through :func:`opa.masking.mask_secrets`, and every opa error ends the
+command with one ``error: ...`` line and exit status 1 instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import code
+import importlib
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+
+from opa import runtime
+from opa.components import Status
+from opa.config import load_settings
+from opa.driver_registry import install_hint
+from opa.drivers import driver_is_async
+from opa.errors import DriverError, OpaError
+from opa.log import log, setup_logging
+from opa.masking import mask_secrets, mask_value
+from opa.plugin_manager import PluginManager
+
+LOG_LEVELS = ("trace", "debug", "info", "warning", "error", "critical")
+CELERY_INSTALL = "pip install opa-driver-celery"
+
+
+class CliError(click.ClickException):
+    """Ends a command with one masked ``error: ...`` line and exit status 1."""
+
+    def show(self, file: Any = None) -> None:
+        message = " ".join(self.format_message().split())
+        click.echo(f"error: {mask_secrets(message)}", err=True)
+
+
+class OpaGroup(click.Group):
+    """Turns every :class:`OpaError` a command raises into a :class:`CliError`."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except OpaError as exc:
+            raise CliError(str(exc)) from exc
+
+
+def echo(text: str = "", err: bool = False) -> None:
+    """Print *text* with credentials masked, whatever a driver or setting put in it."""
+    click.echo(mask_secrets(text), err=err)
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Left-aligned columns; the last one is not padded, so long details stay readable."""
+    widths = [max(len(str(row[i])) for row in [headers, *rows]) for i in range(len(headers))]
+    lines = []
+    for row in [headers, *rows]:
+        cells = [str(cell).ljust(width) for cell, width in zip(row[:-1], widths, strict=False)]
+        lines.append("  ".join([*cells, str(row[-1])]).rstrip())
+    return "\n".join(lines)
+
+
+def prepared_settings() -> Any:
+    """Settings from the environment the group set up, with logging routed through masking."""
+    settings = load_settings()
+    setup_logging(str(settings.get("LOG_LEVEL", "INFO")))
+    return settings
+
+
+def _export_choice(name: str, value: Any) -> None:
+    # Environment variables, not arguments, so uvicorn's import of opa.main (and its
+    # reloader's subprocesses) resolve the same settings as this process.
+    if value is not None:
+        os.environ[name] = str(value)
+
+
+@click.group(cls=OpaGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--settings-dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Settings folder (sets OPA_SETTINGS_DIR).",
+)
+@click.option("--env", "env_name", metavar="NAME", help="Environment, e.g. dev (sets OPA_ENV).")
+@click.option("--log-level", type=click.Choice(LOG_LEVELS, case_sensitive=False))
+def cli(settings_dir: Path | None, env_name: str | None, log_level: str | None) -> None:
+    """opa: a FastAPI platform where everything is a plugin."""
+    _export_choice("OPA_SETTINGS_DIR", settings_dir.resolve() if settings_dir else None)
+    _export_choice("OPA_ENV", env_name)
+    _export_choice("OPA_LOG_LEVEL", log_level.upper() if log_level else None)
+
+
+@cli.command()
+@click.option("--host", help="Interface to bind (default: setting HOST).")
+@click.option("--port", type=int, help="Port to bind (default: setting PORT).")
+@click.option("--reload/--no-reload", default=None, help="Restart on code changes.")
+@click.option("--log-level", type=click.Choice(LOG_LEVELS, case_sensitive=False))
+def run(host: str | None, port: int | None, reload: bool | None, log_level: str | None) -> None:
+    """Serve the app with uvicorn; configuration errors are reported before it starts."""
+    import uvicorn
+
+    _export_choice("OPA_LOG_LEVEL", log_level.upper() if log_level else None)
+    settings = prepared_settings()
+    PluginManager(settings).load()  # surfaces configuration errors as one line, not a traceback
+    uvicorn.run(
+        "opa.main:app",
+        host=host or str(settings.HOST),
+        port=port if port is not None else int(settings.PORT),
+        reload=bool(settings.get("RELOAD")) if reload is None else reload,
+        log_level=str(settings.get("LOG_LEVEL", "INFO")).lower(),
+        lifespan="on",  # a failed start-up (a LOAD: yes component down) must end the process
+        log_config=None,  # keep opa's masking log sink instead of uvicorn's own handlers
+    )
+
+
+@cli.command()
+def shell() -> None:
+    """An interactive Python shell with plugins loaded and sync components connected."""
+    manager = PluginManager(prepared_settings())
+    manager.load(sync_only=True)
+    runtime.activate(manager)
+    manager.components.start_sync()
+    namespace: dict[str, Any] = {
+        "get_instance": runtime.get_instance,
+        "get_component": runtime.get_component,
+        "call_hook": runtime.call_hook,
+        "config": runtime.config,
+        "log": log,
+        "manager": manager,
+    }
+    try:
+        try:
+            ipython: Any = importlib.import_module("IPython")
+        except ImportError:
+            code.interact(banner=f"opa shell; names: {', '.join(namespace)}", local=namespace)
+        else:
+            ipython.start_ipython(argv=[], user_ns=namespace)
+    finally:
+        manager.components.stop_sync()
+
+
+@cli.command()
+def drivers() -> None:
+    """Installed and plugin drivers, then configured drivers that are missing."""
+    manager = PluginManager(prepared_settings())
+    manager.load(resolve=False)
+    registry = manager.drivers
+    rows: list[list[str]] = []
+    for name, installed in sorted(registry.installed.items()):
+        try:
+            is_async, _ = registry.describe(name)
+            flag, note = ("async" if is_async else "sync"), ""
+        except DriverError as exc:
+            flag, note = "?", f"error: {exc}"
+        rows.append([name, installed.distribution, installed.version, flag, note])
+    for plugin in manager.plugins:
+        for cls in plugin.drivers:
+            flag = "async" if driver_is_async(cls) else "sync"
+            rows.append([cls.name.lower(), f"plugin {plugin.identity}", "-", flag, ""])
+    if rows:
+        echo(table(["driver", "distribution", "version", "async", "note"], rows))
+    else:
+        echo("no drivers installed")
+    missing: list[list[str]] = []
+    for component in manager.components:
+        spec = component.spec
+        try:
+            found = spec.load == "no" or registry.get(spec.driver) is not None
+        except DriverError:
+            found = True  # installed but broken: its row above says why
+        if not found:
+            hint = install_hint(spec.driver) or "no known distribution"
+            missing.append([spec.name, spec.driver, spec.load, hint])
+    if missing:
+        echo("\nconfigured drivers that are not installed:")
+        echo(table(["component", "driver", "load", "install"], missing))
+
+
+@cli.command("config")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of YAML.")
+def config_command(as_json: bool) -> None:
+    """The resolved settings, with secrets masked."""
+    resolved = prepared_settings().as_dict()
+    masked = {str(key): mask_value(str(key), value) for key, value in resolved.items()}
+    if as_json:
+        echo(json.dumps(masked, indent=2, sort_keys=True, default=str))
+    else:
+        echo(yaml.safe_dump(masked, sort_keys=True, default_flow_style=False).rstrip())
+
+
+@cli.command()
+def check() -> None:
+    """Connect every component once and report; exit 1 when one that must work failed."""
+    manager = PluginManager(prepared_settings())
+    manager.load(resolve=False)
+    reports = asyncio.run(manager.components.check())
+    if not reports:
+        echo("no components configured")
+        return
+    headers = ["component", "driver", "load", "status", "target", "detail"]
+    rows = [[r.name, r.driver, r.load, r.status, r.target, r.detail] for r in reports]
+    echo(table(headers, rows))
+    # A LOAD: yes component that did not connect, or an auto one that was reachable and
+    # still failed, is FAILED; an unreachable or uninstalled auto one is only SKIPPED.
+    failed = [r.name for r in reports if r.status == Status.FAILED.value]
+    if failed:
+        raise CliError(f"component check failed: {', '.join(failed)}")
+
+
+@cli.command(
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    add_help_option=False,
+)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def worker(args: tuple[str, ...]) -> None:
+    """A Celery worker on the same plugins and settings; arguments go to the worker."""
+    try:
+        module: Any = importlib.import_module("opa_driver_celery.worker")
+    except ModuleNotFoundError as exc:
+        if not (exc.name or "").startswith("opa_driver_celery"):
+            raise
+        raise CliError(
+            f"the celery driver is not installed; install it with: {CELERY_INSTALL}"
+        ) from None
+    result = module.main(list(args))
+    if isinstance(result, int) and result:
+        raise SystemExit(result)
+
+
+def main() -> None:
+    """Entry point of the ``opa`` script."""
+    cli(prog_name="opa")
+
+
+if __name__ == "__main__":
+    main()
