@@ -304,3 +304,12 @@ def test_a_drivers_outage_errors_answer_503(tmp_path: Path) -> None:
         response = client.get("/flaky")
     assert response.status_code == 503
     assert response.json() == {"detail": "backend unavailable for component 'store'"}
+
+
+def test_the_hello_world_example_serves_hello() -> None:
+    """examples/hello-world, the README's quick start, answers GET /hello."""
+    example = Path(__file__).resolve().parents[3] / "examples" / "hello-world"
+    with TestClient(make_app(PLUGIN_PATHS=[str(example)])) as client:
+        response = client.get("/hello")
+    assert response.status_code == 200
+    assert response.json() == "Hello, world!"
