@@ -307,4 +307,5 @@ def test_run_exits_non_zero_when_a_required_component_is_down(tmp_path: Path) ->
     assert server.returncode == 3, output
     assert "component 'probe' (tcp://probe:***@127.0.0.1" in output
     assert "pre-check failed" in output
+    assert "Traceback" not in output
     assert PASSWORD not in output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -10,10 +11,11 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from opa import runtime
 from opa.config import as_list, load_settings
-from opa.errors import ComponentUnavailableError, ConfigError
+from opa.errors import ComponentUnavailableError, ConfigError, OpaError
 from opa.health import router as health_router
 from opa.log import log, setup_logging
 from opa.plugin_manager import PluginManager
@@ -59,6 +61,30 @@ def _backend_outages(app: FastAPI, manager: PluginManager) -> None:
         app.add_exception_handler(error, handler)
 
 
+class _StartupErrorsInOneLine:
+    """ASGI wrapper: a start-up failed by an opa error is reported as its message alone.
+
+    Starlette reports a failed lifespan with the whole traceback; for a component that
+    cannot connect, the one line naming it is what an operator needs.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_one_line(message: Message) -> None:
+            error = sys.exc_info()[1]
+            if message["type"] == "lifespan.startup.failed" and isinstance(error, OpaError):
+                message = {**message, "message": f"opa start-up failed: {error}"}
+            await send(message)
+
+        await self.app(scope, receive, send_one_line)
+
+
 def _lifespan(manager: PluginManager) -> Any:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -100,6 +126,7 @@ def create_app(
     )
     app.state.opa = manager
     _cors(app, resolved)
+    app.add_middleware(_StartupErrorsInOneLine)
     app.add_exception_handler(ComponentUnavailableError, _component_unavailable)
     _backend_outages(app, manager)
     app.include_router(health_router)
