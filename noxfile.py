@@ -10,7 +10,8 @@ import json
 import shutil
 import tomllib
 import zipfile
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import nox
@@ -39,23 +40,32 @@ class Package:
     folder: Path
     import_name: str
     dependencies: tuple[str, ...]
+    extras: dict[str, tuple[str, ...]] = field(default_factory=dict, hash=False)
 
     @property
-    def is_driver(self) -> bool:
-        return self.name != CORE
+    def is_core(self) -> bool:
+        return self.name == CORE
+
+    def requirements(self, extras: Iterable[str] = ()) -> list[Requirement]:
+        """What the package needs, with what the named extras add."""
+        texts = list(self.dependencies)
+        for extra in extras:
+            texts += self.extras.get(extra, ())
+        return [Requirement(text) for text in texts]
 
     @property
     def backend_libraries(self) -> set[str]:
-        """What a driver depends on besides the monorepo's own packages; none for opa-core,
-        whose dependencies are the platform itself, not a backend."""
-        if not self.is_driver:
+        """What a package depends on besides the monorepo's own packages and what opa-core
+        itself needs (pydantic is no backend); none for opa-core, which is the platform."""
+        if self.is_core:
             return set()
-        names: set[str] = {canonicalize_name(Requirement(dep).name) for dep in self.dependencies}
-        return names - set(PACKAGES)
+        core_needs = {canonicalize_name(req.name) for req in PACKAGES[CORE].requirements()}
+        names = {canonicalize_name(req.name) for req in self.requirements()}
+        return names - set(PACKAGES) - core_needs
 
 
 def discover_packages() -> dict[str, Package]:
-    """Every packages/*/pyproject.toml, by distribution name."""
+    """Every packages/*/pyproject.toml, by canonical distribution name."""
     packages: dict[str, Package] = {}
     for pyproject in sorted(ROOT.glob("packages/*/pyproject.toml")):
         project = tomllib.loads(pyproject.read_text())["project"]
@@ -63,33 +73,55 @@ def discover_packages() -> dict[str, Package]:
         import_names = sorted(
             path.name for path in (folder / "src").iterdir() if (path / "py.typed").is_file()
         )
-        packages[project["name"]] = Package(
-            name=project["name"],
+        extras = project.get("optional-dependencies", {})
+        packages[canonicalize_name(project["name"])] = Package(
+            name=canonicalize_name(project["name"]),
             folder=folder,
             import_name=import_names[0] if import_names else "",
             dependencies=tuple(project.get("dependencies", [])),
+            extras={extra: tuple(reqs) for extra, reqs in extras.items()},
         )
     return packages
 
 
 PACKAGES = discover_packages()
-DRIVERS = [package for package in PACKAGES.values() if package.is_driver]
+ADD_ONS = [package for package in PACKAGES.values() if not package.is_core]
+
+
+def local_closure(package: Package, extras: Iterable[str] = ()) -> dict[str, set[str]]:
+    """The package and every monorepo package it needs, transitively, each with the extras
+    asked of it; *extras* are the package's own (say "test", whose needs count too)."""
+    wanted: dict[str, set[str]] = {}
+    pending = [(package.name, set(extras))]
+    while pending:
+        name, asked = pending.pop()
+        known = wanted.get(name)
+        if known is not None and asked <= known:
+            continue
+        wanted[name] = (known or set()) | asked
+        for requirement in PACKAGES[name].requirements(wanted[name]):
+            needed = canonicalize_name(requirement.name)
+            if needed in PACKAGES:
+                pending.append((needed, set(requirement.extras)))
+    return wanted
 
 
 def local_install_args(package: Package, extra: str = "") -> list[str]:
-    """Install arguments for a package from its folder (built, not editable).
+    """Install arguments for a package from its folder (built, not editable), with every
+    monorepo package it needs (its `extra` included) from their folders too.
 
-    A driver gets the local opa-core in the same command, so the core on main, not one from
-    PyPI, satisfies its opa-core range. The reinstall flags make uv rebuild from the
-    folders rather than reuse a wheel it cached earlier.
+    So the code on main, not a release from PyPI, satisfies ranges such as opa-core's or
+    opa-redis-common's. The reinstall flags make uv rebuild from the folders rather than
+    reuse a wheel it cached earlier.
     """
-    args = [f"{package.folder}{extra}"]
-    names = [package.name]
-    if package.is_driver:
-        args.append(str(PACKAGES[CORE].folder))
-        names.append(CORE)
-    for name in names:
-        args[:0] = ["--reinstall-package", name]
+    args: list[str] = []
+    for name, extras in local_closure(package, [extra] if extra else []).items():
+        folder = str(PACKAGES[name].folder)
+        args += [
+            "--reinstall-package",
+            name,
+            f"{folder}[{','.join(sorted(extras))}]" if extras else folder,
+        ]
     return args
 
 
@@ -98,7 +130,7 @@ def local_install_args(package: Package, extra: str = "") -> list[str]:
 def tests(session: nox.Session, package: str) -> None:
     """Run one package's tests against that package alone, installed as users get it."""
     pkg = PACKAGES[package]
-    session.install(*local_install_args(pkg, "[test]"))
+    session.install(*local_install_args(pkg, "test"))
     # From a folder outside the repo, so the installed package is imported, never src/.
     # Exit code 5 (no tests collected) fails the session like any other non-zero code.
     with session.chdir(session.create_tmp()):
@@ -118,7 +150,7 @@ def lint(session: nox.Session) -> None:
 def typecheck(session: nox.Session, package: str) -> None:
     """mypy --strict (from the root pyproject.toml) on one package's source."""
     pkg = PACKAGES[package]
-    session.install(MYPY, *local_install_args(pkg, "[test]"))
+    session.install(MYPY, *local_install_args(pkg, "test"))
     # MYPYPATH makes mypy read src/ for this package, and site-packages for everything else.
     session.run("mypy", "-p", pkg.import_name, env={"MYPYPATH": str(pkg.folder / "src")})
 
@@ -132,15 +164,15 @@ def build(session: nox.Session) -> None:
         check_wheel_is_typed(session, pkg)
 
     check_installs_alone(session, [CORE])
-    for driver in DRIVERS:
-        check_installs_alone(session, [CORE, driver.name])
+    for add_on in ADD_ONS:
+        check_installs_alone(session, [CORE, add_on.name])
 
 
 def all_backend_libraries() -> set[str]:
-    """The fixed list above and every library a driver package depends on."""
+    """The fixed list above and every backend library a package of the monorepo needs."""
     names: set[str] = {canonicalize_name(name) for name in BACKEND_LIBRARIES}
-    for driver in DRIVERS:
-        names |= driver.backend_libraries
+    for add_on in ADD_ONS:
+        names |= add_on.backend_libraries
     return names
 
 
@@ -159,11 +191,13 @@ def check_wheel_is_typed(session: nox.Session, pkg: Package) -> None:
 
 
 def check_installs_alone(session: nox.Session, names: list[str]) -> None:
-    """Install the wheels of `names` into an empty venv and fail when a backend library
-    that none of them asks for came with them.
+    """Install the wheels of `names` into an empty venv; fail when a backend library that
+    none of them asks for came with them, or one they ask for did not.
 
-    A driver's own backend libraries and what they need in turn are allowed (walrus brings
-    redis); any other backend library came from where it must not, opa-core first of all.
+    The monorepo packages they need come from the other wheels in dist/. Their own backend
+    libraries, those of the monorepo packages they need, and what those need in turn are
+    allowed (walrus brings redis); any other backend library came from where it must not,
+    opa-core first of all.
     """
     venv = Path(session.create_tmp()) / ("only-" + "+".join(names))
     shutil.rmtree(venv, ignore_errors=True)
@@ -176,13 +210,19 @@ def check_installs_alone(session: nox.Session, names: list[str]) -> None:
     requires = installed_requirements(session, python)
     own: set[str] = set()
     for name in names:
-        own |= PACKAGES[name].backend_libraries
+        for needed in local_closure(PACKAGES[name]):
+            own |= PACKAGES[needed].backend_libraries
+    missing = sorted(own - set(requires))
+    if missing:
+        session.error(f"installing {' + '.join(names)} did not install {', '.join(missing)}")
     allowed = dependency_closure(own, requires)
     forbidden = all_backend_libraries()
     pulled = sorted((forbidden - allowed) & set(requires))
     if pulled:
         session.error(f"installing {' + '.join(names)} also installed {', '.join(pulled)}")
-    session.log(f"{' + '.join(names)} installs without {', '.join(sorted(forbidden - allowed))}")
+    brought = f"installs {', '.join(sorted(own))} and" if own else "installs"
+    without = ", ".join(sorted(forbidden - allowed))
+    session.log(f"{' + '.join(names)} {brought} none of {without}")
 
 
 def installed_requirements(session: nox.Session, python: str) -> dict[str, list[str]]:

@@ -1,0 +1,67 @@
+"""A walrus bloom filter: POST words to it, GET whether a word was (probably) added."""
+
+import json
+from typing import Annotated, Any
+
+from fastapi import HTTPException, Query, Request
+from starlette.concurrency import run_in_threadpool
+
+from opa import config, get_instance, get_router
+
+router = get_router(tags=["bloom filter"])
+
+MAX_WORD = 100
+MAX_WORDS = 1000
+MAX_BODY = 64 * 1024
+Word = Annotated[str, Query(min_length=1, max_length=MAX_WORD)]
+
+
+def bloom_filter() -> Any:
+    return get_instance("walrus").bloom_filter(f"{config.EXAMPLE_KEY_PREFIX}bloom")
+
+
+def words_of(body: bytes, content_type: str) -> list[str]:
+    """A JSON list of strings, or whitespace-separated text."""
+    if not body:
+        return []
+    if content_type.startswith("application/json"):
+        try:
+            words = json.loads(body)
+        except ValueError:
+            raise HTTPException(422, "the body is not valid JSON") from None
+        if not (isinstance(words, list) and all(isinstance(w, str) for w in words)):
+            raise HTTPException(422, "a JSON body must be a list of strings")
+        return words
+    try:
+        return body.decode().split()
+    except UnicodeDecodeError:
+        raise HTTPException(422, "a text body must be UTF-8") from None
+
+
+@router.post("/bloom")
+async def add(
+    request: Request, string: Annotated[list[str] | None, Query()] = None
+) -> dict[str, int]:
+    """Add the words given as ?string=... (repeatable) and in the body; return how many."""
+    body = await request.body()
+    if len(body) > MAX_BODY:
+        raise HTTPException(413, f"the body may hold at most {MAX_BODY} bytes")
+    words = [*(string or []), *words_of(body, request.headers.get("content-type", ""))]
+    if not words:
+        raise HTTPException(422, "give words as ?string=... or in the body")
+    if len(words) > MAX_WORDS or not all(0 < len(word) <= MAX_WORD for word in words):
+        raise HTTPException(422, f"at most {MAX_WORDS} words of 1 to {MAX_WORD} characters")
+    bloom = bloom_filter()
+
+    def add_all() -> None:  # walrus is sync: keep its round trips off the event loop
+        for word in words:
+            bloom.add(word)
+
+    await run_in_threadpool(add_all)
+    return {"added": len(words)}
+
+
+@router.get("/bloom")
+def contains(string: Word) -> dict[str, Any]:
+    """Whether *string* was added; a bloom filter may say yes wrongly, never no wrongly."""
+    return {"string": string, "member": string in bloom_filter()}
