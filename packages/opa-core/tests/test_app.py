@@ -242,8 +242,11 @@ def test_the_public_api_is_importable_from_opa() -> None:
         assert hasattr(opa, name), name
 
 
-def test_old_driver_import_paths_warn_and_name_the_missing_distribution() -> None:
+def test_old_driver_import_paths_warn_and_name_the_missing_distribution(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """opa.plugins.driver_redis.Walrus is a deprecated alias naming the distribution to install."""
+    monkeypatch.setitem(sys.modules, "opa_driver_redis_walrus", None)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         with pytest.raises(DriverNotInstalledError, match="pip install opa-driver-redis-walrus"):
@@ -313,3 +316,14 @@ def test_the_hello_world_example_serves_hello() -> None:
         response = client.get("/hello")
     assert response.status_code == 200
     assert response.json() == "Hello, world!"
+
+
+def test_opa_worker_names_the_celery_distribution_when_missing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`celery -A opa.worker` without the celery driver says what to install."""
+    import opa.worker
+
+    monkeypatch.setitem(sys.modules, "opa_driver_celery.worker", None)
+    with pytest.raises(DriverNotInstalledError, match="pip install opa-driver-celery"):
+        _ = opa.worker.app

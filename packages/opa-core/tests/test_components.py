@@ -316,3 +316,24 @@ def test_start_up_logs_mask_credentials() -> None:
     output = stream.getvalue()
     assert "component 'cache' connected (redis://u:***@127.0.0.1" in output
     assert "topsecret" not in output
+
+
+def test_a_forked_child_reconnects_its_sync_components() -> None:
+    """After a fork, the child connects afresh (the driver thread pool is renewed)."""
+    import os
+
+    with listening_port() as port:
+        group = components(
+            spec("cache", "tcp", URL=f"redis://127.0.0.1:{port}"), spec("keep", "barrier", "no")
+        )
+        group.start_sync()
+        parent_socket = group.get("cache").instance
+        pid = os.fork()
+        if pid == 0:  # the child: exit status tells the parent what happened
+            fresh = group.reconnect_after_fork(keep=["keep"])
+            renewed = group.get("cache").instance
+            ok = renewed is not parent_socket and fresh.get("cache").status is Status.OK
+            os._exit(0 if ok else 1)
+        _, status = os.waitpid(pid, 0)
+        group.stop_sync()
+    assert os.waitstatus_to_exitcode(status) == 0

@@ -197,6 +197,7 @@ def check() -> None:
     """Connect every component once and report; exit 1 when one that must work failed."""
     manager = PluginManager(prepared_settings())
     manager.load(resolve=False)
+    runtime.activate(manager)  # drivers may call hooks while connecting (celery's setup hook)
     reports = asyncio.run(manager.components.check())
     if not reports:
         echo("no components configured")

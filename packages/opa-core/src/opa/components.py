@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-from collections.abc import Callable, Iterator
+import os
+from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -97,6 +98,15 @@ class Component:
 _SYNC_CALLS = ThreadPoolExecutor(thread_name_prefix="opa-driver")
 
 
+def _renew_sync_calls() -> None:
+    # A forked child inherits the pool but not its threads: work given to it would never run.
+    global _SYNC_CALLS
+    _SYNC_CALLS = ThreadPoolExecutor(thread_name_prefix="opa-driver")
+
+
+os.register_at_fork(after_in_child=_renew_sync_calls)
+
+
 async def _call(driver: Driver, method: Callable[[], Any]) -> Any:
     if driver_is_async(type(driver)):
         result = method()
@@ -135,6 +145,7 @@ class Components:
         self.health_timeout = health_timeout
         self.shutdown_timeout = shutdown_timeout
         self.by_name: dict[str, Component] = {spec.name: Component(spec) for spec in specs}
+        self._inherited: list[Component] = []
 
     def __getitem__(self, name: str) -> Component:
         return self.get(name)
@@ -305,6 +316,26 @@ class Components:
             return component.name, entry
 
         return dict(await asyncio.gather(*(one(c) for c in self)))
+
+    def reconnect_after_fork(self, keep: Collection[str] = ()) -> Components:
+        """In a forked child (a prefork worker): connect the sync components afresh.
+
+        Components named in *keep* stay as inherited. The inherited drivers of the others
+        are set aside, never closed: their sockets belong to the parent. Returns the fresh
+        components, which are also what this object hands out from now on.
+        """
+        renewed = [c for c in self if c.name not in keep]
+        self._inherited.extend(renewed)
+        fresh = Components(
+            [c.spec for c in renewed],
+            self.registry,
+            check_timeout=self.check_timeout,
+            health_timeout=self.health_timeout,
+            shutdown_timeout=self.shutdown_timeout,
+        )
+        fresh.start_sync()
+        self.by_name.update(fresh.by_name)
+        return fresh
 
     def start_sync(self) -> None:
         """Connect the sync drivers only, for workers and shells that run no event loop."""

@@ -72,7 +72,8 @@ def setup_logging(level: str | int = "INFO", stream: TextIO | None = None) -> No
         backtrace=False,
         diagnose=False,
     )
-    logging.basicConfig(handlers=[_InterceptHandler()], level=0, force=True)
+    # The root level follows ours, so libraries' debug calls build no record we would drop.
+    logging.basicConfig(handlers=[_InterceptHandler()], level=level_name, force=True)
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "fastapi"):
         std = logging.getLogger(name)
         std.handlers = []
