@@ -1,0 +1,220 @@
+"""The ``celery`` driver: its instance is a Celery app configured from the component's OPTS.
+
+Celery is imported inside the methods only, so resolving the ``opa.drivers`` entry point
+(``opa drivers``, or an app that configures no Celery component) stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+import warnings
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from opa import runtime
+from opa.drivers import Driver
+from opa.errors import ComponentError, OpaError, PluginError
+from opa_driver_celery.options import SAFE_DEFAULTS, CeleryOptions, pickle_settings
+
+if TYPE_CHECKING:
+    from opa.plugin_manager import PluginManager
+
+SETUP_HOOK = "driver.celery.setup"
+"""The hook every app passes through once configured; its implementation returns the app."""
+
+TASKS_MODULE = "tasks"
+REDIS_SCHEMES = ("redis", "rediss", "sentinel")
+
+_reloaded_in_process = False
+"""Set once a tasks module was run again for a newer app (tests, embedding)."""
+
+
+class UnknownTaskError(OpaError, LookupError):
+    """A task name that no loaded ``tasks.py`` registered; the message lists the known ones."""
+
+
+def _running_manager() -> PluginManager | None:
+    """The plugin manager of the running app or worker; None for a bare component.
+
+    ``opa check`` and the driver compliance suite connect components with no plugins
+    running: there are no tasks to find and no hook to call then.
+    """
+    try:
+        return runtime.get_plugin_manager()
+    except OpaError:
+        return None
+
+
+def task_packages(manager: PluginManager) -> list[str]:
+    """The loaded plugins that are packages holding a ``tasks`` module, by import name.
+
+    Covers plugins found on the plugin paths and those installed through the
+    ``opa.plugins`` entry points alike, since both are in the manager's list.
+    """
+    packages: list[str] = []
+    for plugin in manager.plugins:
+        module = plugin.module
+        if not hasattr(module, "__path__"):
+            continue
+        if importlib.util.find_spec(f"{module.__name__}.{TASKS_MODULE}") is not None:
+            packages.append(module.__name__)
+    return packages
+
+
+class CeleryDriver(Driver):
+    """A Celery app: broker and result backend from OPTS, JSON only, late acknowledgement.
+
+    ``connect`` builds the app and passes it through the hook ``driver.celery.setup``;
+    ``validate`` makes a real round trip to the broker. Tasks are imported by
+    :meth:`load_tasks` once the component is connected, because a ``tasks.py`` calls
+    ``get_instance("celery")`` while it is imported.
+    """
+
+    name = "celery"
+    is_async = False
+    contract_version = 1
+    Options = CeleryOptions
+
+    opts: CeleryOptions
+
+    def __init__(self, component: str, opts: Any) -> None:
+        super().__init__(component, opts)
+        self.task_packages: list[str] = []
+        self._tasks_loaded = False
+
+    def connect(self) -> None:
+        from celery import Celery
+
+        app = Celery(
+            self.opts.APP_NAME,
+            broker=self.opts.BROKER_URL,
+            backend=self.opts.BACKEND_URL,
+            set_as_current=True,
+        )
+        app.conf.update(SAFE_DEFAULTS)
+        app.conf.update(self.opts.SETTINGS)
+        manager = _running_manager()
+        if manager is not None:
+            self.task_packages = task_packages(manager)
+            app = self._run_setup_hook(manager, app)
+        self.instance = app
+
+    def _run_setup_hook(self, manager: PluginManager, app: Any) -> Any:
+        from celery import Celery
+
+        # Without opa-driver-celery's own plugin (entry points off, or filtered out) the
+        # hook is undefined, so no plugin can implement it either: the app stays as built.
+        if SETUP_HOOK not in manager.hooks.definitions:
+            return app
+        configured = runtime.call_hook(SETUP_HOOK, app)
+        winner = manager.hooks.winner(SETUP_HOOK)
+        where = f"{winner.__module__}.{winner.__qualname__}" if winner else SETUP_HOOK
+        if not isinstance(configured, Celery):
+            raise ComponentError(
+                f"component {self.component!r}: hook {SETUP_HOOK} ({where}) returned "
+                f"{type(configured).__name__}; it must return the Celery app it was given"
+            )
+        unsafe = pickle_settings(configured.conf)
+        if unsafe:
+            raise ComponentError(
+                f"component {self.component!r}: hook {SETUP_HOOK} ({where}) set "
+                f"{', '.join(unsafe)} to accept pickle, which opa's celery driver refuses"
+            )
+        return configured
+
+    def validate(self) -> None:
+        """Open a connection to the broker and let it go: fails, in time, when it is not there."""
+        app = self.instance
+        with app.connection_for_write() as connection:
+            connection.ensure_connection(
+                max_retries=0, timeout=float(app.conf.broker_connection_timeout)
+            )
+            connection.default_channel  # noqa: B018 - opening the channel is the round trip
+
+    def disconnect(self) -> None:
+        self.instance.close()
+
+    def urls(self) -> list[str]:
+        """Every broker URL (kombu takes ``;``-separated fail-over lists) and the backend URL."""
+        urls = [url.strip() for url in self.opts.BROKER_URL.split(";") if url.strip()]
+        if self.opts.BACKEND_URL:
+            urls.append(self.opts.BACKEND_URL)
+        return urls
+
+    def unavailable_errors(self) -> tuple[type[Exception], ...]:
+        """What publishing to a lost broker, or reading from a lost Redis backend, raises."""
+        from kombu.exceptions import OperationalError
+
+        errors: list[type[Exception]] = [OperationalError]
+        backend = self.opts.BACKEND_URL or ""
+        if backend.split("://", 1)[0] in REDIS_SCHEMES:
+            from redis.exceptions import ConnectionError, TimeoutError
+
+            errors += [ConnectionError, TimeoutError]
+        return tuple(errors)
+
+    def load_tasks(self) -> None:
+        """Import the ``tasks`` module of every plugin package that has one, once.
+
+        Needs the component connected: a ``tasks.py`` asks for ``get_instance("celery")``
+        at import time. The worker calls it before it starts consuming; an app calls it at
+        start-up, after components connected (the ``Setup`` in ``opa_driver_celery.plugin``).
+        """
+        if self._tasks_loaded:
+            return
+        global _reloaded_in_process
+        app = self._connected_app()
+        for package in self.task_packages:
+            module_name = f"{package}.{TASKS_MODULE}"
+            try:
+                loaded = sys.modules.get(module_name)
+                if loaded is None:
+                    importlib.import_module(module_name)
+                else:
+                    # Bound to an earlier app of this process (tests, embedding): run it
+                    # again, so its tasks and its get_instance("celery") are this app's.
+                    importlib.reload(loaded)
+                    _reloaded_in_process = True
+            except Exception as exc:
+                raise PluginError(
+                    f"component {self.component!r}: the tasks of plugin package {package!r} "
+                    f"failed to import: {type(exc).__name__}: {exc}"
+                ) from exc
+        with warnings.catch_warnings():
+            if _reloaded_in_process:
+                # Celery hands every @task ever run in the process to each app it finalizes,
+                # so a reloaded module's runs all register their names again: the same code
+                # with the same module globals, not the collision Celery warns about.
+                warnings.filterwarnings("ignore", message="Task name .* is already registered")
+            app.finalize(auto=True)
+        self._tasks_loaded = True
+
+    def send_task(
+        self,
+        name: str,
+        args: Sequence[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> Any:
+        """Enqueue the registered task *name*; an unknown name raises :class:`UnknownTaskError`.
+
+        Celery's own ``send_task`` publishes any name, and a worker that does not know it
+        drops the message, so the caller would wait for a result that never comes.
+        """
+        self.load_tasks()
+        app = self._connected_app()
+        if name not in app.tasks:
+            known = sorted(task for task in app.tasks if not task.startswith("celery."))
+            raise UnknownTaskError(
+                f"component {self.component!r} has no task named {name!r}; "
+                f"registered tasks: {', '.join(known) or 'none'}"
+            )
+        return app.send_task(name, args=list(args), kwargs=kwargs or {}, **options)
+
+    def _connected_app(self) -> Any:
+        if self.instance is not None:
+            return self.instance
+        # Not connected: the component's own error says why (skipped, failed, stopped).
+        return runtime.get_component(self.component).instance

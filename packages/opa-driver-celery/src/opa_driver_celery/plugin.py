@@ -1,0 +1,46 @@
+"""opa-driver-celery's own plugin, loaded through its ``opa.plugins`` entry point.
+
+Hook definitions are collected from plugin modules, so this is where the driver declares
+``driver.celery.setup`` and its default. The ``Setup`` imports every plugin's tasks once an
+app's components are connected, so a broken ``tasks.py`` stops start-up, not a request.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+
+from opa import Hook, HookDefinition, Setup, get_plugin_manager
+from opa_driver_celery.driver import SETUP_HOOK, CeleryDriver
+
+
+class CelerySetupHook(HookDefinition):
+    """``driver.celery.setup(app) -> app``: configure a Celery app (routes, settings).
+
+    Called once per connect, after the app is built from OPTS and before the broker is
+    checked; the app it returns is the component's instance.
+    """
+
+    name = SETUP_HOOK
+
+
+class DefaultCelerySetup(Hook):
+    """Leaves the app as OPTS built it; any plugin's implementation (order 0) wins."""
+
+    name = SETUP_HOOK
+    order = -1
+
+    def run(self, app: Any) -> Any:
+        return app
+
+
+class LoadCeleryTasks(Setup):
+    """Imports the plugins' ``tasks.py`` for each connected celery component."""
+
+    def __init__(self, app: FastAPI) -> None:
+        super().__init__(app)
+        for component in get_plugin_manager().components:
+            driver = component.driver
+            if isinstance(driver, CeleryDriver) and driver.instance is not None:
+                driver.load_tasks()
