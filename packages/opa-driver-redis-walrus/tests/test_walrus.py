@@ -79,3 +79,16 @@ def test_an_app_with_only_walrus_imports_no_other_backend(redis_url: str) -> Non
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_the_old_import_path_still_gives_the_driver() -> None:
+    """`from opa.plugins.driver_redis import Walrus`, as opa-stack users wrote it, still works."""
+    import warnings
+
+    from opa_driver_redis_walrus import WalrusDriver
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        from opa.plugins.driver_redis import Walrus
+    assert Walrus is WalrusDriver
+    assert any(issubclass(w.category, DeprecationWarning) for w in caught)
