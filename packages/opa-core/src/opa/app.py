@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from opa import runtime
 from opa.config import as_list, load_settings
@@ -61,28 +61,25 @@ def _backend_outages(app: FastAPI, manager: PluginManager) -> None:
         app.add_exception_handler(error, handler)
 
 
-class _StartupErrorsInOneLine:
-    """ASGI wrapper: a start-up failed by an opa error is reported as its message alone.
+def _report_startup_errors_in_one_line(app: FastAPI) -> None:
+    """A start-up failed by an opa error is reported as its message alone.
 
     Starlette reports a failed lifespan with the whole traceback; for a component that
-    cannot connect, the one line naming it is what an operator needs.
+    cannot connect, the one line naming it is what an operator needs. Only the router's
+    lifespan handler is wrapped, so requests pay nothing for it.
     """
+    handle_lifespan = app.router.lifespan
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "lifespan":
-            await self.app(scope, receive, send)
-            return
-
+    async def lifespan(scope: Scope, receive: Receive, send: Send) -> None:
         async def send_one_line(message: Message) -> None:
             error = sys.exc_info()[1]
             if message["type"] == "lifespan.startup.failed" and isinstance(error, OpaError):
                 message = {**message, "message": f"opa start-up failed: {error}"}
             await send(message)
 
-        await self.app(scope, receive, send_one_line)
+        await handle_lifespan(scope, receive, send_one_line)
+
+    app.router.lifespan = lifespan  # type: ignore[method-assign]
 
 
 def _lifespan(manager: PluginManager) -> Any:
@@ -126,10 +123,11 @@ def create_app(
     )
     app.state.opa = manager
     _cors(app, resolved)
-    app.add_middleware(_StartupErrorsInOneLine)
+    _report_startup_errors_in_one_line(app)
     app.add_exception_handler(ComponentUnavailableError, _component_unavailable)
     _backend_outages(app, manager)
-    app.include_router(health_router)
     for router in manager.routers:
         app.include_router(router)
+    # Last: every router tried before a match costs each request a little.
+    app.include_router(health_router)
     return app

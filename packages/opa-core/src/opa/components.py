@@ -47,6 +47,9 @@ class Status(StrEnum):
     STOPPED = "stopped"
 
 
+_OK = Status.OK  # read on every get_instance(); a module global is faster than enum access
+
+
 @dataclass
 class Component:
     """A configured component: its spec, its driver object once resolved, and its status.
@@ -70,7 +73,7 @@ class Component:
     def instance(self) -> Any:
         if self._overridden:
             return self._override
-        if self.status is not Status.OK or self.driver is None:
+        if self.status is not _OK or self.driver is None:
             reason = f": {self.detail}" if self.detail else ""
             raise ComponentUnavailableError(
                 f"component {self.name!r} is {self.status.value}{reason}"
@@ -239,7 +242,9 @@ class Components:
         driver, spec = component.driver, component.spec
         assert driver is not None
         target = component.describe_target()
-        for host, port in driver.reachability_targets():
+        # In a thread: a driver may resolve names here (mongodb+srv), which would block the loop.
+        targets = await asyncio.to_thread(driver.reachability_targets)
+        for host, port in targets:
             problem = await _reachable(host, port, self.check_timeout)
             if problem is None:
                 continue

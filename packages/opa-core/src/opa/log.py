@@ -74,7 +74,9 @@ def setup_logging(level: str | int = "INFO", stream: TextIO | None = None) -> No
     )
     # The root level follows ours, so libraries' debug calls build no record we would drop.
     logging.basicConfig(handlers=[_InterceptHandler()], level=level_name, force=True)
+    # Loggers with handlers of their own (uvicorn's default config) write through ours
+    # instead; their propagate flag is left as set, so `--no-access-log` stays off.
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "fastapi"):
         std = logging.getLogger(name)
-        std.handlers = []
-        std.propagate = True
+        if std.handlers:
+            std.handlers = [_InterceptHandler()]

@@ -1,5 +1,6 @@
 """``celery -A opa.worker worker|flower``: the worker app, which opa-driver-celery provides."""
 
+import importlib
 from typing import Any
 
 from opa.errors import DriverNotInstalledError
@@ -9,7 +10,8 @@ def __getattr__(name: str) -> Any:
     if name != "app":
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     try:
-        from opa_driver_celery.worker import app
+        # Imported by name: the celery driver is an optional distribution, unknown to mypy here.
+        worker = importlib.import_module("opa_driver_celery.worker")
     except ModuleNotFoundError as exc:
         if not (exc.name or "").startswith("opa_driver_celery"):
             raise
@@ -17,4 +19,4 @@ def __getattr__(name: str) -> Any:
             "celery -A opa.worker needs the celery driver; install it with: "
             "pip install opa-driver-celery"
         ) from None
-    return app
+    return worker.app
