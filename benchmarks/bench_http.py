@@ -1,0 +1,139 @@
+"""uvicorn servers in subprocesses, the load that measures them, and their resident memory."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+CHILD = Path(__file__).with_name("bench_child.py")
+
+# wrk runs for a duration, not a request count: this script stops its thread after a fixed
+# number of responses and says so, and the caller then interrupts wrk's wait (SIGINT), so the
+# reported duration ends with the last response.
+WRK_SCRIPT = """
+local limit, count = 0, 0
+function init(args) limit = tonumber(args[1]) end
+function response(status, headers, body)
+  count = count + 1
+  if count == limit then
+    io.write("LIMIT\\n")
+    io.flush()
+    wrk.thread:stop()
+  end
+end
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("RESULT %d %d %d\\n", summary.requests, summary.duration,
+    e.connect + e.read + e.write + e.status + e.timeout))
+end
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    """One uvicorn process serving ``GET /hello``."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    port: int
+    log: IO[bytes]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hello"
+
+    def rss_kib(self) -> int:
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        line = next(line for line in status.splitlines() if line.startswith("VmRSS:"))
+        return int(line.split()[1])
+
+    def cpu_seconds(self) -> float:
+        """User plus system CPU time the server has used so far."""
+        stat = Path(f"/proc/{self.process.pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                self.log.seek(0)
+                raise RuntimeError(f"{self.name} server exited:\n{self.log.read().decode()}")
+            try:
+                with urllib.request.urlopen(self.url, timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"{self.name} server did not answer within {timeout:g}s")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.log.close()
+
+
+def start_server(name: str, app: str, app_dir: Path, env: dict[str, str], log: Path) -> Server:
+    port = free_port()
+    command = [sys.executable, "-m", "uvicorn", app, "--app-dir", str(app_dir)]
+    command += ["--host", "127.0.0.1", "--port", str(port)]
+    command += ["--no-access-log", "--log-level", "warning"]
+    stream = log.open("w+b")
+    process = subprocess.Popen(command, cwd=app_dir, env=env, stdout=stream, stderr=stream)
+    server = Server(name, process, port, stream)
+    server.wait_ready()
+    return server
+
+
+def wrk_path() -> str | None:
+    return shutil.which("wrk")
+
+
+def load(url: str, requests: int, concurrency: int, tool: str, scratch: Path) -> float:
+    """Requests per second for *requests* GETs at *concurrency*, from a separate process."""
+    if tool == "wrk":
+        return wrk_load(url, requests, concurrency, scratch)
+    command = [sys.executable, str(CHILD), "loadgen", url, str(requests), str(concurrency)]
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    result = json.loads(out.splitlines()[-1])
+    if result["errors"]:
+        print(f"  warning: the load generator saw {result['errors']} errors", file=sys.stderr)
+    return float(result["requests"] / result["seconds"])
+
+
+def wrk_load(url: str, requests: int, concurrency: int, scratch: Path) -> float:
+    script = scratch / "fixed_count.lua"
+    script.write_text(WRK_SCRIPT)
+    command = ["wrk", "-t1", f"-c{concurrency}", "-d120s", "--timeout", "10s"]
+    command += ["-s", str(script), url, "--", str(requests)]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
+        assert process.stdout is not None
+        lines: list[str] = []
+        for line in process.stdout:
+            lines.append(line)
+            if line.startswith("LIMIT"):
+                process.send_signal(signal.SIGINT)
+    result = next(line for line in lines if line.startswith("RESULT "))
+    done, micros, errors = (int(part) for part in result.split()[1:])
+    if errors or done < requests:
+        print(f"  warning: wrk got {done} responses and {errors} errors", file=sys.stderr)
+    return done / (micros / 1e6)

@@ -1,0 +1,356 @@
+"""opa's performance budget, measured side by side against bare FastAPI in one run.
+
+``python benchmarks/run.py [--quick] [--loadgen auto|wrk|python]`` prints a markdown table.
+Nothing here asserts: a MISS is a number to look at, not a failure. Compared variants take
+turns round after round and each figure is the median of its rounds, because the machine
+this runs on is small and shared. CPU-time figures in the notes are less sensitive to other
+load than the wall-clock ones the targets use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from statistics import median
+from typing import Any
+
+import bench_fixtures as fixtures
+import bench_http as http
+
+
+@dataclass(frozen=True)
+class Plan:
+    http_rounds: int = 9
+    http_requests: int = 30_000
+    http_warmup: int = 5_000
+    concurrency: int = 32
+    micro_rounds: int = 9
+    micro_number: int = 200_000
+    startup_rounds: int = 9
+    import_rounds: int = 11
+    plugins: int = 200
+
+
+QUICK = Plan(2, 3_000, 1_000, 32, 3, 50_000, 2, 3, 200)
+
+
+@dataclass
+class Row:
+    number: str
+    measurement: str
+    opa: str
+    baseline: str
+    compared: str
+    target: str
+    result: str
+
+
+@dataclass
+class Report:
+    rows: list[Row] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+def ratio_of_pairs(first: Iterable[float], second: Iterable[float]) -> float:
+    """The median of the per-round ratios: each round's two samples ran back to back."""
+    return median(a / b for a, b in zip(first, second, strict=True))
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This environment without any OPA_ variable, so only the benchmark's settings apply."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("OPA_")}
+    return env | extra
+
+
+def child(*args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    command = [sys.executable, str(http.CHILD), *args]
+    done = subprocess.run(command, capture_output=True, text=True, env=env or clean_env())
+    if done.returncode != 0:
+        raise RuntimeError(f"{args[0]} failed:\n{done.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
+    return result
+
+
+def timed_child(*args: str) -> tuple[float, dict[str, Any]]:
+    """Seconds from spawning a child to its first line of output, and that line."""
+    command = [sys.executable, str(http.CHILD), *args]
+    pipe = subprocess.PIPE
+    start = time.perf_counter()
+    with subprocess.Popen(command, stdout=pipe, stderr=pipe, text=True, env=clean_env()) as child:
+        assert child.stdout is not None and child.stderr is not None
+        line = child.stdout.readline()
+        seconds = time.perf_counter() - start
+        errors = child.stderr.read()
+    if child.returncode != 0 or not line:
+        raise RuntimeError(f"{args[0]} failed:\n{errors[-3000:]}")
+    return seconds, json.loads(line)
+
+
+def alternating(variants: dict[str, Callable[[], float]], rounds: int) -> dict[str, list[float]]:
+    samples: dict[str, list[float]] = {name: [] for name in variants}
+    for number in range(rounds):
+        for name, measure in variants.items():
+            samples[name].append(measure())
+        shown = ", ".join(f"{name} {values[-1]:.4g}" for name, values in samples.items())
+        say(f"  round {number + 1}/{rounds}: {shown}")
+    return samples
+
+
+def throughput_and_memory(plan: Plan, tool: str, scratch: Path, report: Report) -> None:
+    say(f"1/6 throughput of GET /hello, load from {tool}")
+    settings, bare_dir = fixtures.hello_apps(scratch / "hello")
+    env = clean_env(OPA_SETTINGS_DIR=str(settings))
+    servers = [
+        http.start_server("opa", "opa.main:app", settings.parent, env, scratch / "opa.log"),
+        http.start_server("bare", "bare_hello:app", bare_dir, clean_env(), scratch / "b.log"),
+    ]
+    cpu: dict[str, list[float]] = {server.name: [] for server in servers}
+
+    def one(server: http.Server) -> Callable[[], float]:
+        def measure() -> float:
+            before = server.cpu_seconds()
+            rate = http.load(server.url, plan.http_requests, plan.concurrency, tool, scratch)
+            used = server.cpu_seconds() - before
+            cpu[server.name].append(used / plan.http_requests * 1e6)
+            return rate
+
+        return measure
+
+    try:
+        idle = {server.name: server.rss_kib() / 1024 for server in servers}
+        for server in servers:
+            http.load(server.url, plan.http_warmup, plan.concurrency, tool, scratch)
+        rates = alternating({server.name: one(server) for server in servers}, plan.http_rounds)
+        rss = {server.name: server.rss_kib() / 1024 for server in servers}
+    finally:
+        for server in servers:
+            server.stop()
+    opa_rate, bare_rate = median(rates["opa"]), median(rates["bare"])
+    ratio = opa_rate / bare_rate
+    load = f"{plan.http_requests} requests x {plan.http_rounds} rounds, c={plan.concurrency}"
+    report.rows.append(
+        Row(
+            "1",
+            f"GET /hello throughput, req/s ({load}, {tool})",
+            f"{opa_rate:,.0f}",
+            f"{bare_rate:,.0f}",
+            f"{ratio:.3f}x",
+            ">= 0.97x",
+            verdict(ratio >= 0.97),
+        )
+    )
+    report.notes.append(
+        f"1: median of per-round ratios {ratio_of_pairs(rates['opa'], rates['bare']):.3f}; "
+        f"server CPU per request {median(cpu['opa']):.1f} us (opa) vs "
+        f"{median(cpu['bare']):.1f} us (bare); bare/opa CPU per request, the throughput ratio "
+        f"without other load: {ratio_of_pairs(cpu['bare'], cpu['opa']):.3f}"
+    )
+    rss_ratio = rss["opa"] / rss["bare"]
+    report.rows.append(
+        Row(
+            "6",
+            "served hello-world VmRSS after the throughput rounds, MiB",
+            f"{rss['opa']:.1f}",
+            f"{rss['bare']:.1f}",
+            f"{rss_ratio:.3f}x",
+            "<= 1.2x",
+            verdict(rss_ratio <= 1.2),
+        )
+    )
+    report.notes.append(f"6: VmRSS before any load {idle['opa']:.1f} vs {idle['bare']:.1f} MiB")
+
+
+def call_hook_overhead(plan: Plan, scratch: Path, report: Report) -> None:
+    say("2/6 call_hook against a direct call of run")
+    settings = fixtures.hook_app(scratch / "hook")
+    result = child("hook", str(settings), str(plan.micro_number), str(plan.micro_rounds))
+    hook, direct = result["call_hook"], result["direct"]
+    overhead = median(h - d for h, d in zip(hook, direct, strict=True))
+    report.rows.append(
+        Row(
+            "2",
+            "`opa.call_hook(name, x)` vs `instance.run(x)`, ns/call (CPU time)",
+            f"{median(hook):.0f}",
+            f"{median(direct):.0f}",
+            f"+{overhead:.0f} ns",
+            "<= +1000 ns",
+            verdict(overhead <= 1000),
+        )
+    )
+
+
+def get_instance_cost(plan: Plan, scratch: Path, report: Report) -> None:
+    say("3/6 get_instance of a connected plugin-driver component")
+    settings = fixtures.driver_app(scratch / "driver")
+    result = child("instance", str(settings), str(plan.micro_number), str(plan.micro_rounds))
+    cost = median(result["get_instance"])
+    report.rows.append(
+        Row(
+            "3",
+            "`opa.get_instance(name)`, ns/call (CPU time; baseline: a plain 1-arg call)",
+            f"{cost:.0f}",
+            f"{median(result['plain']):.0f}",
+            "",
+            "<= 500 ns",
+            verdict(cost <= 500),
+        )
+    )
+
+
+def startup(plan: Plan, scratch: Path, report: Report) -> None:
+    say(f"4/6 start-up with {plan.plugins} plugins (fresh processes)")
+    settings, folder = fixtures.many_plugins(scratch / "many", plan.plugins)
+    details: dict[str, list[dict[str, Any]]] = {"opa": [], "bare": []}
+
+    def run(name: str, *args: str) -> Callable[[], float]:
+        def measure() -> float:
+            seconds, result = timed_child(*args)
+            details[name].append(result)
+            return seconds * 1000
+
+        return measure
+
+    variants = {
+        "opa": run("opa", "startup-opa", str(settings)),
+        "bare": run("bare", "startup-bare", str(folder)),
+    }
+    for measure in variants.values():  # warm the bytecode caches and the file system
+        measure()
+    samples = alternating(variants, plan.startup_rounds)
+    opa_ms, bare_ms = median(samples["opa"]), median(samples["bare"])
+    ratio = opa_ms / bare_ms
+    report.rows.append(
+        Row(
+            "4",
+            f"start-up to ready, {plan.plugins} plugins x 2 routes, ms (spawn to lifespan entered)",
+            f"{opa_ms:.0f}",
+            f"{bare_ms:.0f}",
+            f"{ratio:.3f}x",
+            "<= 1.5x",
+            verdict(ratio <= 1.5),
+        )
+    )
+    runs = {name: results[1:] for name, results in details.items()}  # without the warm-up
+    cpu = {name: median(r["cpu"] for r in results) * 1000 for name, results in runs.items()}
+    split = {
+        name: ", ".join(
+            f"{phase} {median(r['phases'][phase] for r in results) * 1000:.0f}"
+            for phase in results[0]["phases"]
+        )
+        for name, results in runs.items()
+    }
+    report.notes.append(
+        f"4: CPU time to ready {cpu['opa']:.0f} vs {cpu['bare']:.0f} ms "
+        f"({cpu['opa'] / cpu['bare']:.3f}x); phases in ms, opa: {split['opa']}; "
+        f"bare: {split['bare']}"
+    )
+
+
+def imports(plan: Plan, scratch: Path, report: Report) -> None:
+    say("5/6 what `import opa, opa.main` imports, and how long `import opa` takes")
+    settings = fixtures.write_settings(scratch / "imports", [])
+    env = clean_env(OPA_SETTINGS_DIR=str(settings))
+    found: set[str] = set()
+
+    def measure(which: str) -> Callable[[], float]:
+        def once() -> float:
+            result = child("import", which, env=env)
+            found.update(result["backends"])
+            return float(result["seconds"]) * 1000
+
+        return once
+
+    samples = alternating(
+        {"opa": measure("opa"), "fastapi": measure("fastapi")}, plan.import_rounds
+    )
+    opa_ms, fastapi_ms = median(samples["opa"]), median(samples["fastapi"])
+    report.rows.append(
+        Row(
+            "5",
+            "backend modules loaded by `import opa, opa.main` (no components configured)",
+            ", ".join(sorted(found)) or "none",
+            "",
+            "",
+            "none",
+            verdict(not found),
+        )
+    )
+    report.rows.append(
+        Row(
+            "5b",
+            "import time, ms: `import opa` vs `import fastapi` (fresh processes)",
+            f"{opa_ms:.0f}",
+            f"{fastapi_ms:.0f}",
+            f"{opa_ms / fastapi_ms:.2f}x",
+            "(info)",
+            "info",
+        )
+    )
+    report.notes.append(f"5: modules checked: {', '.join(fixtures.BACKENDS)}")
+
+
+def table(rows: list[Row]) -> str:
+    header = ("#", "measurement", "opa", "baseline", "opa vs baseline", "target", "result")
+    cells = [header]
+    cells += [
+        (r.number, r.measurement, r.opa, r.baseline, r.compared, r.target, r.result) for r in rows
+    ]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(header))]
+
+    def line(values: tuple[str, ...]) -> str:
+        return "| " + " | ".join(v.ljust(w) for v, w in zip(values, widths, strict=True)) + " |"
+
+    rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    return "\n".join([line(cells[0]), rule, *(line(c) for c in cells[1:])])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="opa's performance budget against bare FastAPI")
+    parser.add_argument("--quick", action="store_true", help="few rounds: a smoke run")
+    parser.add_argument("--loadgen", choices=["auto", "wrk", "python"], default="auto")
+    options = parser.parse_args()
+    plan = QUICK if options.quick else Plan()
+    tool = options.loadgen
+    if tool == "auto":
+        tool = "wrk" if http.wrk_path() else "python"
+    started = time.perf_counter()
+    report = Report()
+    with tempfile.TemporaryDirectory(prefix="opa-bench-") as folder:
+        scratch = Path(folder)
+        throughput_and_memory(plan, tool, scratch, report)
+        call_hook_overhead(plan, scratch, report)
+        get_instance_cost(plan, scratch, report)
+        startup(plan, scratch, report)
+        imports(plan, scratch, report)
+    report.rows.sort(key=lambda row: row.number)
+    elapsed = time.perf_counter() - started
+    print(f"## opa benchmarks ({'quick' if options.quick else 'full'} run)\n")
+    print(
+        f"Python {platform.python_version()}, {os.cpu_count()} CPUs, load from {tool}, "
+        f"medians of alternating rounds, {elapsed:.0f} s in all.\n"
+    )
+    print(table(report.rows))
+    print()
+    for note in sorted(report.notes):
+        print(f"- {note}")
+
+
+if __name__ == "__main__":
+    main()
