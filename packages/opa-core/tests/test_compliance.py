@@ -23,14 +23,34 @@ def echo_server() -> Iterator[EchoServer]:
         yield server
 
 
+class _FakeDistribution(Distribution):
+    """An installed-looking distribution whose only content is one opa.drivers entry point."""
+
+    def __init__(self, name: str, entry_point: str) -> None:
+        self._files = {
+            "METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0.0\n",
+            "entry_points.txt": f"[opa.drivers]\n{entry_point}\n",
+        }
+
+    def read_text(self, filename: str) -> str | None:
+        return self._files.get(filename)
+
+    def locate_file(self, path: str | PathLike[str]) -> Path:
+        raise FileNotFoundError(path)
+
+
 class TestTcpEchoCompliance(DriverComplianceSuite):
-    """The sync echo driver, registered as a plugin driver would be."""
+    """The sync echo driver, found through the entry point of a faked distribution."""
 
     driver_name = "tcp-echo"
-    distribution: ClassVar[str | None] = None
+    distribution: ClassVar[str | None] = "opa-driver-tcp-echo"
+    driver: ClassVar[type[Driver]] = TcpEchoDriver
 
-    def driver_class(self) -> type[Driver]:
-        return TcpEchoDriver
+    def entry_points(self) -> Iterable[EntryPoint]:
+        target = f"{self.driver.__module__}:{self.driver.__qualname__}"
+        assert self.distribution is not None
+        dist = _FakeDistribution(self.distribution, f"{self.driver_name} = {target}")
+        return dist.entry_points
 
     @pytest.fixture
     def live_options(self, echo_server: EchoServer) -> dict[str, Any]:
@@ -56,36 +76,5 @@ class TestAsyncTcpEchoCompliance(TestTcpEchoCompliance):
     """The async echo driver, through the same cases."""
 
     driver_name = "tcp-echo-async"
-
-    def driver_class(self) -> type[Driver]:
-        return AsyncTcpEchoDriver
-
-
-class _FakeDistribution(Distribution):
-    """An installed-looking distribution whose only content is one opa.drivers entry point."""
-
-    def __init__(self, name: str, entry_point: str) -> None:
-        self._files = {
-            "METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0.0\n",
-            "entry_points.txt": f"[opa.drivers]\n{entry_point}\n",
-        }
-
-    def read_text(self, filename: str) -> str | None:
-        return self._files.get(filename)
-
-    def locate_file(self, path: str | PathLike[str]) -> Path:
-        raise FileNotFoundError(path)
-
-
-class TestEntryPointCompliance(TestTcpEchoCompliance):
-    """The sync echo driver found through an entry point of a faked distribution."""
-
-    distribution = "opa-driver-tcp-echo"
-
-    def driver_class(self) -> type[Driver]:
-        return DriverComplianceSuite.driver_class(self)
-
-    def entry_points(self) -> Iterable[EntryPoint]:
-        target = f"{TcpEchoDriver.__module__}:{TcpEchoDriver.__qualname__}"
-        dist = _FakeDistribution("opa_driver_tcp_echo", f"tcp-echo = {target}")
-        return dist.entry_points
+    distribution = "opa-driver-tcp-echo-async"
+    driver = AsyncTcpEchoDriver

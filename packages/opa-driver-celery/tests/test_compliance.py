@@ -15,6 +15,7 @@ class TestCeleryCompliance(DriverComplianceSuite):
 
     driver_name = "celery"
     distribution = "opa-driver-celery"
+    required_option = "BROKER_URL"
 
     @pytest.fixture
     def live_options(self, rabbitmq_url: str) -> dict[str, Any]:
