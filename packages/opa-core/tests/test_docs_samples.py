@@ -1,0 +1,123 @@
+"""The documentation's code samples run, so they cannot rot.
+
+A ```python block of docs/*.md is marked by its first line:
+
+- ``# plugin: NAME.py``: written into a plugin folder with the page's other plugin blocks
+  and served with ``opa.testing.build_app``; its ``# expect: METHOD /path -> STATUS [JSON]``
+  lines are requests the app must answer so, and an optional ``# settings: {JSON}`` line
+  adds settings for the page's app;
+- ``# run``: executed as it is;
+- ``# needs: ...``: needs something beyond opa-core (a driver, a backend) and is not run.
+
+Every python block must carry one of these marks.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from fastapi.testclient import TestClient
+
+from opa.config import DEFAULTS_FILE as DEFAULTS
+from opa.testing import build_app
+
+DOCS = Path(__file__).resolve().parents[3] / "docs"
+BLOCK = re.compile(r"^```python\n(.*?)^```", re.MULTILINE | re.DOTALL)
+EXPECT = re.compile(
+    r"^# expect: (?P<method>[A-Z]+) (?P<path>\S+) -> (?P<status>\d{3})(?P<body> .+)?$"
+)
+MARKS = ("# plugin: ", "# run", "# needs: ")
+
+
+@dataclass
+class Page:
+    """The python blocks of one documentation page, sorted by their mark."""
+
+    name: str
+    plugins: dict[str, str] = field(default_factory=dict)
+    runs: list[str] = field(default_factory=list)
+    settings: dict[str, Any] = field(default_factory=dict)
+    expectations: list[tuple[str, str, int, Any]] = field(default_factory=list)
+    unmarked: list[str] = field(default_factory=list)
+
+
+def read_page(path: Path) -> Page:
+    page = Page(path.name)
+    for block in BLOCK.findall(path.read_text(encoding="utf-8")):
+        first = block.splitlines()[0] if block.strip() else ""
+        if first.startswith("# plugin: "):
+            page.plugins[first.removeprefix("# plugin: ").strip()] = block
+            for line in block.splitlines():
+                if line.startswith("# settings: "):
+                    page.settings.update(json.loads(line.removeprefix("# settings: ")))
+                if match := EXPECT.match(line):
+                    body = json.loads(match["body"]) if match["body"] else None
+                    page.expectations.append(
+                        (match["method"], match["path"], int(match["status"]), body)
+                    )
+        elif first.strip() == "# run":
+            page.runs.append(block)
+        elif not first.startswith("# needs: "):
+            page.unmarked.append(first)
+    return page
+
+
+PAGES = [read_page(path) for path in sorted(DOCS.glob("*.md"))]
+
+
+def test_docs_are_found() -> None:
+    """The docs folder is where the test expects it and holds runnable samples."""
+    assert (DOCS / "index.md").is_file()
+    assert sum(len(p.plugins) + len(p.runs) for p in PAGES) >= 5
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])
+def test_every_python_block_is_marked(page: Page) -> None:
+    """Each python block says whether it is a plugin, run as it is, or needs more."""
+    assert not page.unmarked, f"{page.name}: python blocks without a mark {MARKS}"
+
+
+PLUGIN_PAGES = [p for p in PAGES if p.plugins]
+
+
+@pytest.mark.parametrize("page", PLUGIN_PAGES, ids=[p.name for p in PLUGIN_PAGES])
+def test_plugin_samples_serve_their_routes(page: Page, tmp_path: Path) -> None:
+    """A page's plugin blocks, served together, answer every request they expect."""
+    assert page.expectations, f"{page.name}: plugin blocks state no '# expect:' request"
+    folder = tmp_path / "plugins"
+    folder.mkdir()
+    for name, source in page.plugins.items():
+        (folder / name).write_text(source, encoding="utf-8")
+    app = build_app({**page.settings, "PLUGIN_PATHS": [str(folder)]})
+    with TestClient(app) as client:
+        for method, path, status, body in page.expectations:
+            response = client.request(method, path)
+            assert response.status_code == status, f"{page.name}: {method} {path}"
+            if body is not None:
+                assert response.json() == body, f"{page.name}: {method} {path}"
+
+
+RUNS = [(p.name, i, source) for p in PAGES for i, source in enumerate(p.runs)]
+
+
+@pytest.mark.parametrize("source", [r[2] for r in RUNS], ids=[f"{r[0]}-{r[1]}" for r in RUNS])
+def test_run_samples_execute(source: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A '# run' block executes without error, from an empty working folder."""
+    monkeypatch.chdir(tmp_path)
+    exec(compile(source, "<docs sample>", "exec"), {"__name__": "__docs__"})
+
+
+def test_configuration_reference_names_every_default_key() -> None:
+    """Each key of opa's default settings appears in the configuration reference."""
+    defaults = yaml.safe_load(DEFAULTS.read_text(encoding="utf-8"))
+    keys = set(defaults["default"]) | set(defaults["default"]["OPTIONAL_COMPONENTS"])
+    keys |= set(defaults.get("dev", {}))
+    text = (DOCS / "configuration.md").read_text(encoding="utf-8")
+    missing = sorted(key for key in keys if f"`{key}`" not in text)
+    assert not missing, f"configuration.md does not name {missing}"
