@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from starlette.types import Message, Receive, Scope, Send
 
 from opa import runtime
+from opa.api_docs import serve_api_docs
 from opa.config import as_list, load_settings
 from opa.errors import ComponentUnavailableError, ConfigError, OpaError
 from opa.health import router as health_router
@@ -110,18 +111,24 @@ def create_app(
     manager = PluginManager(resolved)
     manager.load()
     runtime.activate(manager)
+    # SELF_HOSTED: opa serves the docs pages with their assets; otherwise FastAPI's use a CDN.
+    self_hosted = bool(resolved.get("SELF_HOSTED"))
+    docs_url = resolved.get("DOCS_URL") or None
+    redoc_url = resolved.get("REDOC_URL") or None
     app = FastAPI(
         title=resolved.PROJECT_NAME,
         description=resolved.PROJECT_DESCRIPTION,
         version=str(resolved.PROJECT_VERSION),
-        docs_url=resolved.get("DOCS_URL") or None,
-        redoc_url=resolved.get("REDOC_URL") or None,
+        docs_url=None if self_hosted else docs_url,
+        redoc_url=None if self_hosted else redoc_url,
         openapi_url=resolved.get("OPENAPI_URL") or None,
         root_path=resolved.get("OPENAPI_PREFIX") or "",
         debug=bool(resolved.get("DEBUG")),
         lifespan=_lifespan(manager),
     )
     app.state.opa = manager
+    if self_hosted:
+        serve_api_docs(app, docs_url=docs_url, redoc_url=redoc_url)
     _cors(app, resolved)
     _report_startup_errors_in_one_line(app)
     app.add_exception_handler(ComponentUnavailableError, _component_unavailable)
