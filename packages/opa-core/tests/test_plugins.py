@@ -298,3 +298,11 @@ def test_a_broken_entry_point_plugin_names_its_distribution(
 def opa_manager(app: Any) -> PluginManager:
     manager: PluginManager = app.state.opa
     return manager
+
+
+def test_a_plugin_named_like_an_imported_module_is_refused(tmp_path: Path) -> None:
+    """A plugin called json.py would replace the standard library's json: it is refused."""
+    write_plugin(tmp_path / "p", "json", "VALUE = 1\n")
+    with pytest.raises(PluginError, match=r"has the name of the module 'json' that is already"):
+        manager_for(tmp_path, PLUGIN_PATHS=[str(tmp_path / "p")])
+    assert hasattr(sys.modules["json"], "dumps")

@@ -136,6 +136,10 @@ class PluginFilter:
         return not (self.blacklist_tags & tags)
 
 
+PLUGIN_MARK = "__opa_plugin__"
+"""Set on every module opa imports as a plugin, to tell them from library modules."""
+
+
 def _same_file(module: ModuleType, path: Path) -> bool:
     location = getattr(module, "__file__", None)
     return location is not None and Path(location).resolve() == path.resolve()
@@ -156,7 +160,13 @@ def import_candidate(candidate: Candidate) -> ModuleType:
     if existing is not None:
         if _same_file(existing, candidate.path):
             return existing
-        _forget(candidate.name)
+        if not getattr(existing, PLUGIN_MARK, False):
+            location = getattr(existing, "__file__", None) or "built in"
+            raise PluginError(
+                f"plugin {candidate.identity} ({candidate.path}) has the name of the module "
+                f"{candidate.name!r} that is already imported ({location}); rename the plugin"
+            )
+        _forget(candidate.name)  # a same-named plugin of an earlier app in this process
     search = [str(candidate.path.parent)] if candidate.is_package else None
     spec = importlib.util.spec_from_file_location(
         candidate.name, candidate.path, submodule_search_locations=search
@@ -164,6 +174,7 @@ def import_candidate(candidate: Candidate) -> ModuleType:
     if spec is None or spec.loader is None:
         raise PluginError(f"plugin {candidate.identity} ({candidate.path}) cannot be imported")
     module = importlib.util.module_from_spec(spec)
+    setattr(module, PLUGIN_MARK, True)
     sys.modules[candidate.name] = module
     try:
         spec.loader.exec_module(module)
