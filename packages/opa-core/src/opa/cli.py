@@ -212,6 +212,26 @@ def check() -> None:
         raise CliError(f"component check failed: {', '.join(failed)}")
 
 
+@cli.command("new-driver")
+@click.argument("name")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="Folder to create opa-driver-NAME in.",
+)
+@click.option("--async/--sync", "is_async", default=False, help="Driver flavour (default sync).")
+def new_driver(name: str, directory: Path, is_async: bool) -> None:
+    """Generate the driver package opa-driver-NAME, ready to install and pass its tests."""
+    from opa.scaffold import create_driver_package
+
+    target = create_driver_package(name, directory, is_async=is_async)
+    echo(f"created {target}")
+    echo(f"next: cd {target} && pip install -e '.[test]' && pytest")
+
+
 @cli.command(
     context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
     add_help_option=False,
