@@ -109,8 +109,8 @@ def create_app(
     resolved = load_settings(settings_dir=settings_dir, env=env, overrides=settings)
     setup_logging(resolved.get("LOG_LEVEL", "INFO"))
     manager = PluginManager(resolved)
+    runtime.activate(manager)  # plugins may read opa.config while they are imported
     manager.load()
-    runtime.activate(manager)
     # SELF_HOSTED: opa serves the docs pages with their assets; otherwise FastAPI's use a CDN.
     self_hosted = bool(resolved.get("SELF_HOSTED"))
     docs_url = resolved.get("DOCS_URL") or None
@@ -127,14 +127,14 @@ def create_app(
         lifespan=_lifespan(manager),
     )
     app.state.opa = manager
-    if self_hosted:
-        serve_api_docs(app, docs_url=docs_url, redoc_url=redoc_url)
     _cors(app, resolved)
     _report_startup_errors_in_one_line(app)
     app.add_exception_handler(ComponentUnavailableError, _component_unavailable)
     _backend_outages(app, manager)
     for router in manager.routers:
         app.include_router(router)
-    # Last: every router tried before a match costs each request a little.
+    # Last: every route tried before a match costs each request a little.
     app.include_router(health_router)
+    if self_hosted:
+        serve_api_docs(app, docs_url=docs_url, redoc_url=redoc_url)
     return app

@@ -18,7 +18,8 @@ from opa.runtime import get_instance
 def Instance(name: str) -> Any:
     """A ``Depends`` that supplies component *name*'s instance (503 when unavailable)."""
 
-    def dependency() -> Any:
+    # async: a plain def would be sent to the thread pool on every request, for a dict read.
+    async def dependency() -> Any:
         return get_instance(name)
 
     dependency.__name__ = f"instance_{name}"
