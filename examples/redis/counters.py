@@ -6,7 +6,7 @@ from fastapi import Query
 from redis.asyncio import Redis
 from walrus import Database
 
-from opa import Instance, config, get_router
+from opa import config, get_instance, get_router
 
 router = get_router(tags=["counters"])
 
@@ -19,16 +19,20 @@ def redis_key(key: str) -> str:
 
 
 @router.get("/counter-sync")
-def counter_sync(db: Annotated[Database, Instance("walrus")], key: Key = "default") -> int:
+def counter_sync(key: Key = "default") -> int:
     """Add one to the counter *key* and return it (a sync route: it runs in a thread)."""
+    db: Database = get_instance("walrus")
     value: int = db.incr(redis_key(key))
     return value
 
 
 @router.get("/counter-async")
-async def counter_async(
-    client: Annotated[Redis, Instance("aioredis")], key: Key = "default"
-) -> int:
-    """Add one to the counter *key* and return it, without leaving the event loop."""
+async def counter_async(key: Key = "default") -> int:
+    """Add one to the counter *key* and return it, without leaving the event loop.
+
+    The typed form works too: ``client: Annotated[Redis, Instance("aioredis")]``; it
+    costs a FastAPI dependency resolution per request.
+    """
+    client: Redis = get_instance("aioredis")
     value: int = await client.incr(redis_key(key))
     return value
