@@ -270,5 +270,35 @@ def bench(session: nox.Session) -> None:
     args: list[str] = []
     for pkg in PACKAGES.values():
         args += [str(pkg.folder), "--reinstall-package", pkg.name]
-    session.install(*args, "uvicorn", "httpx")
+    # uvicorn serves the measured apps, httpx is the MongoDB benchmark's client, and
+    # nx-27017 is its server when OPA_TEST_MONGODB_URL is unset. wrk gives the HTTP load when
+    # it is on PATH; fastapi-plugins gets a uv environment of its own under .bench/.
+    session.install(*args, "uvicorn", "httpx", "nx-27017")
     session.run("python", str(script), *session.posargs)
+
+
+# The documentation site's theme, bounded to one major release.
+MKDOCS_MATERIAL = "mkdocs-material>=9.5,<10"
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the documentation site into site/ with `mkdocs build --strict`.
+
+    Every package is installed from its folder, because docs/hooks/driver_options.py renders
+    the driver options reference from the drivers' own option models as the site builds.
+    """
+    args: list[str] = []
+    for pkg in PACKAGES.values():
+        args += [str(pkg.folder), "--reinstall-package", pkg.name]
+    session.install(MKDOCS_MATERIAL, *args)
+    session.run(
+        "mkdocs",
+        "build",
+        "--strict",
+        "--config-file",
+        str(ROOT / "mkdocs.yml"),
+        "--site-dir",
+        str(ROOT / "site"),
+        *session.posargs,
+    )

@@ -47,16 +47,21 @@ def free_port() -> int:
 
 @dataclass
 class Server:
-    """One uvicorn process serving ``GET /hello``."""
+    """One uvicorn process; ``url`` is its ``path`` (``GET /hello`` unless told otherwise)."""
 
     name: str
     process: subprocess.Popen[bytes]
     port: int
     log: IO[bytes]
+    path: str = "/hello"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hello"
+        return self.at(self.path)
+
+    def at(self, path: str) -> str:
+        """The URL of *path* on this server."""
+        return f"http://127.0.0.1:{self.port}{path}"
 
     def rss_kib(self) -> int:
         status = Path(f"/proc/{self.process.pid}/status").read_text()
@@ -92,15 +97,30 @@ class Server:
         self.log.close()
 
 
-def start_server(name: str, app: str, app_dir: Path, env: dict[str, str], log: Path) -> Server:
+def start_server(
+    name: str,
+    app: str,
+    app_dir: Path,
+    env: dict[str, str],
+    log: Path,
+    *,
+    path: str = "/hello",
+    python: str = sys.executable,
+) -> Server:
+    """uvicorn serving *app* under *python* (by default this interpreter), once *path*
+    answers 200."""
     port = free_port()
-    command = [sys.executable, "-m", "uvicorn", app, "--app-dir", str(app_dir)]
+    command = [python, "-m", "uvicorn", app, "--app-dir", str(app_dir)]
     command += ["--host", "127.0.0.1", "--port", str(port)]
     command += ["--no-access-log", "--log-level", "warning"]
     stream = log.open("w+b")
     process = subprocess.Popen(command, cwd=app_dir, env=env, stdout=stream, stderr=stream)
-    server = Server(name, process, port, stream)
-    server.wait_ready()
+    server = Server(name, process, port, stream, path)
+    try:
+        server.wait_ready()
+    except BaseException:
+        server.stop()
+        raise
     return server
 
 

@@ -1,6 +1,10 @@
 """opa's performance budget, measured side by side against bare FastAPI in one run.
 
-``python benchmarks/run.py [--quick] [--loadgen auto|wrk|python]`` prints a markdown table.
+``python benchmarks/run.py [--quick] [--loadgen auto|wrk|python] [--only core,redis,...]``
+prints opa-core's table, then runs the drivers' benchmarks (``bench_redis.py``,
+``bench_mongodb.py``, ``bench_celery.py``), each printing its own; ``--only`` picks some of
+them. ``nox -s bench`` runs this with what every part needs installed.
+
 Nothing here asserts: a MISS is a number to look at, not a failure. Compared variants take
 turns round after round and each figure is the median of its rounds, because the machine
 this runs on is small and shared. CPU-time figures in the notes are less sensitive to other
@@ -321,15 +325,18 @@ def table(rows: list[Row]) -> str:
     return "\n".join([line(cells[0]), rule, *(line(c) for c in cells[1:])])
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description="opa's performance budget against bare FastAPI")
-    parser.add_argument("--quick", action="store_true", help="few rounds: a smoke run")
-    parser.add_argument("--loadgen", choices=["auto", "wrk", "python"], default="auto")
-    options = parser.parse_args()
+SECTIONS = ("core", "redis", "mongodb", "celery")
+
+# Arguments of each driver benchmark's main() for a --quick run (a smoke run, not figures).
+QUICK_ARGS = {
+    "redis": ["--rounds", "2", "--requests", "2000", "--warmup", "500"],
+    "mongodb": ["--rounds", "2", "--requests", "200"],
+    "celery": ["--rounds", "1", "--samples", "20", "--tasks", "200"],
+}
+
+
+def core(options: argparse.Namespace, tool: str) -> int:
     plan = QUICK if options.quick else Plan()
-    tool = options.loadgen
-    if tool == "auto":
-        tool = "wrk" if http.wrk_path() else "python"
     started = time.perf_counter()
     report = Report()
     with tempfile.TemporaryDirectory(prefix="opa-bench-") as folder:
@@ -341,7 +348,6 @@ def main() -> None:
         imports(plan, scratch, report)
     report.rows.sort(key=lambda row: row.number)
     elapsed = time.perf_counter() - started
-    print(f"## opa benchmarks ({'quick' if options.quick else 'full'} run)\n")
     print(
         f"Python {platform.python_version()}, {os.cpu_count()} CPUs, load from {tool}, "
         f"medians of alternating rounds, {elapsed:.0f} s in all.\n"
@@ -350,7 +356,79 @@ def main() -> None:
     print()
     for note in sorted(report.notes):
         print(f"- {note}")
+    return 0
+
+
+def driver_section(name: str, options: argparse.Namespace, tool: str) -> int:
+    """Import benchmarks/bench_<name>.py only now (it needs its drivers) and run its main()."""
+    import importlib
+
+    module = importlib.import_module(f"bench_{name}")
+    argv = list(QUICK_ARGS[name]) if options.quick else []
+    if name == "redis":
+        argv += ["--loadgen", tool]
+    code: int = module.main(argv)
+    return code
+
+
+TITLES = {
+    "core": "opa-core against bare FastAPI",
+    "redis": "Redis drivers (benchmarks/bench_redis.py)",
+    "mongodb": "MongoDB drivers (benchmarks/bench_mongodb.py)",
+    "celery": "Celery driver (benchmarks/bench_celery.py)",
+}
+
+
+def parse_only(value: str) -> list[str]:
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    unknown = sorted(set(names) - set(SECTIONS))
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"choose from {', '.join(SECTIONS)} (comma-separated), not {value!r}"
+        )
+    return [name for name in SECTIONS if name in names]
+
+
+def load_average() -> str:
+    return ", ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="opa's performance budget against bare FastAPI")
+    parser.add_argument("--quick", action="store_true", help="few rounds: a smoke run")
+    parser.add_argument("--loadgen", choices=["auto", "wrk", "python"], default="auto")
+    parser.add_argument(
+        "--only",
+        type=parse_only,
+        default=list(SECTIONS),
+        help=f"comma-separated parts to run, of {','.join(SECTIONS)} (default: all)",
+    )
+    options = parser.parse_args(argv)
+    tool = options.loadgen
+    if tool == "auto":
+        tool = "wrk" if http.wrk_path() else "python"
+    started = time.perf_counter()
+    kind = "quick" if options.quick else "full"
+    print(f"# opa benchmarks ({kind} run)\n")
+    print(f"Load average (1, 5, 15 min) at the start: {load_average()}.\n")
+    failed: list[str] = []
+    for name in options.only:
+        say(f"== {name}")
+        print(f"## {TITLES[name]}\n", flush=True)
+        try:
+            code = core(options, tool) if name == "core" else driver_section(name, options, tool)
+        except (Exception, SystemExit) as error:  # one part failing must not stop the others
+            code = 1
+            print(f"**Not measured**: {type(error).__name__}: {error}")
+        if code:
+            failed.append(name)
+        print(flush=True)
+    elapsed = time.perf_counter() - started
+    print(f"Load average (1, 5, 15 min) at the end: {load_average()}; {elapsed:.0f} s in all.")
+    if failed:
+        print(f"\nParts that failed or saw errors: {', '.join(failed)}.")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
