@@ -20,7 +20,7 @@ from packaging.utils import canonicalize_name
 
 nox.needs_version = ">=2024.10"
 nox.options.default_venv_backend = "uv"
-nox.options.sessions = ["tests", "lint", "typecheck", "build"]
+nox.options.sessions = ["tests", "lint", "typecheck", "build", "docs"]
 
 ROOT = Path(__file__).resolve().parent
 DIST = ROOT / "dist"

@@ -56,13 +56,14 @@ def test_opa_worker_runs_plugin_tasks_with_components_connected_after_fork(
     assert secret not in output
 
 
+@pytest.mark.parametrize("module", ["opa.worker", "opa_driver_celery.worker"])
 def test_celery_command_serves_the_same_app(
-    tmp_path: Path, rabbitmq_url: str, backend_url: str, run: Run
+    tmp_path: Path, rabbitmq_url: str, backend_url: str, run: Run, module: str
 ) -> None:
-    """`celery -A opa_driver_celery.worker worker` loads the same plugins and settings."""
+    """`celery -A opa.worker worker` (or the driver module) serves the same plugins and settings."""
     celery = celery_component(rabbitmq_url, backend_url, run)
     settings = write_settings(tmp_path / "settings", {"celery": celery, "store": {"LOAD": "no"}})
-    command = celery_worker_command(*worker_args(run, concurrency=1))
+    command = celery_worker_command(*worker_args(run, concurrency=1), app=module)
     with (
         client_app(celery) as app,
         started(command, clean_environ(settings), tmp_path, tmp_path / "worker.log") as worker,
