@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import traceback
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.types import Message, Receive, Scope, Send
 
 from opa import runtime
@@ -19,6 +20,7 @@ from opa.config import as_list, load_settings
 from opa.errors import ComponentUnavailableError, ConfigError, OpaError
 from opa.health import router as health_router
 from opa.log import log, setup_logging
+from opa.masking import mask_secrets
 from opa.plugin_manager import PluginManager
 
 
@@ -39,6 +41,18 @@ def _cors(app: FastAPI, settings: Any) -> None:
         allow_methods=as_list(settings.get("CORS_METHODS"), "CORS_METHODS"),
         allow_headers=as_list(settings.get("CORS_HEADERS"), "CORS_HEADERS"),
     )
+
+
+def _server_error_handler(debug: bool) -> Any:
+    """500 responses; with DEBUG the traceback, with credentials masked like every log line."""
+
+    async def server_error(request: Request, exc: Exception) -> PlainTextResponse:
+        if not debug:
+            return PlainTextResponse("Internal Server Error", status_code=500)
+        text = "".join(traceback.format_exception(exc))
+        return PlainTextResponse(mask_secrets(text), status_code=500)
+
+    return server_error
 
 
 async def _component_unavailable(request: Request, exc: Exception) -> JSONResponse:
@@ -123,13 +137,15 @@ def create_app(
         redoc_url=None if self_hosted else redoc_url,
         openapi_url=resolved.get("OPENAPI_URL") or None,
         root_path=resolved.get("OPENAPI_PREFIX") or "",
-        debug=bool(resolved.get("DEBUG")),
+        # Never Starlette's debug page: it shows exception text unmasked (see _server_error).
+        debug=False,
         lifespan=_lifespan(manager),
     )
     app.state.opa = manager
     _cors(app, resolved)
     _report_startup_errors_in_one_line(app)
     app.add_exception_handler(ComponentUnavailableError, _component_unavailable)
+    app.add_exception_handler(Exception, _server_error_handler(bool(resolved.get("DEBUG"))))
     _backend_outages(app, manager)
     for router in manager.routers:
         app.include_router(router)
