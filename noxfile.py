@@ -20,7 +20,7 @@ from packaging.utils import canonicalize_name
 
 nox.needs_version = ">=2024.10"
 nox.options.default_venv_backend = "uv"
-nox.options.sessions = ["tests", "lint", "typecheck", "build", "docs"]
+nox.options.sessions = ["tests", "integration", "lint", "typecheck", "build", "docs"]
 
 ROOT = Path(__file__).resolve().parent
 DIST = ROOT / "dist"
@@ -135,6 +135,18 @@ def tests(session: nox.Session, package: str) -> None:
     # Exit code 5 (no tests collected) fails the session like any other non-zero code.
     with session.chdir(session.create_tmp()):
         session.run("pytest", str(pkg.folder / "tests"), *session.posargs)
+
+
+@nox.session
+def integration(session: nox.Session) -> None:
+    """Run tests/integration against every package at once, each with its `test` extra."""
+    args: list[str] = []
+    for pkg in PACKAGES.values():
+        args += local_install_args(pkg, "test")
+    session.install(*args)
+    # From a folder outside the repo, as in `tests`, so the installed packages are imported.
+    with session.chdir(session.create_tmp()):
+        session.run("pytest", str(ROOT / "tests" / "integration"), *session.posargs)
 
 
 @nox.session
