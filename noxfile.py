@@ -143,7 +143,8 @@ def integration(session: nox.Session) -> None:
     args: list[str] = []
     for pkg in PACKAGES.values():
         args += local_install_args(pkg, "test")
-    session.install(*args)
+    # hypothesis drives the configuration fuzzing in tests/integration/test_config_fuzz.py.
+    session.install(*args, "hypothesis")
     # From a folder outside the repo, as in `tests`, so the installed packages are imported.
     with session.chdir(session.create_tmp()):
         session.run("pytest", str(ROOT / "tests" / "integration"), *session.posargs)

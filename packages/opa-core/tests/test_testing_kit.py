@@ -67,7 +67,7 @@ def test_build_app_uses_the_given_settings(tmp_path: Path) -> None:
     )
     app = build_app({"OPTIONAL_COMPONENTS": CACHE}, settings_dir=folder, env="testing")
     assert app.title == "from-folder"
-    assert app.debug is True
+    assert app.state.opa.settings.DEBUG is True
     assert list(app.state.opa.components.by_name) == ["cache"]
 
 
