@@ -17,7 +17,7 @@ from starlette.types import Message, Receive, Scope, Send
 from opa import runtime
 from opa.api_docs import serve_api_docs
 from opa.config import as_list, load_settings
-from opa.errors import ComponentUnavailableError, ConfigError, OpaError
+from opa.errors import ComponentUnavailableError, ConfigError, OpaError, PluginError
 from opa.health import router as health_router
 from opa.log import log, setup_logging
 from opa.masking import mask_secrets
@@ -103,8 +103,15 @@ def _lifespan(manager: PluginManager) -> Any:
         runtime.activate(manager)
         await manager.components.start()
         try:
-            for setup in manager.setups:
-                setup(app=app)
+            for plugin in manager.plugins:
+                for setup in plugin.setups:
+                    try:
+                        setup(app=app)
+                    except Exception as exc:
+                        raise PluginError(
+                            f"plugin {plugin.identity}: setup class {setup.__qualname__} failed: "
+                            f"{type(exc).__name__}: {exc}"
+                        ) from exc
             yield
         finally:
             await manager.components.stop()

@@ -11,6 +11,7 @@ import code
 import importlib
 import json
 import os
+import signal
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -94,6 +95,10 @@ def cli(settings_dir: Path | None, env_name: str | None, log_level: str | None) 
     _export_choice("OPA_LOG_LEVEL", log_level.upper() if log_level else None)
 
 
+def _exit_cleanly(signum: int, frame: Any) -> None:
+    raise SystemExit(0)
+
+
 @cli.command()
 @click.option("--host", help="Interface to bind (default: setting HOST).")
 @click.option("--port", type=int, help="Port to bind (default: setting PORT).")
@@ -106,6 +111,9 @@ def run(host: str | None, port: int | None, reload: bool | None, log_level: str 
     _export_choice("OPA_LOG_LEVEL", log_level.upper() if log_level else None)
     settings = prepared_settings()
     PluginManager(settings).load()  # surfaces configuration errors as one line, not a traceback
+    # uvicorn re-raises the SIGTERM it handled once it has shut down cleanly; a clean
+    # shutdown on request is a success, so that re-raised signal ends the process with 0.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     uvicorn.run(
         "opa.main:app",
         host=host or str(settings.HOST),

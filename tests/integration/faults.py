@@ -1,0 +1,297 @@
+"""Helpers of test_faults.py: `opa run` in a subprocess, silent hosts and a plugin marker driver."""
+
+from __future__ import annotations
+
+import os
+import selectors
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Mapping
+from contextlib import suppress
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from opa.testing.services import (
+    LOCALHOST,
+    ServiceUnavailable,
+    free_port,
+    log_tail,
+    port_accepts,
+)
+
+# A plugin driver that leaves a trace of its connect and disconnect: "<MARKER>.connected" and
+# "<MARKER>.disconnected", each holding the time.monotonic() of the call (CLOCK_MONOTONIC is
+# one clock for every process of the machine, so the test can compare it with its own).
+MARKER_PLUGIN = '''"""The fault tests' marker driver, and a route that takes about a second."""
+
+import asyncio
+import time
+from pathlib import Path
+
+from opa import Driver, get_router
+
+router = get_router()
+
+
+@router.get("/slow")
+async def slow() -> dict:
+    await asyncio.sleep(1.0)
+    return {"finished": time.monotonic()}
+
+
+class MarkerDriver(Driver):
+    name = "fault-marker"
+    is_async = False
+
+    def connect(self) -> None:
+        Path(f"{self.opts.MARKER}.connected").write_text(repr(time.monotonic()))
+        self.instance = self.opts.MARKER
+
+    def disconnect(self) -> None:
+        Path(f"{self.opts.MARKER}.disconnected").write_text(repr(time.monotonic()))
+'''
+
+
+def marker_component(marker: Path) -> dict[str, Any]:
+    return {"LOAD": "yes", "DRIVER": "fault-marker", "OPTS": {"MARKER": str(marker)}}
+
+
+def connected(marker: Path) -> bool:
+    return Path(f"{marker}.connected").exists()
+
+
+def disconnected_at(marker: Path) -> float | None:
+    path = Path(f"{marker}.disconnected")
+    return float(path.read_text()) if path.exists() else None
+
+
+def write_settings(folder: Path, values: Mapping[str, Any]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "settings.yaml").write_text(yaml.safe_dump({"default": dict(values)}))
+    return folder
+
+
+class OpaRun:
+    """`python -m opa.cli run` on a settings folder, in its own session, output in a file."""
+
+    def __init__(self, settings_dir: Path, port: int, log: Path) -> None:
+        env = {
+            name: value
+            for name, value in os.environ.items()
+            if not name.upper().startswith(("OPA_", "DYNACONF_")) and name.upper() != "ENV"
+        }
+        env.update(OPA_SETTINGS_DIR=str(settings_dir), PYTHONUNBUFFERED="1")
+        command = [sys.executable, "-m", "opa.cli", "run", "--host", LOCALHOST]
+        command += ["--port", str(port)]
+        self.port = port
+        self.log = log
+        self.started = time.monotonic()
+        with log.open("ab") as output:
+            self.popen = subprocess.Popen(
+                command,
+                cwd=settings_dir,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait(self, timeout: float) -> int:
+        try:
+            return self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(
+                f"opa run did not exit within {timeout:g}s:\n{self.output()[-3000:]}"
+            ) from None
+
+    def wait_serving(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.popen.poll() is not None:
+                raise AssertionError(f"opa run exited early:\n{self.output()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"http://{LOCALHOST}:{self.port}/health", timeout=2):
+                    return
+            except urllib.error.HTTPError:
+                return  # it answers, if with 503
+            except OSError:
+                time.sleep(0.1)
+        raise AssertionError(f"opa run did not serve within {timeout:g}s:\n{self.output()}")
+
+    def terminate(self) -> None:
+        self.popen.send_signal(signal.SIGTERM)
+
+    def close(self) -> None:
+        with suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        with suppress(subprocess.TimeoutExpired):
+            self.popen.wait(10)
+
+
+class SilentProxy:
+    """A TCP listener of the test's own that forwards to *target* until it goes silent.
+
+    Silent, it still accepts connections, but reads nothing and answers nothing, on new
+    connections and on those it was forwarding: a host that hangs, not one that is down.
+    """
+
+    def __init__(self, target: tuple[str, int] | None = None) -> None:
+        self.target = target
+        self.silent = target is None
+        self.listener = socket.create_server((LOCALHOST, 0))
+        self.port: int = self.listener.getsockname()[1]
+        self._sockets: list[socket.socket] = [self.listener]
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        selector = selectors.DefaultSelector()
+        selector.register(self.listener, selectors.EVENT_READ, None)
+        while not self._closed.is_set():
+            for key, _ in selector.select(timeout=0.1):
+                if key.data is None:
+                    self._accept(selector)
+                elif not self.silent:
+                    self._forward(selector, key.fileobj, key.data)  # type: ignore[arg-type]
+            if self.silent:
+                time.sleep(0.05)  # hold every socket open, read nothing
+        selector.close()
+
+    def _accept(self, selector: selectors.BaseSelector) -> None:
+        client, _ = self.listener.accept()
+        self._sockets.append(client)
+        if self.silent or self.target is None:
+            return
+        upstream = socket.create_connection(self.target)
+        self._sockets.append(upstream)
+        selector.register(client, selectors.EVENT_READ, upstream)
+        selector.register(upstream, selectors.EVENT_READ, client)
+
+    def _forward(self, selector: selectors.BaseSelector, source: socket.socket, to: Any) -> None:
+        try:
+            data = source.recv(65536)
+            if data:
+                to.sendall(data)
+                return
+        except OSError:
+            pass
+        for sock in (source, to):
+            with suppress(KeyError, ValueError):
+                selector.unregister(sock)
+            sock.close()
+
+    def go_silent(self) -> None:
+        self.silent = True
+
+    def close(self) -> None:
+        self._closed.set()
+        self._thread.join(5)
+        for sock in self._sockets:
+            with suppress(OSError):
+                sock.close()
+
+
+class PrivateRabbitMQ:
+    """A rabbitmq-server of the test's own on a free port, which it may stop and start again.
+
+    Its node name, data, logs and Erlang cookie live in a folder of its own, so the shared
+    broker on 5672 is never touched. ``stop()`` then ``start()`` keeps the port and the data.
+    """
+
+    START_TIMEOUT = 90.0
+
+    def __init__(self, binary: str) -> None:
+        self.binary = binary
+        self.folder = Path(tempfile.mkdtemp(prefix="opa-rabbitmq-"))
+        # Run as root, rabbitmq-server drops to the rabbitmq user, who must write here too.
+        self.folder.chmod(0o777)
+        (self.folder / "enabled_plugins").write_text("[].\n")
+        (self.folder / "enabled_plugins").chmod(0o666)
+        self.port = free_port()
+        self.url = f"amqp://guest:guest@{LOCALHOST}:{self.port}//"
+        node = f"opa-faults-{uuid.uuid4().hex[:8]}@localhost"
+        folder = str(self.folder)
+        self.env = {
+            **os.environ,
+            "HOME": folder,
+            "RABBITMQ_NODENAME": node,
+            "RABBITMQ_NODE_IP_ADDRESS": LOCALHOST,
+            "RABBITMQ_NODE_PORT": str(self.port),
+            "RABBITMQ_DIST_PORT": str(free_port()),
+            "RABBITMQ_MNESIA_BASE": f"{folder}/mnesia",
+            "RABBITMQ_LOG_BASE": f"{folder}/log",
+            "RABBITMQ_ENABLED_PLUGINS_FILE": f"{folder}/enabled_plugins",
+            "RABBITMQ_CONFIG_FILE": f"{folder}/rabbitmq",
+            "RABBITMQ_PID_FILE": f"{folder}/rabbitmq.pid",
+            "RABBITMQ_FEATURE_FLAGS_FILE": f"{folder}/feature_flags",
+            "RABBITMQ_PLUGINS_EXPAND_DIR": f"{folder}/plugins-expand",
+        }
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> float:
+        """Start the broker and wait until its AMQP port accepts; the seconds it took."""
+        started = time.monotonic()
+        with (self.folder / "output.log").open("ab") as output:
+            self._process = subprocess.Popen(
+                [self.binary],
+                cwd=self.folder,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        process = self._process
+        deadline = started + self.START_TIMEOUT
+        while not port_accepts(self.port):
+            if process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                tail = log_tail(self.folder / "output.log")
+                raise ServiceUnavailable(f"private rabbitmq-server did not start: {tail}")
+            time.sleep(0.2)
+        return time.monotonic() - started
+
+    def stop(self) -> None:
+        """Stop the broker; the port refuses connections after.
+
+        Run as root, rabbitmq-server re-executes itself as the rabbitmq user in a session of
+        its own, so the Erlang VM is found by its pid file, not through the started process.
+        """
+        process, self._process = self._process, None
+        if process is None:
+            return
+        pid_file = self.folder / "rabbitmq.pid"
+        pids = [process.pid]
+        with suppress(OSError, ValueError):
+            pids.insert(0, int(pid_file.read_text().strip()))
+        for signum in (signal.SIGTERM, signal.SIGKILL):
+            for pid in pids:
+                with suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signum)
+            deadline = time.monotonic() + 30
+            while port_accepts(self.port) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            if not port_accepts(self.port):
+                break
+        with suppress(subprocess.TimeoutExpired):
+            process.wait(10)
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.folder, ignore_errors=True)
