@@ -157,3 +157,26 @@ def wrk_load(url: str, requests: int, concurrency: int, scratch: Path) -> float:
     if errors or done < requests:
         print(f"  warning: wrk got {done} responses and {errors} errors", file=sys.stderr)
     return done / (micros / 1e6)
+
+
+@dataclass
+class Row:
+    """One line of a benchmark table: opa against its baseline, and the verdict."""
+
+    number: str
+    measurement: str
+    opa: str
+    baseline: str
+    compared: str
+    target: str
+    result: str
+
+
+def table(rows: list[Row]) -> str:
+    """The markdown table every benchmark prints."""
+    header = ("#", "measurement", "opa", "baseline", "opa vs baseline", "target", "result")
+    lines = ["| " + " | ".join(header) + " |", "|---|---|---:|---:|---:|---|---|"]
+    for row in rows:
+        cells = (row.number, row.measurement, row.opa, row.baseline, row.compared)
+        lines.append("| " + " | ".join((*cells, row.target, row.result)) + " |")
+    return "\n".join(lines)

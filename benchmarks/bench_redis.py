@@ -171,17 +171,6 @@ class Variant:
         return rate
 
 
-@dataclass
-class Row:
-    number: str
-    measurement: str
-    opa: str
-    baseline: str
-    compared: str
-    target: str
-    result: str
-
-
 def say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -326,15 +315,6 @@ def verdict(ok: bool) -> str:
     return "PASS" if ok else "MISS"
 
 
-def table(rows: list[Row]) -> str:
-    header = ("#", "measurement", "opa", "baseline", "opa / baseline", "target", "result")
-    lines = ["| " + " | ".join(header) + " |", "|---|---|---:|---:|---:|---|---|"]
-    for row in rows:
-        cells = (row.number, row.measurement, row.opa, row.baseline, row.compared)
-        lines.append("| " + " | ".join((*cells, row.target, row.result)) + " |")
-    return "\n".join(lines)
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", help="Redis URL (default: 127.0.0.1:6379/9, else a private one)")
@@ -368,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_peer:
         say("redis: the fastapi-plugins environment (uv, under .bench/)")
         peer_python_path, peer_note = peer_python()
-    rows: list[Row] = []
+    rows: list[http.Row] = []
     notes: list[str] = []
     with ExitStack() as stack:
         url = args.url or stack.enter_context(TestServices()).redis_url()
@@ -431,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
         driver = "redis-walrus" if path == SYNC else "redis-aioredis"
         ratio = median(opa.rates) / median(bare.rates)
         rows.append(
-            Row(
+            http.Row(
                 str(number),
                 f"`GET {path}` ({driver}) vs bare FastAPI, req/s",
                 f"{median(opa.rates):,.0f}",
@@ -451,7 +431,7 @@ def main(argv: list[str] | None = None) -> int:
         opa = groups[ASYNC][0]
         ratio = median(opa.rates) / median(peer.rates)
         rows.append(
-            Row(
+            http.Row(
                 "3",
                 f"`GET {ASYNC}` vs fastapi-plugins {versions.get('fastapi-plugins', '?')} "
                 f"(redis {versions.get('redis', '?')}), req/s",
@@ -470,7 +450,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     else:
         rows.append(
-            Row("3", f"`GET {ASYNC}` vs fastapi-plugins", "", "", "", ">= 1.00x", "not run")
+            http.Row("3", f"`GET {ASYNC}` vs fastapi-plugins", "", "", "", ">= 1.00x", "not run")
         )
         notes.append(f"3: fastapi-plugins was not measured: {peer_note}")
 
@@ -481,7 +461,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{package_version('walrus')}, Python {platform.python_version()}; medians of "
         f"alternating rounds, {elapsed:.0f} s.\n"
     )
-    print(table(rows))
+    print(http.table(rows))
     print()
     for note in notes:
         print(f"- {note}")

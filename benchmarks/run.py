@@ -48,19 +48,8 @@ QUICK = Plan(2, 3_000, 1_000, 32, 3, 50_000, 2, 3, 200)
 
 
 @dataclass
-class Row:
-    number: str
-    measurement: str
-    opa: str
-    baseline: str
-    compared: str
-    target: str
-    result: str
-
-
-@dataclass
 class Report:
-    rows: list[Row] = field(default_factory=list)
+    rows: list[http.Row] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
 
@@ -150,7 +139,7 @@ def throughput_and_memory(plan: Plan, tool: str, scratch: Path, report: Report) 
     ratio = opa_rate / bare_rate
     load = f"{plan.http_requests} requests x {plan.http_rounds} rounds, c={plan.concurrency}"
     report.rows.append(
-        Row(
+        http.Row(
             "1",
             f"GET /hello throughput, req/s ({load}, {tool})",
             f"{opa_rate:,.0f}",
@@ -168,7 +157,7 @@ def throughput_and_memory(plan: Plan, tool: str, scratch: Path, report: Report) 
     )
     rss_ratio = rss["opa"] / rss["bare"]
     report.rows.append(
-        Row(
+        http.Row(
             "6",
             "served hello-world VmRSS after the throughput rounds, MiB",
             f"{rss['opa']:.1f}",
@@ -188,7 +177,7 @@ def call_hook_overhead(plan: Plan, scratch: Path, report: Report) -> None:
     hook, direct = result["call_hook"], result["direct"]
     overhead = median(h - d for h, d in zip(hook, direct, strict=True))
     report.rows.append(
-        Row(
+        http.Row(
             "2",
             "`opa.call_hook(name, x)` vs `instance.run(x)`, ns/call (CPU time)",
             f"{median(hook):.0f}",
@@ -206,7 +195,7 @@ def get_instance_cost(plan: Plan, scratch: Path, report: Report) -> None:
     result = child("instance", str(settings), str(plan.micro_number), str(plan.micro_rounds))
     cost = median(result["get_instance"])
     report.rows.append(
-        Row(
+        http.Row(
             "3",
             "`opa.get_instance(name)`, ns/call (CPU time; baseline: a plain 1-arg call)",
             f"{cost:.0f}",
@@ -241,7 +230,7 @@ def startup(plan: Plan, scratch: Path, report: Report) -> None:
     opa_ms, bare_ms = median(samples["opa"]), median(samples["bare"])
     ratio = opa_ms / bare_ms
     report.rows.append(
-        Row(
+        http.Row(
             "4",
             f"start-up to ready, {plan.plugins} plugins x 2 routes, ms (spawn to lifespan entered)",
             f"{opa_ms:.0f}",
@@ -286,7 +275,7 @@ def imports(plan: Plan, scratch: Path, report: Report) -> None:
     )
     opa_ms, fastapi_ms = median(samples["opa"]), median(samples["fastapi"])
     report.rows.append(
-        Row(
+        http.Row(
             "5",
             "backend modules loaded by `import opa, opa.main` (no components configured)",
             ", ".join(sorted(found)) or "none",
@@ -297,7 +286,7 @@ def imports(plan: Plan, scratch: Path, report: Report) -> None:
         )
     )
     report.rows.append(
-        Row(
+        http.Row(
             "5b",
             "import time, ms: `import opa` vs `import fastapi` (fresh processes)",
             f"{opa_ms:.0f}",
@@ -308,21 +297,6 @@ def imports(plan: Plan, scratch: Path, report: Report) -> None:
         )
     )
     report.notes.append(f"5: modules checked: {', '.join(fixtures.BACKENDS)}")
-
-
-def table(rows: list[Row]) -> str:
-    header = ("#", "measurement", "opa", "baseline", "opa vs baseline", "target", "result")
-    cells = [header]
-    cells += [
-        (r.number, r.measurement, r.opa, r.baseline, r.compared, r.target, r.result) for r in rows
-    ]
-    widths = [max(len(line[i]) for line in cells) for i in range(len(header))]
-
-    def line(values: tuple[str, ...]) -> str:
-        return "| " + " | ".join(v.ljust(w) for v, w in zip(values, widths, strict=True)) + " |"
-
-    rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
-    return "\n".join([line(cells[0]), rule, *(line(c) for c in cells[1:])])
 
 
 SECTIONS = ("core", "redis", "mongodb", "celery")
@@ -352,7 +326,7 @@ def core(options: argparse.Namespace, tool: str) -> int:
         f"Python {platform.python_version()}, {os.cpu_count()} CPUs, load from {tool}, "
         f"medians of alternating rounds, {elapsed:.0f} s in all.\n"
     )
-    print(table(report.rows))
+    print(http.table(report.rows))
     print()
     for note in sorted(report.notes):
         print(f"- {note}")
