@@ -22,6 +22,7 @@ from opa.health import router as health_router
 from opa.log import log, setup_logging
 from opa.masking import mask_secrets
 from opa.plugin_manager import PluginManager
+from opa.routes import add_router
 
 
 def _cors(app: FastAPI, settings: Any) -> None:
@@ -155,9 +156,9 @@ def create_app(
     app.add_exception_handler(Exception, _server_error_handler(bool(resolved.get("DEBUG"))))
     _backend_outages(app, manager)
     for router in manager.routers:
-        app.include_router(router)
+        add_router(app, router)
     # Last: every route tried before a match costs each request a little.
-    app.include_router(health_router)
+    add_router(app, health_router)
     if self_hosted:
         serve_api_docs(app, docs_url=docs_url, redoc_url=redoc_url)
     return app

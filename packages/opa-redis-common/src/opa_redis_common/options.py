@@ -54,10 +54,11 @@ class RedisOptions(BaseModel):
     URL: str
     """``redis://[user:password@]host[:port][/db]``, ``rediss://`` (TLS) or ``unix:///path``."""
     MAX_CONNECTIONS: int = Field(default=50, gt=0)
-    """Pool size. When all are busy a command waits for one, at most ``SOCKET_TIMEOUT``."""
+    """Pool size. When all are busy a command waits for one, within ``SOCKET_TIMEOUT``."""
     CONNECT_TIMEOUT: float = Field(default=5.0, gt=0)
     SOCKET_TIMEOUT: float = Field(default=5.0, gt=0)
-    """Bounds each reply, and the wait for a free pooled connection."""
+    """Bounds each command. redis-aioredis: the whole command (pool wait, retries, reply);
+    redis-walrus: each socket read and write, and the wait for a pooled connection."""
     HEALTH_CHECK_INTERVAL: float = Field(default=30.0, ge=0)
     """PING a connection idle longer than this before using it; 0 turns the check off."""
     RETRIES: int = Field(default=3, ge=0)
