@@ -2,12 +2,16 @@
 
 ``GET /counter-sync`` (the ``redis-walrus`` driver) and ``GET /counter-async`` (the
 ``redis-aioredis`` driver) are served by ``examples/redis`` under opa, and by a bare FastAPI
-app that builds the same clients (walrus, ``redis.asyncio``) on the same pool settings as
-the drivers. ``GET /counter-async`` is also served by fastapi-plugins, which pins redis<5,
-from a virtual environment of its own (made with uv under ``.bench/`` and kept for later
-runs). Every server is one uvicorn process and every one uses the same Redis; the servers
-take turns round after round (the order swapping each round), and the table gives the
-medians and their ratios. Nothing asserts: a MISS is a number to look at.
+app that builds the same clients (walrus, ``redis.asyncio``) from the drivers' default
+options the way redis-py takes them: a blocking pool of the same size, the same retries,
+and ``SOCKET_TIMEOUT`` as redis-py's socket timeout (the async driver bounds each command
+with a deadline of its own instead, see its README). ``GET /counter-async`` is also served
+by fastapi-plugins, which pins redis<5, from a virtual environment of its own (made with uv
+under ``.bench/`` and kept for later runs). Every server is one uvicorn process and every
+one uses the same Redis; the servers take turns round after round (the order rotating each
+round). The table gives the median rates and, as the ratio, the median of the per-round
+ratios: rounds next to each other in time share the machine's mood, so pairing them cancels
+most of its drift. Nothing asserts: a MISS is a number to look at.
 
     python benchmarks/bench_redis.py [--rounds 7] [--requests 10000] [--loadgen auto]
 
@@ -409,7 +413,7 @@ def main(argv: list[str] | None = None) -> int:
     for number, (path, variants) in enumerate(groups.items(), start=1):
         opa, bare = variants[0], variants[1]
         driver = "redis-walrus" if path == SYNC else "redis-aioredis"
-        ratio = median(opa.rates) / median(bare.rates)
+        ratio = paired_ratio(opa, bare)
         rows.append(
             http.Row(
                 str(number),
@@ -423,13 +427,13 @@ def main(argv: list[str] | None = None) -> int:
         )
         cpu_note = ", ".join(f"{v.name} {median(v.cpu_us):.0f}" for v in variants)
         notes.append(
-            f"{number}: median of per-round ratios {paired_ratio(opa, bare):.3f}; server CPU "
-            f"per request, us: {cpu_note}"
+            f"{number}: ratio of the medians {median(opa.rates) / median(bare.rates):.3f}; "
+            f"server CPU per request, us: {cpu_note}"
         )
     peer = next((v for v in groups[ASYNC] if v.name == "peer"), None)
     if peer is not None:
         opa = groups[ASYNC][0]
-        ratio = median(opa.rates) / median(peer.rates)
+        ratio = paired_ratio(opa, peer)
         rows.append(
             http.Row(
                 "3",
@@ -443,9 +447,10 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
         notes.append(
-            f"3: median of per-round ratios {paired_ratio(opa, peer):.3f}; fastapi-plugins ran "
-            f"in its own environment ({peer_note}: fastapi {versions.get('fastapi', '?')}, "
-            f"uvicorn {versions.get('uvicorn', '?')}, Python {versions.get('python', '?')}), "
+            f"3: ratio of the medians {median(opa.rates) / median(peer.rates):.3f}; "
+            f"fastapi-plugins ran in its own environment ({peer_note}: "
+            f"fastapi {versions.get('fastapi', '?')}, uvicorn {versions.get('uvicorn', '?')}, "
+            f"Python {versions.get('python', '?')}), "
             "on redis-py's default (non-blocking) pool of the same size"
         )
     else:
@@ -458,8 +463,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"Redis counters on {mask_secrets(url)}: opa (examples/redis) against bare FastAPI and "
         f"fastapi-plugins; {load}, load from {args.loadgen}; redis-py {redis_version}, walrus "
-        f"{package_version('walrus')}, Python {platform.python_version()}; medians of "
-        f"alternating rounds, {elapsed:.0f} s.\n"
+        f"{package_version('walrus')}, Python {platform.python_version()}; median rates of "
+        f"alternating rounds, median per-round ratios, {elapsed:.0f} s.\n"
     )
     print(http.table(rows))
     print()

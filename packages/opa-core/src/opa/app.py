@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 import traceback
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +99,23 @@ def _report_startup_errors_in_one_line(app: FastAPI) -> None:
     app.router.lifespan = lifespan  # type: ignore[method-assign]
 
 
+@contextmanager
+def _startup_objects_frozen() -> Iterator[None]:
+    """Keep what start-up built (modules, settings, plugins, clients) out of the cyclic
+    garbage collector while serving.
+
+    Those objects live as long as the app, yet every full collection walked all of them
+    (docs/benchmarks.md has what that cost). Garbage from start-up is collected first, and
+    shutdown hands everything back.
+    """
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 def _lifespan(manager: PluginManager) -> Any:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -113,7 +131,8 @@ def _lifespan(manager: PluginManager) -> Any:
                             f"plugin {plugin.identity}: setup class {setup.__qualname__} failed: "
                             f"{type(exc).__name__}: {exc}"
                         ) from exc
-            yield
+            with _startup_objects_frozen():
+                yield
         finally:
             await manager.components.stop()
             log.info("all components disconnected")
