@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import BaseModel
 
 import opa
 from opa.errors import ConfigError, DriverNotInstalledError
@@ -327,3 +328,27 @@ def test_opa_worker_names_the_celery_distribution_when_missing(
     monkeypatch.setitem(sys.modules, "opa_driver_celery.worker", None)
     with pytest.raises(DriverNotInstalledError, match="pip install opa-driver-celery"):
         _ = opa.worker.app
+
+
+class Point(BaseModel):
+    x: int
+
+
+@pytest.mark.parametrize(
+    ("content", "echoed"),
+    [(b"NaN", "nan"), (b"1e999", "inf"), (b"-Infinity", "-inf"), (b'{"x": NaN}', "nan")],
+)
+def test_a_non_finite_json_number_is_a_422_not_a_500(content: bytes, echoed: str) -> None:
+    """NaN and infinities that Python's JSON parser lets in are echoed as strings in the 422."""
+    app = make_app()
+
+    @app.post("/point")
+    def point(body: Point) -> int:
+        return body.x
+
+    with TestClient(app) as client:
+        response = client.post(
+            "/point", content=content, headers={"content-type": "application/json"}
+        )
+    assert response.status_code == 422, response.text
+    assert echoed in [str(error.get("input")) for error in response.json()["detail"]]

@@ -17,6 +17,7 @@ from opa.driver_registry import DriverRegistry
 from opa.drivers import Driver, DriverOptions
 from opa.errors import ComponentError, ComponentUnavailableError, ConfigError, OptionsError
 from opa.log import setup_logging
+from opa.testing import build_app
 from support import free_port, listening_port
 
 EVENTS: list[str] = []
@@ -296,6 +297,31 @@ def test_malformed_component_configuration_names_the_culprit(raw: Any, message: 
         parse_components(raw, 10)
 
 
+@pytest.mark.parametrize(
+    ("value", "kind"),
+    [(["C"], "list"), ("C", "str"), (7, "int"), (1.5, "float"), (True, "bool"), (("C",), "tuple")],
+)
+def test_a_component_list_is_named_as_a_plain_type(value: Any, kind: str) -> None:
+    """OPTIONAL_COMPONENTS of the wrong type names the Python type, never dynaconf's class."""
+    with pytest.raises(ConfigError, match=f"OPTIONAL_COMPONENTS must be a mapping, got {kind}$"):
+        parse_components(value, 10)
+
+
+@pytest.mark.parametrize(
+    ("value", "kind"), [(["redis://"], "list"), (None, "null"), (3, "int"), ("url", "str")]
+)
+def test_a_component_of_the_wrong_type_names_a_plain_type(value: Any, kind: str) -> None:
+    """A component that is not a mapping is reported with the plain name of its type."""
+    with pytest.raises(ConfigError, match=f"'c' must be a mapping .*, got {kind}$"):
+        parse_components({"C": value}, 10)
+
+
+def test_a_list_from_the_settings_is_called_a_list() -> None:
+    """Through dynaconf (which wraps lists in its DataList), the message still says list."""
+    with pytest.raises(ConfigError, match=r"OPTIONAL_COMPONENTS must be a mapping, got list$"):
+        build_app({"OPTIONAL_COMPONENTS": ["redis", "celery"]})
+
+
 def test_yaml_booleans_for_load_are_read_as_yes_and_no() -> None:
     """YAML turns an unquoted yes/no into booleans; LOAD accepts them as meant."""
     specs = parse_components({"A": {"LOAD": True, "DRIVER": "x"}, "B": {"LOAD": False}}, 10)
@@ -337,3 +363,25 @@ def test_a_forked_child_reconnects_its_sync_components() -> None:
         _, status = os.waitpid(pid, 0)
         group.stop_sync()
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+@pytest.mark.parametrize("url", ["redis://[::1", "redis://u:pw-1@[::1]:port/0"])
+@pytest.mark.parametrize("load", ["auto", "yes"])
+def test_an_address_that_cannot_be_split_is_a_component_error(url: str, load: str) -> None:
+    """A URL urllib refuses stops start-up with a ComponentError naming the component."""
+    group = components(spec("cache", "tcp", load=load, URL=url))
+    with pytest.raises(ComponentError, match="'cache': cannot read the address") as caught:
+        asyncio.run(group.start())
+    assert "pw-1" not in str(caught.value)
+    assert group.get("cache").status is Status.FAILED
+
+
+@pytest.mark.parametrize("url", ["redis://127.0.0.1:99999", f"redis://{'a' * 64}.invalid:1"])
+def test_an_impossible_address_is_unreachable_not_a_crash(url: str) -> None:
+    """A port over 65535 or a host label IDNA refuses: skipped under auto, an error under yes."""
+    auto = components(spec("cache", "tcp", load="auto", URL=url))
+    asyncio.run(auto.start())
+    assert auto.get("cache").status is Status.SKIPPED
+    required = components(spec("cache", "tcp", load="yes", URL=url))
+    with pytest.raises(ComponentError, match="is not a valid address"):
+        asyncio.run(required.start())

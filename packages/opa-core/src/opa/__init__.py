@@ -5,9 +5,11 @@ components, connected at start-up and reached with ``get_instance(name)``.
 """
 
 from opa.app import create_app
+from opa.body_limit import limit_body
 from opa.dependencies import Instance
 from opa.drivers import CONTRACT_VERSION, Driver, DriverOptions
 from opa.errors import (
+    BadSignature,
     ComponentError,
     ComponentUnavailableError,
     ConfigError,
@@ -16,6 +18,7 @@ from opa.errors import (
     OpaError,
     OptionsError,
     PluginError,
+    SignatureExpired,
 )
 from opa.hooks import Hook, HookDefinition
 from opa.log import log
@@ -29,11 +32,13 @@ from opa.runtime import (
     get_plugin_manager,
     get_router,
 )
+from opa.signing import Signer, signer
 
 __version__ = "0.1.0"
 
 __all__ = [
     "CONTRACT_VERSION",
+    "BadSignature",
     "ComponentError",
     "ComponentUnavailableError",
     "ConfigError",
@@ -48,6 +53,8 @@ __all__ = [
     "OptionsError",
     "PluginError",
     "Setup",
+    "SignatureExpired",
+    "Signer",
     "call_hook",
     "call_hook_async",
     "config",
@@ -56,5 +63,7 @@ __all__ = [
     "get_instance",
     "get_plugin_manager",
     "get_router",
+    "limit_body",
     "log",
+    "signer",
 ]

@@ -11,12 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.types import Message, Receive, Scope, Send
 
 from opa import runtime
 from opa.api_docs import serve_api_docs
+from opa.body_limit import BodyLimitMiddleware, max_request_body
 from opa.config import as_list, load_settings
 from opa.errors import ComponentUnavailableError, ConfigError, OpaError, PluginError
 from opa.health import router as health_router
@@ -24,6 +26,7 @@ from opa.log import log, setup_logging
 from opa.masking import mask_secrets
 from opa.plugin_manager import PluginManager
 from opa.routes import add_router
+from opa.validation_errors import request_validation_error
 
 
 def _cors(app: FastAPI, settings: Any) -> None:
@@ -169,9 +172,14 @@ def create_app(
         lifespan=_lifespan(manager),
     )
     app.state.opa = manager
+    body_limit = max_request_body(resolved.get("MAX_REQUEST_BODY"))
+    if body_limit is not None:
+        # Added before CORS, so CORS wraps it and a 413 still carries its headers.
+        app.add_middleware(BodyLimitMiddleware, limit=body_limit)
     _cors(app, resolved)
     _report_startup_errors_in_one_line(app)
     app.add_exception_handler(ComponentUnavailableError, _component_unavailable)
+    app.add_exception_handler(RequestValidationError, request_validation_error)
     app.add_exception_handler(Exception, _server_error_handler(bool(resolved.get("DEBUG"))))
     _backend_outages(app, manager)
     for router in manager.routers:

@@ -26,6 +26,15 @@ class ComponentSpec:
     timeout: float = 10.0
 
 
+def _kind(value: Any) -> str:
+    """The plain Python name of *value*'s type; dynaconf's containers (DataList, Box) are
+    subclasses of list and dict, and their names mean nothing to the user."""
+    for plain in (bool, int, float, str, bytes, list, tuple, Mapping):
+        if isinstance(value, plain):
+            return "mapping" if plain is Mapping else plain.__name__
+    return "null" if value is None else type(value).__name__
+
+
 def _upper_keys(value: Mapping[str, Any]) -> dict[str, Any]:
     return {str(k).upper(): v for k, v in value.items() if str(k).upper() not in _MERGE_MARKERS}
 
@@ -63,7 +72,7 @@ def parse_components(raw: Any, default_timeout: float) -> list[ComponentSpec]:
     if raw is None:
         return []
     if not isinstance(raw, Mapping):
-        raise ConfigError(f"OPTIONAL_COMPONENTS must be a mapping, got {type(raw).__name__}")
+        raise ConfigError(f"OPTIONAL_COMPONENTS must be a mapping, got {_kind(raw)}")
     specs: list[ComponentSpec] = []
     for key, value in raw.items():
         if str(key).upper() in _MERGE_MARKERS:
@@ -72,7 +81,7 @@ def parse_components(raw: Any, default_timeout: float) -> list[ComponentSpec]:
         if not isinstance(value, Mapping):
             raise ConfigError(
                 f"component {name!r} must be a mapping with LOAD, DRIVER and OPTS, "
-                f"got {type(value).__name__}"
+                f"got {_kind(value)}"
             )
         entry = _upper_keys(value)
         unknown = sorted(set(entry) - COMPONENT_KEYS)

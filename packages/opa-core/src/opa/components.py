@@ -126,6 +126,8 @@ async def _reachable(host: str, port: int, timeout: float) -> str | None:
         return f"{host}:{port} did not accept a connection within {timeout:g}s"
     except OSError as exc:
         return f"{host}:{port} is unreachable ({exc.strerror or type(exc).__name__})"
+    except (OverflowError, ValueError) as exc:  # a port over 65535, a host IDNA cannot encode
+        return f"{host}:{port} is not a valid address ({exc})"
     writer.close()
     with contextlib.suppress(OSError):
         await writer.wait_closed()
@@ -243,7 +245,14 @@ class Components:
         assert driver is not None
         target = component.describe_target()
         # In a thread: a driver may resolve names here (mongodb+srv), which would block the loop.
-        targets = await asyncio.to_thread(driver.reachability_targets)
+        try:
+            targets = await asyncio.to_thread(driver.reachability_targets)
+        except Exception as exc:  # an address urllib cannot split, such as "redis://[::1"
+            component.status, component.detail = Status.FAILED, "bad address"
+            reason = mask_secrets(f"{type(exc).__name__}: {exc}")
+            raise ComponentError(
+                f"component {spec.name!r}: cannot read the address to check: {reason}"
+            ) from None
         for host, port in targets:
             problem = await _reachable(host, port, self.check_timeout)
             if problem is None:

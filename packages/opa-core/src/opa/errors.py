@@ -42,5 +42,13 @@ class ComponentUnavailableError(ComponentError, LookupError):
     """
 
 
+class BadSignature(OpaError):
+    """A signed token was altered, truncated, or made for another purpose or key."""
+
+
+class SignatureExpired(BadSignature):
+    """A signed token is genuine but older than the ``max_age`` asked for."""
+
+
 class DriverNotInstalledError(DriverError, ImportError):
     """A driver's distribution is not installed; the message names it."""
