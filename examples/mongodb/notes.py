@@ -13,9 +13,12 @@ from fastapi import Depends, HTTPException, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 from pymongo.asynchronous.collection import AsyncCollection
 
-from opa import get_component, get_router
+from opa import get_component, get_router, limit_body
 
-router = get_router(prefix="/notes", tags=["notes"])
+# A note is at most 200 + 10,000 characters; 64 KiB of JSON holds that even with most
+# characters escaped. A larger body is a 413, cut off as it arrives rather than buffered.
+MAX_BODY = 64 * 1024
+router = get_router(prefix="/notes", tags=["notes"], route_class=limit_body(MAX_BODY))
 
 Document = dict[str, Any]
 

@@ -6,13 +6,14 @@ from typing import Annotated, Any
 from fastapi import HTTPException, Query, Request
 from starlette.concurrency import run_in_threadpool
 
-from opa import config, get_instance, get_router
-
-router = get_router(tags=["bloom filter"])
+from opa import config, get_instance, get_router, limit_body
 
 MAX_WORD = 100
 MAX_WORDS = 1000
 MAX_BODY = 64 * 1024
+# The body is read through this cap as it arrives: a larger one is a 413 before more than
+# MAX_BODY bytes are buffered, whether it declares its length or is sent in chunks.
+router = get_router(tags=["bloom filter"], route_class=limit_body(MAX_BODY))
 Word = Annotated[str, Query(min_length=1, max_length=MAX_WORD)]
 
 
@@ -43,9 +44,7 @@ async def add(
     request: Request, string: Annotated[list[str] | None, Query()] = None
 ) -> dict[str, int]:
     """Add the words given as ?string=... (repeatable) and in the body; return how many."""
-    body = await request.body()
-    if len(body) > MAX_BODY:
-        raise HTTPException(413, f"the body may hold at most {MAX_BODY} bytes")
+    body = await request.body()  # at most MAX_BODY bytes, else 413 (see router)
     words = [*(string or []), *words_of(body, request.headers.get("content-type", ""))]
     if not words:
         raise HTTPException(422, "give words as ?string=... or in the body")

@@ -10,12 +10,36 @@ import json
 from typing import Annotated, Any
 
 from celery import Celery
-from fastapi import Body, HTTPException, Query
+from fastapi import HTTPException, Path, Query
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
-from opa import Hook, config, get_component, get_instance, get_router
+from opa import Hook, config, get_component, get_instance, get_router, limit_body
 from opa_driver_celery import UnknownTaskError
 
-router = get_router()
+MAX_BODY = 16 * 1024
+MAX_ARGUMENTS = 20
+# A request body past MAX_BODY is a 413, cut off as it arrives (never buffered whole).
+router = get_router(route_class=limit_body(MAX_BODY))
+
+# Task arguments are JSON scalars of bounded size: what reaches the broker stays small.
+Argument = (
+    Annotated[StrictStr, Field(max_length=1000)]
+    | Annotated[StrictInt, Field(ge=-(2**63), le=2**63 - 1)]
+    | Annotated[float, Field(allow_inf_nan=False, strict=True)]
+    | StrictBool
+    | None
+)
+ArgumentName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
+TaskName = Annotated[str, Path(pattern=r"^[A-Za-z_][A-Za-z0-9_.]{0,199}$")]
+
+
+class TaskCall(BaseModel):
+    """The arguments of a task enqueued by name; unknown fields are refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    args: list[Argument] = Field(default_factory=list, max_length=MAX_ARGUMENTS)
+    kwargs: dict[ArgumentName, Argument] = Field(default_factory=dict, max_length=MAX_ARGUMENTS)
 
 
 def namespaced(name: str) -> str:
@@ -56,10 +80,15 @@ def enqueue_divider(a: float, b: float) -> dict[str, str]:
 
 
 @router.post("/tasks/{name}")
-def enqueue_by_name(name: str, args: Annotated[list[Any] | None, Body()] = None) -> dict[str, str]:
-    """Enqueue any registered task by name; an unknown name is a 404."""
+def enqueue_by_name(name: TaskName, call: TaskCall | None = None) -> dict[str, str]:
+    """Enqueue any registered task by name with ``{"args": [...], "kwargs": {...}}``.
+
+    An unknown name is a 404; a body over 16 KiB a 413; more than 20 arguments, an argument
+    that is not a JSON scalar, a string over 1,000 characters or an unknown field a 422.
+    """
+    call = call or TaskCall()
     try:
-        return {"id": get_component("celery").send_task(name, args or ()).id}
+        return {"id": get_component("celery").send_task(name, call.args, call.kwargs).id}
     except UnknownTaskError as exc:
         raise HTTPException(404, str(exc)) from exc
 

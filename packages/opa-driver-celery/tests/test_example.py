@@ -125,9 +125,84 @@ def test_divider_succeeds_and_fails_on_zero(example: Example) -> None:
 
 def test_an_unknown_task_name_answers_404(example: Example) -> None:
     """Enqueueing a name no tasks.py registered is refused with the registered names."""
-    response = example.client.post("/tasks/celery_task.tasks.multiply", json=[2, 3])
+    response = example.client.post("/tasks/celery_task.tasks.multiply", json={"args": [2, 3]})
     assert response.status_code == 404
     assert "celery_task.tasks.counter" in response.json()["detail"]
+
+
+def test_a_task_enqueued_by_name_gets_its_args_and_kwargs(example: Example) -> None:
+    """POST /tasks/{name} with args and kwargs runs the task with both."""
+    example.worker("math")
+    call = {"args": [6], "kwargs": {"b": 3}}
+    response = example.client.post("/tasks/celery_task.tasks.divider", json=call)
+    assert response.status_code == 200, response.text
+    assert example.finished(response.json()["id"])["result"] == 2.0
+
+
+DIVIDER = "/tasks/celery_task.tasks.divider"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        [6, 3],
+        {"args": [6, 3], "queue": "elsewhere"},
+        {"args": list(range(21))},
+        {"kwargs": {f"k{i}": i for i in range(21)}},
+        {"args": [[6], 3]},
+        {"args": [{"a": 6}]},
+        {"args": ["x" * 1001]},
+        {"kwargs": {"not an identifier": 1}},
+        {"args": "6, 3"},
+    ],
+    ids=[
+        "bare-list",
+        "unknown-field",
+        "too-many-args",
+        "too-many-kwargs",
+        "nested-list",
+        "object-argument",
+        "long-string",
+        "bad-kwarg-name",
+        "args-not-a-list",
+    ],
+)
+def test_a_task_call_is_validated(example: Example, body: Any) -> None:
+    """Unknown fields, too many or non-scalar arguments, long strings and bad names: 422."""
+    response = example.client.post(DIVIDER, json=body)
+    assert response.status_code == 422, response.text
+
+
+@pytest.mark.parametrize("content", [b"1e999", b"NaN", b'{"args": [NaN]}', b"{"])
+def test_a_task_call_that_is_not_json_is_refused(example: Example, content: bytes) -> None:
+    """Invalid JSON, and JSON numbers that are not finite, are 422."""
+    headers = {"content-type": "application/json"}
+    assert example.client.post(DIVIDER, content=content, headers=headers).status_code == 422
+
+
+def test_a_task_name_must_look_like_one(example: Example) -> None:
+    """A task name with characters no Python name has is a 422 before the broker is asked."""
+    response = example.client.post("/tasks/celery_task.tasks.divider;rm", json={"args": [1, 2]})
+    assert response.status_code == 422
+    assert example.client.post(f"/tasks/{'x' * 201}").status_code == 422
+
+
+def over_the_cap() -> Iterator[bytes]:
+    """A JSON body of unknown length (sent chunked) that passes 16 KiB."""
+    yield b'{"args": ["'
+    for _ in range(20):
+        yield b"x" * 1000
+    yield b'"]}'
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["declared", "chunked"])
+def test_a_task_call_over_16_kib_is_413(example: Example, chunked: bool) -> None:
+    """A body over the example's 16 KiB cap is refused with 413, however it is sent."""
+    content: Any = over_the_cap() if chunked else b"".join(over_the_cap())
+    headers = {"content-type": "application/json"}
+    response = example.client.post(DIVIDER, content=content, headers=headers)
+    assert response.status_code == 413
+    assert response.json()["detail"] == "request body too large: the limit is 16384 bytes"
 
 
 def test_a_math_worker_never_runs_counter(example: Example) -> None:

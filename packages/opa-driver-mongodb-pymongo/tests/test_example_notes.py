@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,36 @@ def test_invalid_notes_are_refused(client: TestClient, payload: dict[str, Any]) 
     """An empty or over-long title, an over-long body or an unknown field is a 422."""
     assert client.post("/notes", json=payload).status_code == 422
     assert client.get("/notes").json()["total"] == 0
+
+
+def oversized_note() -> Iterator[bytes]:
+    """A note whose body passes 64 KiB, sent in chunks (no declared length)."""
+    yield b'{"title": "big", "body": "'
+    for _ in range(70):
+        yield b"x" * 1024
+    yield b'"}'
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["declared", "chunked"])
+def test_a_request_body_over_64_kib_is_413(client: TestClient, chunked: bool) -> None:
+    """POST /notes refuses a body over 64 KiB with 413 before parsing it; nothing is stored."""
+    content: Any = oversized_note() if chunked else b"".join(oversized_note())
+    headers = {"content-type": "application/json"}
+    response = client.post("/notes", content=content, headers=headers)
+    assert response.status_code == 413
+    assert response.json()["detail"] == "request body too large: the limit is 65536 bytes"
+    assert client.get("/notes").json()["total"] == 0
+
+
+def test_the_longest_note_fits_the_cap_even_escaped(client: TestClient) -> None:
+    """A 200-character title and a 10,000-character body, every character JSON-escaped."""
+    title, body = "é" * 200, "ü" * 10_000
+    content = json.dumps({"title": title, "body": body}, ensure_ascii=True).encode()
+    assert len(content) > 10_000 * 6
+    headers = {"content-type": "application/json"}
+    response = client.post("/notes", content=content, headers=headers)
+    assert response.status_code == 201, response.text
+    assert response.json()["body"] == body
 
 
 def test_list_pages_newest_first(client: TestClient) -> None:
