@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import textwrap
 import time
@@ -292,3 +293,22 @@ def test_a_redis_backend_lost_after_start_up_answers_503(
         response = client.get("/results/no-such-task")
         assert response.status_code == 503
         assert response.json() == {"detail": "backend unavailable for component 'celery'"}
+
+
+RACE = """
+from fastapi.testclient import TestClient
+from opa.testing import build_app
+
+component = {"LOAD": "yes", "DRIVER": "celery", "OPTS": {"BROKER_URL": "memory://"}}
+app = build_app({"OPTIONAL_COMPONENTS": {f"C{i}": component for i in range(6)}})
+with TestClient(app) as client:
+    assert client.get("/health").status_code == 200
+"""
+
+
+def test_several_components_connect_at_once_in_a_fresh_process() -> None:
+    """Six Celery components connecting together, celery not yet imported: all connect."""
+    result = subprocess.run(
+        [sys.executable, "-c", RACE], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-3000:]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+import threading
 import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,9 @@ REDIS_SCHEMES = ("redis", "rediss", "sentinel")
 
 _reloaded_in_process = False
 """Set once a tasks module was run again for a newer app (tests, embedding)."""
+# Celery's package builds its attributes lazily on first import, which is not thread-safe:
+# two components connecting at once (each in a thread) could see a half-made module.
+_import_lock = threading.Lock()
 
 
 class UnknownTaskError(OpaError, LookupError):
@@ -85,7 +89,8 @@ class CeleryDriver(Driver):
         self._tasks_loaded = False
 
     def connect(self) -> None:
-        from celery import Celery
+        with _import_lock:
+            from celery import Celery
 
         app = Celery(
             self.opts.APP_NAME,
