@@ -85,13 +85,20 @@ def write_settings(folder: Path, values: Mapping[str, Any]) -> Path:
 class OpaRun:
     """`python -m opa.cli run` on a settings folder, in its own session, output in a file."""
 
-    def __init__(self, settings_dir: Path, port: int, log: Path) -> None:
+    def __init__(
+        self,
+        settings_dir: Path,
+        port: int,
+        log: Path,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
         env = {
             name: value
             for name, value in os.environ.items()
             if not name.upper().startswith(("OPA_", "DYNACONF_")) and name.upper() != "ENV"
         }
         env.update(OPA_SETTINGS_DIR=str(settings_dir), PYTHONUNBUFFERED="1")
+        env.update(environ or {})
         command = [sys.executable, "-m", "opa.cli", "run", "--host", LOCALHOST]
         command += ["--port", str(port)]
         self.port = port

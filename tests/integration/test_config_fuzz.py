@@ -1,21 +1,29 @@
 """Item 5 of issue 7: fuzzing the configuration loader.
 
-Hypothesis generates ``OPTIONAL_COMPONENTS`` with wrong types, unknown keys, odd URLs,
-unicode and huge values, for every installed driver and for unknown ones. Each is started
-the way an app starts (``build_app`` then the lifespan, under a ``TestClient``). The outcome
-must be a working app or an :class:`opa.errors.OpaError`, never another exception type from
-inside a library, and never a hang: each example runs in a thread with a hard bound.
+Hypothesis generates ``OPTIONAL_COMPONENTS`` of two kinds, about half each:
 
-Nothing connects anywhere: every host is a closed port on 127.0.0.1 or a ``.invalid`` name,
-and every timeout the strategy picks is at most 2 s.
+- valid ones, which must start: every driver's options within their bounds, keys in any
+  case, YAML booleans for ``LOAD``; components under ``LOAD: auto`` on closed local ports
+  (skipped), under ``LOAD: no``, or connected to the session's Redis on database 14 (the
+  drivers only PING it) or to Celery's in-memory broker;
+- hostile ones: wrong types, unknown keys, odd URLs, unicode, huge values, nan/inf.
+
+Each is started the way an app starts (``build_app`` then the lifespan, under a
+``TestClient``). The outcome must be a working app or an :class:`opa.errors.OpaError`,
+never another exception type from inside a library, and never a hang: each example runs in
+a thread with a hard bound. Hostile hosts are closed ports on 127.0.0.1 or ``.invalid``
+names, and every timeout the strategies pick is at most 2 s.
 """
 
 from __future__ import annotations
 
 import math
 import threading
+import time
 import traceback
+from collections import Counter
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, event, given, settings
@@ -33,6 +41,11 @@ EXAMPLE_BOUND = 20.0
 HUGE = 100_000
 
 DRIVERS = ["redis-walrus", "redis-aioredis", "mongodb-async-motor", "celery"]
+MONGODB_DRIVERS = ["mongodb-async-motor", "mongodb-async-pymongo"]
+REDIS_DRIVERS = ["redis-walrus", "redis-aioredis"]
+FUZZ_REDIS_DB = 14  # the Redis database of this test; the drivers only PING it
+VALID_EXAMPLES = 150
+HOSTILE_EXAMPLES = 250
 UNKNOWN_DRIVERS = ["no-such-driver", "REDIS-WALRUS", " celery ", "rédis", "redis_walrus", ""]
 
 HOSTS = [
@@ -180,20 +193,151 @@ names = st.sampled_from(["redis", "walrus", "celery", "MONGO", "ünï", "a b", "
 optional_components = mostly(st.dictionaries(names, component(), min_size=1, max_size=2), nested)
 
 
-def start(settings_value: dict[str, Any]) -> tuple[str, BaseException | None]:
-    """Build the app and run its lifespan (with one /health request); never raises."""
+# --- valid configurations, which must start --------------------------------------------
+
+
+def case_variants(entry: dict[str, Any]) -> st.SearchStrategy[dict[str, Any]]:
+    """*entry* with its keys as written, lower-cased or capitalised: opa ignores their case."""
+    return st.sampled_from([str.upper, str.lower, str.capitalize]).map(
+        lambda change: {change(key): value for key, value in entry.items()}
+    )
+
+
+valid_timeouts = st.floats(min_value=0.05, max_value=MAX_TIMEOUT) | st.integers(1, 2)
+# A component that must connect gets room for a busy shared Redis.
+roomy_timeouts = st.floats(min_value=1.0, max_value=MAX_TIMEOUT) | st.just(2)
+valid_loads_off = st.sampled_from(["no", "NO", " No ", False])
+client_names = st.text(
+    alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=40
+)
+
+
+def redis_options(url: str) -> st.SearchStrategy[dict[str, Any]]:
+    """Every RedisOptions key within its bounds, huge pools and unicode-free names included."""
+    return st.fixed_dictionaries(
+        {"URL": st.just(url)},
+        optional={
+            # Up to the option's bound: a larger pool is refused (redis-py's sync pool
+            # reserves one slot per connection up front, so 10**9 took minutes).
+            "MAX_CONNECTIONS": st.integers(1, 10_000),
+            "CONNECT_TIMEOUT": roomy_timeouts,
+            "SOCKET_TIMEOUT": roomy_timeouts,
+            # Not between 0 and ~1 ms: redis.asyncio then runs a health check inside its
+            # connection handshake and fails against Redis < 7.2 (reported, not opa's code).
+            "HEALTH_CHECK_INTERVAL": st.just(0) | st.floats(0.01, 1e6),
+            "RETRIES": st.integers(0, 3),
+            "DECODE_RESPONSES": st.booleans(),
+            "CLIENT_NAME": client_names | st.none(),
+        },
+    ).map(lambda opts: {**opts, "RETRY_BACKOFF_BASE": 0.01, "RETRY_BACKOFF_CAP": 0.5})
+
+
+def celery_options(broker: str) -> st.SearchStrategy[dict[str, Any]]:
+    return st.fixed_dictionaries(
+        {"BROKER_URL": st.just(broker)},
+        optional={
+            "APP_NAME": st.text(min_size=1, max_size=60).filter(str.strip),
+            "SETTINGS": st.fixed_dictionaries(
+                {},
+                optional={
+                    "task_default_queue": st.text(min_size=1, max_size=40),
+                    "worker_concurrency": st.integers(1, 64),
+                    "broker_connection_timeout": st.floats(0.1, 1.0),
+                    "task_serializer": st.just("json"),
+                },
+            ),
+        },
+    )
+
+
+def valid_component(redis_url: str, closed_url: str) -> st.SearchStrategy[dict[str, Any]]:
+    """One component that must not stop start-up: connected, skipped or off."""
+    connected = st.one_of(
+        st.sampled_from(REDIS_DRIVERS).flatmap(
+            lambda driver: st.fixed_dictionaries(
+                {
+                    "DRIVER": st.just(driver),
+                    "LOAD": st.sampled_from(["yes", "auto", True, " AUTO "]),
+                    "OPTS": redis_options(redis_url),
+                },
+                optional={"TIMEOUT": roomy_timeouts},
+            )
+        ),
+        st.fixed_dictionaries(
+            {
+                "DRIVER": st.just("celery"),
+                "LOAD": st.sampled_from(["yes", "auto"]),
+                "OPTS": st.sampled_from(["memory://", redis_url]).flatmap(celery_options),
+            }
+        ),
+    )
+    skipped = st.fixed_dictionaries(
+        {
+            "DRIVER": st.sampled_from([*REDIS_DRIVERS, *MONGODB_DRIVERS, "celery"]),
+            "LOAD": st.sampled_from(["auto", None]),
+        },
+        optional={"TIMEOUT": valid_timeouts},
+    ).map(lambda entry: {**entry, "OPTS": closed_opts(entry["DRIVER"], closed_url)})
+    off = st.fixed_dictionaries(
+        {"LOAD": valid_loads_off},
+        optional={
+            "DRIVER": st.sampled_from([*DRIVERS, "no-such-driver"]),
+            "OPTS": st.dictionaries(text, nested, max_size=3),
+        },
+    )
+    return st.one_of(connected, skipped, off).flatmap(case_variants)
+
+
+def closed_opts(driver: str, closed_url: str) -> dict[str, Any]:
+    """Options of *driver* aimed at a port where nothing listens."""
+    host = urlsplit(closed_url).netloc
+    if driver == "celery":
+        return {"BROKER_URL": f"redis://{host}/0", "BACKEND_URL": f"redis://{host}/1"}
+    if driver in MONGODB_DRIVERS:
+        return {"URL": f"mongodb://{host}/fuzz", "SERVER_SELECTION_TIMEOUT": 1}
+    return {"URL": closed_url}
+
+
+VALID_NAMES = ["cache", "Queue", "ünïcødé", "store_2", "Ωmega", "tasks", "x" * 200]
+
+
+def valid_components(redis_url: str) -> st.SearchStrategy[dict[str, Any]]:
+    """OPTIONAL_COMPONENTS that must start; names unique whatever their case."""
+    closed = f"redis://127.0.0.1:{CLOSED}/0"
+    entry = valid_component(redis_url, closed)
+    return st.dictionaries(st.sampled_from(VALID_NAMES), entry, min_size=0, max_size=3)
+
+
+def fuzz_redis_url(redis_url: str) -> str:
+    """The session's Redis server, on this test's own database."""
+    parts = urlsplit(redis_url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{FUZZ_REDIS_DB}", "", ""))
+
+
+# --- running one ------------------------------------------------------------------------
+
+
+Outcome = tuple[str, BaseException | None, list[str]]
+
+
+def start(settings_value: dict[str, Any]) -> Outcome:
+    """Build the app and run its lifespan (with one /health request); never raises.
+
+    Returns the outcome, the error, and the status of each component while it ran.
+    """
     try:
         app = build_app(settings_value)
         with TestClient(app, raise_server_exceptions=False) as client:
             response = client.get("/health")
             assert response.status_code in (200, 503), response.text
-        return "started", None
+            statuses = [str(component.status) for component in app.state.opa.components]
+        return "started", None, statuses
     except BaseException as exc:  # judged by the caller
-        return "failed", exc
+        return "failed", exc, []
 
 
-def start_bounded(settings_value: dict[str, Any]) -> tuple[str, BaseException | None]:
-    outcome: list[tuple[str, BaseException | None]] = []
+def start_bounded(settings_value: dict[str, Any]) -> Outcome:
+    outcome: list[Outcome] = []
     thread = threading.Thread(target=lambda: outcome.append(start(settings_value)), daemon=True)
     thread.start()
     thread.join(EXAMPLE_BOUND)
@@ -202,28 +346,59 @@ def start_bounded(settings_value: dict[str, Any]) -> tuple[str, BaseException | 
     return outcome[0]
 
 
-@settings(
-    max_examples=150,
-    derandomize=True,
-    deadline=None,  # each example is bounded by start_bounded instead
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-    print_blob=True,
-)
-@given(optional_components)
-def test_start_up_gives_a_working_app_or_an_opa_error(components: Any) -> None:
-    """Any OPTIONAL_COMPONENTS: a working app, or an OpaError; no library exception, no hang."""
-    outcome, error = start_bounded(
-        {
-            "OPTIONAL_COMPONENTS": components,
-            "COMPONENT_TIMEOUT": MAX_TIMEOUT,
-            "COMPONENT_CHECK_TIMEOUT": 1,
-            "SHUTDOWN_TIMEOUT": MAX_TIMEOUT,
-            "LOG_LEVEL": "CRITICAL",
-        }
+def fuzz(kind: str, strategy: st.SearchStrategy[Any], examples: int, tally: Counter[str]) -> None:
+    """Start *examples* configurations drawn from *strategy*, counting outcomes in *tally*.
+
+    Every one must give a working app or an OpaError; a valid one must start.
+    """
+
+    @settings(
+        max_examples=examples,
+        derandomize=True,
+        deadline=None,  # each example is bounded by start_bounded instead
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+        print_blob=True,
     )
-    event(outcome if error is None else f"{outcome}: {type(error).__name__}")
-    if error is not None:
-        assert isinstance(error, OpaError), "".join(traceback.format_exception(error))
-        assert str(error).strip(), f"{type(error).__name__} with an empty message"
-    else:
-        assert outcome == "started"
+    @given(strategy)
+    def check(components: Any) -> None:
+        outcome, error, statuses = start_bounded(
+            {
+                "OPTIONAL_COMPONENTS": components,
+                "COMPONENT_TIMEOUT": MAX_TIMEOUT,
+                "COMPONENT_CHECK_TIMEOUT": 1,
+                "SHUTDOWN_TIMEOUT": MAX_TIMEOUT,
+                "LOG_LEVEL": "CRITICAL",
+            }
+        )
+        label = outcome if error is None else type(error).__name__
+        event(f"{kind}: {label}")
+        tally[f"{kind} {label}"] += 1
+        tally.update(f"component {status}" for status in statuses)
+        if error is not None:
+            shown = "".join(traceback.format_exception(error))
+            assert kind == "hostile", f"a valid configuration did not start:\n{shown}"
+            assert isinstance(error, OpaError), shown
+            assert str(error).strip(), f"{type(error).__name__} with an empty message"
+        else:
+            assert outcome == "started"
+
+    check()
+
+
+def test_start_up_gives_a_working_app_or_an_opa_error(redis_url: str) -> None:
+    """Any OPTIONAL_COMPONENTS: a working app, or an OpaError; no library exception, no hang.
+
+    Valid configurations must start, and at least a third of all examples do.
+    """
+    tally: Counter[str] = Counter()
+    began = time.monotonic()
+    fuzz("valid", valid_components(fuzz_redis_url(redis_url)), VALID_EXAMPLES, tally)
+    fuzz("hostile", optional_components, HOSTILE_EXAMPLES, tally)
+    outcomes = {key: n for key, n in tally.items() if not key.startswith("component ")}
+    total = sum(outcomes.values())
+    started = sum(n for key, n in outcomes.items() if key.endswith(" started"))
+    print(
+        f"\nconfiguration fuzzing: {total} examples in {time.monotonic() - began:.0f} s, "
+        f"{started} started, {total - started} refused; {dict(sorted(tally.items()))}"
+    )
+    assert started * 3 >= total, f"only {started} of {total} examples started"

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import json
+import select
+import socket
+import time
+import urllib.error
+import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from contextlib import suppress
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
@@ -14,12 +20,13 @@ import yaml
 from click.testing import CliRunner
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from faults import OpaRun, write_settings
 
-import opa
 from opa.cli import cli
 from opa.errors import ComponentError, ConfigError, OptionsError
 from opa.plugin_manager import PLUGIN_ENTRY_POINT_GROUP
 from opa.testing import build_app
+from opa.testing.services import LOCALHOST, free_port
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 ORIGIN = "https://elsewhere.example"
@@ -314,27 +321,300 @@ def test_mongodb_notes_accepts_a_note_within_the_limits(notes_example: TestClien
     assert notes_example.delete(f"/notes/{created.json()['id']}").status_code == 204
 
 
+def over_64_kib_in_chunks() -> Iterator[bytes]:
+    """65 KiB of words, sent with no declared length (chunked)."""
+    for _ in range(65):
+        yield b"word " * 204 + b"word"
+
+
+def test_redis_bloom_cuts_off_a_chunked_body_over_64_kib(
+    redis_example: tuple[TestClient, str],
+) -> None:
+    """A chunked body is counted as it arrives: past 64 KiB it is a 413, not buffered whole."""
+    client, _ = redis_example
+    response = client.post(
+        "/bloom", content=over_64_kib_in_chunks(), headers={"content-type": "text/plain"}
+    )
+    assert response.status_code == 413
+    assert response.json()["detail"] == "request body too large: the limit is 65536 bytes"
+
+
+def test_mongodb_notes_request_body_is_capped(notes_example: TestClient) -> None:
+    """POST /notes refuses a request body over 64 KiB with 413, whatever its fields."""
+    note = json.dumps({"title": "big", "body": "b" * 65_536}).encode()
+    response = notes_example.post(
+        "/notes", content=note, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 413
+
+
+@pytest.fixture
+def celery_example() -> Iterator[TestClient]:
+    """examples/celery-task on an in-memory broker: its routes, with nothing to run tasks."""
+    app = build_app(
+        {
+            "PLUGIN_PATHS": [str(EXAMPLES / "celery-task")],
+            "PLUGIN_ENTRY_POINTS": True,  # opa-driver-celery's plugin defines the setup hook
+            "OPTIONAL_COMPONENTS": celery_component("memory://"),
+        }
+    )
+    with TestClient(app) as client:
+        yield client
+
+
+CELERY_DIVIDER = "/tasks/celery_task.tasks.divider"
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        (b"x" * (16 * 1024 + 1), 413),
+        (json.dumps({"args": ["a" * 16_400]}).encode(), 413),
+        (json.dumps([6, 3]).encode(), 422),
+        (json.dumps({"args": [6, 3], "countdown": 5}).encode(), 422),
+        (json.dumps({"args": list(range(21))}).encode(), 422),
+        (json.dumps({"args": [[6], {"b": 3}]}).encode(), 422),
+        (json.dumps({"args": ["a" * 1001]}).encode(), 422),
+        (json.dumps({"kwargs": {"__class__": 1, "a b": 2}}).encode(), 422),
+        (b'{"args": [NaN, Infinity]}', 422),
+        (b"{not json", 422),
+    ],
+    ids=[
+        "oversized",
+        "oversized-json",
+        "bare-list",
+        "unknown-field",
+        "too-many-args",
+        "nested-args",
+        "long-string",
+        "bad-kwarg-name",
+        "non-finite",
+        "bad-json",
+    ],
+)
+def test_celery_task_body_is_limited_and_validated(
+    celery_example: TestClient, body: bytes, status: int
+) -> None:
+    """POST /tasks/{name}: 413 over 16 KiB; 422 for unknown fields, excess or non-scalars."""
+    headers = {"content-type": "application/json"}
+    response = celery_example.post(CELERY_DIVIDER, content=body, headers=headers)
+    assert response.status_code == status, response.text
+
+
+def test_celery_task_accepts_a_call_within_the_limits(celery_example: TestClient) -> None:
+    """20 args and 20 kwargs of JSON scalars, strings of 1,000 characters, are enqueued."""
+    call = {
+        "args": ["a" * 1000, 1, 2.5, True, None, *range(15)],
+        "kwargs": {f"k{i}": i for i in range(20)},
+    }
+    response = celery_example.post(CELERY_DIVIDER, json=call)
+    assert response.status_code == 200, response.text
+    assert response.json()["id"]
+    unknown = celery_example.post("/tasks/celery_task.tasks.nothing", json={"args": [1]})
+    assert unknown.status_code == 404
+
+
+# --- The app-wide request body limit ----------------------------------------------------
+
+
+def test_the_app_wide_limit_applies_before_an_examples_own() -> None:
+    """MAX_REQUEST_BODY below an example's cap wins: 413 naming the app-wide limit."""
+    app = build_app(
+        {
+            "PLUGIN_PATHS": [str(EXAMPLES / "celery-task")],
+            "PLUGIN_ENTRY_POINTS": True,
+            "MAX_REQUEST_BODY": 1024,
+            "OPTIONAL_COMPONENTS": celery_component("memory://"),
+        }
+    )
+    call = json.dumps({"args": ["a" * 1000, "b" * 1000]}).encode()
+    with TestClient(app) as client:
+        response = client.post(
+            CELERY_DIVIDER, content=call, headers={"content-type": "application/json"}
+        )
+    assert response.status_code == 413
+    assert response.json()["detail"] == "request body too large: the limit is 1024 bytes"
+
+
+def test_the_default_limit_holds_for_every_route() -> None:
+    """With no setting, 1 MiB + 1 byte to any path is a 413; 1 MiB reaches routing (404)."""
+    with TestClient(build_app()) as client:
+        assert client.post("/anywhere", content=b"x" * (1024 * 1024 + 1)).status_code == 413
+        assert client.post("/anywhere", content=b"x" * (1024 * 1024)).status_code == 404
+
+
+def raw_exchange(port: int, head: bytes, body: Sequence[bytes] = ()) -> tuple[bytes, float]:
+    """Send *head*, then *body* piece by piece until an answer comes, as a careful client
+    does; the whole answer and the seconds from the first byte sent to the last received."""
+    started = time.perf_counter()
+    answer = b""
+    with socket.create_connection((LOCALHOST, port), timeout=10) as sock:
+        sock.sendall(head)
+        for piece in body:
+            if select.select([sock], [], [], 0)[0]:
+                break  # answered early: stop sending
+            sock.sendall(piece)
+        with suppress(ConnectionResetError):  # the server may close with our bytes unread
+            while chunk := sock.recv(65536):
+                answer += chunk
+    return answer, time.perf_counter() - started
+
+
+READING_PLUGIN = '''"""A route that reads whatever body it is sent."""
+
+from fastapi import Request
+
+from opa import get_router
+
+router = get_router()
+
+
+@router.post("/echo-length")
+async def echo_length(request: Request) -> int:
+    return len(await request.body())
+'''
+
+
+def test_opa_run_refuses_oversized_bodies_over_http(tmp_path: Path) -> None:
+    """A real `opa run`: a 1 GiB Content-Length and a 2 MiB chunked body both get 413 fast.
+
+    The declared one is answered before a byte of body is sent; the chunked one once the
+    default 1 MiB has been read.
+    """
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / f"reading_{uuid.uuid4().hex[:8]}.py").write_text(READING_PLUGIN)
+    settings = write_settings(
+        tmp_path / "settings", {"PLUGIN_PATHS": [str(plugins)], "OPTIONAL_COMPONENTS": {}}
+    )
+    run = OpaRun(settings, free_port(), tmp_path / "opa-run.log")
+    try:
+        run.wait_serving()
+        declared, declared_time = raw_exchange(
+            run.port,
+            b"POST /echo-length HTTP/1.1\r\nhost: opa\r\ncontent-length: 1073741824\r\n\r\n",
+        )
+        chunk = b"10000\r\n" + b"x" * 0x10000 + b"\r\n"  # 64 KiB
+        chunked, chunked_time = raw_exchange(
+            run.port,
+            b"POST /echo-length HTTP/1.1\r\nhost: opa\r\ntransfer-encoding: chunked\r\n\r\n",
+            [chunk] * 32 + [b"0\r\n\r\n"],
+        )
+        health = urllib.request.urlopen(f"http://{LOCALHOST}:{run.port}/health", timeout=5)
+    finally:
+        run.close()
+    print(
+        f"\n413 for a declared 1 GiB body in {declared_time * 1000:.1f} ms; "
+        f"for a 2 MiB chunked body in {chunked_time * 1000:.1f} ms"
+    )
+    for answer in (declared, chunked):
+        assert answer.startswith(b"HTTP/1.1 413 "), answer[:200]
+        assert b"the limit is 1048576 bytes" in answer
+    assert declared_time < 2.0 and chunked_time < 5.0
+    assert health.status == 200
+
+
 # --- SECRET_KEY -------------------------------------------------------------------------
 
+SIGNING_PLUGIN = '''"""Builds its signer at import, as a plugin that needs SECRET_KEY would."""
 
-def installed_sources() -> Iterator[Path]:
-    """The Python files of opa-core and of every installed opa driver distribution."""
-    roots = [Path(opa.__file__).parent]
-    for entry_point in entry_points(group="opa.drivers"):
-        module = __import__(entry_point.module.partition(".")[0])
-        roots.append(Path(module.__file__).parent)
-    for root in dict.fromkeys(roots):
-        yield from root.rglob("*.py")
+from fastapi import HTTPException
+
+from opa import BadSignature, get_router, signer
+
+router = get_router()
+links = signer("hardening-links")
 
 
-def test_no_feature_reads_secret_key() -> None:
-    """No installed opa code reads SECRET_KEY, so no feature can need it yet (only masking)."""
-    readers = sorted(
-        str(path)
-        for path in installed_sources()
-        if "SECRET_KEY" in path.read_text(encoding="utf-8") and path.name != "masking.py"
-    )
-    assert readers == [], "SECRET_KEY is read here: an empty one must now be refused outside dev"
+@router.get("/link/{name}")
+def link(name: str) -> str:
+    return links.sign(name)
+
+
+@router.get("/check")
+def check(token: str) -> str:
+    try:
+        return links.unsign(token, max_age=60)
+    except BadSignature as exc:
+        raise HTTPException(400, str(exc)) from None
+'''
+
+
+def signing_run(
+    tmp_path: Path, secret_key: str, env: str, extra: dict[str, Any] | None = None
+) -> OpaRun:
+    """`opa run` in *env* with SECRET_KEY *secret_key* and the signing plugin."""
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / f"signing_{uuid.uuid4().hex[:8]}.py").write_text(SIGNING_PLUGIN)
+    values = {
+        "PLUGIN_PATHS": [str(plugins)],
+        "SECRET_KEY": secret_key,
+        "OPTIONAL_COMPONENTS": {},
+        "RELOAD": False,
+        "LOG_LEVEL": "DEBUG",
+        **(extra or {}),
+    }
+    settings = write_settings(tmp_path / "settings", values)
+    return OpaRun(settings, free_port(), tmp_path / "opa-run.log", {"OPA_ENV": env})
+
+
+@pytest.mark.parametrize("env", ["prod", "staging"])
+@pytest.mark.parametrize("length", [0, 31], ids=["empty", "short"])
+def test_opa_run_refuses_an_empty_or_short_secret_key_outside_dev(
+    tmp_path: Path, env: str, length: int
+) -> None:
+    """A plugin that signs makes `opa run` exit non-zero naming SECRET_KEY, never showing it."""
+    secret = unique("k-")[:length] if length else ""
+    secret = secret.ljust(length, "q")
+    run = signing_run(tmp_path, secret, env)
+    try:
+        status = run.wait(60)
+    finally:
+        run.close()
+    output = run.output()
+    state = "empty" if not length else "shorter than 32 characters"
+    assert status != 0
+    assert f"SECRET_KEY is {state} in the {env!r} environment" in output
+    assert "OPA_SECRET_KEY" in output
+    assert "Traceback" not in output
+    if secret:
+        assert secret not in output
+
+
+def test_opa_run_signs_with_a_good_key_in_prod(tmp_path: Path) -> None:
+    """With a 32+ character key a prod app serves tokens that check out; the key is never shown."""
+    secret = unique("good-key-") + "z" * 24
+    run = signing_run(tmp_path, secret, "prod")
+    try:
+        run.wait_serving()
+        base = f"http://{LOCALHOST}:{run.port}"
+        token = json.loads(urllib.request.urlopen(f"{base}/link/alice", timeout=5).read())
+        checked = urllib.request.urlopen(f"{base}/check?token={token}", timeout=5).read()
+        forged = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"{base}/check?token={forged}", timeout=5)
+    finally:
+        run.close()
+    assert json.loads(checked) == "alice"
+    assert refused.value.code == 400
+    assert b"does not match" in refused.value.read()
+    assert secret not in run.output()
+
+
+def test_opa_run_in_dev_signs_with_a_random_key_and_warns(tmp_path: Path) -> None:
+    """dev with an empty SECRET_KEY serves, signing with a per-process key, and warns once."""
+    run = signing_run(tmp_path, "", "dev")
+    try:
+        run.wait_serving()
+        base = f"http://{LOCALHOST}:{run.port}"
+        token = json.loads(urllib.request.urlopen(f"{base}/link/alice", timeout=5).read())
+        checked = urllib.request.urlopen(f"{base}/check?token={token}", timeout=5).read()
+    finally:
+        run.close()
+    assert json.loads(checked) == "alice"
+    warnings = [line for line in run.output().splitlines() if "SECRET_KEY is empty" in line]
+    assert len(warnings) == 1 and "WARNING" in warnings[0], run.output()[-3000:]
 
 
 def test_secret_key_has_no_default_and_is_masked(tmp_path: Path) -> None:
@@ -352,8 +632,8 @@ def test_secret_key_has_no_default_and_is_masked(tmp_path: Path) -> None:
         assert "SECRET_KEY" in result.output and "***" in result.output
 
 
-def test_empty_secret_key_outside_dev_is_not_refused_yet() -> None:
-    """Documents the gap: prod starts with an empty SECRET_KEY, as no feature uses it to refuse."""
+def test_an_app_that_signs_nothing_starts_in_prod_with_an_empty_key() -> None:
+    """The refusal is where signing is used: without it an empty key stops nothing."""
     app: FastAPI = build_app({"SECRET_KEY": ""}, env="prod")
     with TestClient(app) as client:
         assert client.get("/health").status_code == 200

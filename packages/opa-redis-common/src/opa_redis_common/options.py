@@ -53,8 +53,9 @@ class RedisOptions(BaseModel):
 
     URL: str
     """``redis://[user:password@]host[:port][/db]``, ``rediss://`` (TLS) or ``unix:///path``."""
-    MAX_CONNECTIONS: int = Field(default=50, gt=0)
-    """Pool size. When all are busy a command waits for one, within ``SOCKET_TIMEOUT``."""
+    MAX_CONNECTIONS: int = Field(default=50, gt=0, le=10_000)
+    """Pool size. When all are busy a command waits for one, within ``SOCKET_TIMEOUT``.
+    At most 10,000: redis-py's sync pool reserves every slot up front."""
     CONNECT_TIMEOUT: float = Field(default=5.0, gt=0)
     SOCKET_TIMEOUT: float = Field(default=5.0, gt=0)
     """Bounds each command. redis-aioredis: the whole command (pool wait, retries, reply);

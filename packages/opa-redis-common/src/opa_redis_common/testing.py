@@ -63,6 +63,7 @@ class RedisDriverSuite(DriverComplianceSuite):
         return [
             ({"URL": "http://127.0.0.1:6379/0"}, "URL"),
             ({"URL": url, "MAX_CONNECTIONS": -1}, "MAX_CONNECTIONS"),
+            ({"URL": url, "MAX_CONNECTIONS": 10**9}, "MAX_CONNECTIONS"),
             ({"URL": url, "CONNECT_TIMEOUT": 0}, "CONNECT_TIMEOUT"),
             ({"URL": url, "SOCKET_TIMEOUT": 0}, "SOCKET_TIMEOUT"),
             ({"URL": url, "RETRIES": -1}, "RETRIES"),
