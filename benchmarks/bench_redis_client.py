@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -91,19 +92,20 @@ async def measure(url: str, rounds: int, commands: int, in_flight: int) -> dict[
     return best
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", default="redis://127.0.0.1:6379/9")
     parser.add_argument("--rounds", type=int, default=12)
     parser.add_argument("--commands", type=int, default=2000)
     parser.add_argument("--in-flight", type=int, default=32)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     best = asyncio.run(measure(args.url, args.rounds, args.commands, args.in_flight))
     print(f"redis-py {redis.__version__}, {args.in_flight} in flight, client CPU µs per command")
     print("| client | µs |\n| --- | ---: |")
     for name, micros in best.items():
         print(f"| {name} | {micros:.1f} |")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
