@@ -115,6 +115,21 @@ def test_routes_are_added_to_the_app_itself() -> None:
     assert {"/shop/count", "/shop/items", "/shop/hidden", "/shop/feed"} <= paths
 
 
+def test_a_route_without_dependencies_is_taken_as_it_is() -> None:
+    """No dependency for an override to replace: the route object itself serves, so a
+    plugin's routes cost no second declaration at start-up."""
+    router = APIRouter(prefix="/plain")
+
+    @router.get("/ping")
+    def ping() -> str:
+        return "pong"
+
+    app = FastAPI()
+    add_router(app, router)
+    assert router.routes[0] in app.router.routes
+    assert TestClient(app).get("/plain/ping").json() == "pong"
+
+
 def test_order_decides_between_routers_as_before() -> None:
     first, second = APIRouter(), APIRouter()
 
