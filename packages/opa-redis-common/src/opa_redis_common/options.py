@@ -86,9 +86,10 @@ class RedisOptions(BaseModel):
 
 
 def pool_kwargs(options: RedisOptions) -> dict[str, Any]:
-    """Keyword arguments for redis-py's ``BlockingConnectionPool.from_url``, sync or asyncio.
+    """Keyword arguments for redis-py's ``BlockingConnectionPool.from_url``.
 
-    The retry object is left to the driver: redis-py has one class for each side.
+    redis-aioredis drops the two timeouts, which its command deadline replaces. The retry
+    object is left to the driver: redis-py has one class for each side.
     """
     return {
         "max_connections": options.MAX_CONNECTIONS,
