@@ -68,6 +68,7 @@ def test_refusing_a_url_never_repeats_its_password() -> None:
         ("SOCKET_TIMEOUT", -2.5),
         ("SOCKET_TIMEOUT", "soon"),
         ("HEALTH_CHECK_INTERVAL", -1),
+        ("HEALTH_CHECK_INTERVAL", 0.0005),
         ("RETRIES", -1),
         ("RETRY_BACKOFF_BASE", -0.1),
         ("CLIENT_NAME", "two words"),

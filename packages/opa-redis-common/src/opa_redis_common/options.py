@@ -61,7 +61,9 @@ class RedisOptions(BaseModel):
     """Bounds each command. redis-aioredis: the whole command (pool wait, retries, reply);
     redis-walrus: each socket read and write, and the wait for a pooled connection."""
     HEALTH_CHECK_INTERVAL: float = Field(default=30.0, ge=0)
-    """PING a connection idle longer than this before using it; 0 turns the check off."""
+    """PING a connection idle longer than this before using it; 0 turns the check off.
+    Otherwise at least 1: below about a millisecond redis-py runs the check inside its
+    connection handshake and fails against Redis before 7.2."""
     RETRIES: int = Field(default=3, ge=0)
     """Retries of a command whose connection failed; timeouts are not retried."""
     RETRY_BACKOFF_BASE: float = Field(default=0.05, ge=0)
@@ -77,6 +79,13 @@ class RedisOptions(BaseModel):
     def _url_is_redis(cls, url: str) -> str:
         _check_url(url)
         return url
+
+    @field_validator("HEALTH_CHECK_INTERVAL")
+    @classmethod
+    def _off_or_at_least_a_second(cls, seconds: float) -> float:
+        if 0 < seconds < 1:
+            raise ValueError("must be 0 (no health check) or at least 1 second")
+        return seconds
 
     @model_validator(mode="after")
     def _cap_covers_base(self) -> Self:
