@@ -2,10 +2,8 @@
 
 ``GET /counter-sync`` (the ``redis-walrus`` driver) and ``GET /counter-async`` (the
 ``redis-aioredis`` driver) are served by ``examples/redis`` under opa, and by a bare FastAPI
-app that builds the same clients (walrus, ``redis.asyncio``) from the drivers' default
-options the way redis-py takes them: a blocking pool of the same size, the same retries,
-and ``SOCKET_TIMEOUT`` as redis-py's socket timeout (the async driver bounds each command
-with a deadline of its own instead, see its README). ``GET /counter-async`` is also served
+app that builds the same clients (walrus, ``redis.asyncio``) on the same pool settings as
+the drivers. ``GET /counter-async`` is also served
 by fastapi-plugins, which pins redis<5, from a virtual environment of its own (made with uv
 under ``.bench/`` and kept for later runs). Every server is one uvicorn process and every
 one uses the same Redis; the servers take turns round after round (the order rotating each

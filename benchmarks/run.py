@@ -2,8 +2,8 @@
 
 ``python benchmarks/run.py [--quick] [--loadgen auto|wrk|python] [--only core,redis,...]``
 prints opa-core's table, then the other parts (``bench_routing.py``, ``bench_redis.py``,
-``bench_redis_client.py``, ``bench_mongodb.py``, ``bench_celery.py``), each printing its own;
-``--only`` picks some of them. ``nox -s bench`` runs this with what every part needs installed.
+``bench_mongodb.py``, ``bench_celery.py``), each printing its own; ``--only`` picks some of
+them. ``nox -s bench`` runs this with what every part needs installed.
 
 Nothing here asserts: a MISS is a number to look at, not a failure. Compared variants take
 turns round after round and each figure is the median of its rounds, because the machine
@@ -299,13 +299,12 @@ def imports(plan: Plan, scratch: Path, report: Report) -> None:
     report.notes.append(f"5: modules checked: {', '.join(fixtures.BACKENDS)}")
 
 
-SECTIONS = ("core", "routing", "redis", "redis_client", "mongodb", "celery")
+SECTIONS = ("core", "routing", "redis", "mongodb", "celery")
 
 # Arguments of each driver benchmark's main() for a --quick run (a smoke run, not figures).
 QUICK_ARGS = {
     "routing": ["--rounds", "3", "--requests", "1000"],
     "redis": ["--rounds", "2", "--requests", "2000", "--warmup", "500"],
-    "redis_client": ["--rounds", "3", "--commands", "1000"],
     "mongodb": ["--rounds", "2", "--requests", "200"],
     "celery": ["--rounds", "1", "--samples", "20", "--tasks", "200"],
 }
@@ -351,7 +350,6 @@ TITLES = {
     "core": "opa-core against bare FastAPI",
     "routing": "Plugin routes: copied against include_router (benchmarks/bench_routing.py)",
     "redis": "Redis drivers (benchmarks/bench_redis.py)",
-    "redis_client": "Async Redis client: command bounds and pools (bench_redis_client.py)",
     "mongodb": "MongoDB drivers (benchmarks/bench_mongodb.py)",
     "celery": "Celery driver (benchmarks/bench_celery.py)",
 }

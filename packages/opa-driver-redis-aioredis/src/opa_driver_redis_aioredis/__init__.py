@@ -19,11 +19,10 @@ __all__ = ["AioredisDriver"]
 
 
 class AioredisDriver(Driver):
-    """An asyncio ``redis.asyncio.Redis`` on a pool of ``MAX_CONNECTIONS``.
+    """An asyncio ``redis.asyncio.Redis`` on a blocking pool of ``MAX_CONNECTIONS``.
 
-    Each command, including its wait for a pooled connection, finishes within
-    ``SOCKET_TIMEOUT`` (see :mod:`.deadline`). Concurrent requests beyond the pool wait for
-    a connection instead of failing with "Too many connections" (see :mod:`.pool`).
+    Concurrent requests beyond the pool wait for a connection (at most ``SOCKET_TIMEOUT``)
+    instead of failing with "Too many connections".
     """
 
     name = "redis-aioredis"
@@ -32,25 +31,19 @@ class AioredisDriver(Driver):
     Options = RedisOptions
 
     async def connect(self) -> None:
+        from redis.asyncio import BlockingConnectionPool, Redis
         from redis.asyncio.retry import Retry
         from redis.backoff import ExponentialBackoff
         from redis.exceptions import ConnectionError
-
-        from opa_driver_redis_aioredis.deadline import DeadlineRedis
-        from opa_driver_redis_aioredis.pool import WaitingConnectionPool
 
         opts: RedisOptions = self.opts
         backoff = ExponentialBackoff(cap=opts.RETRY_BACKOFF_CAP, base=opts.RETRY_BACKOFF_BASE)
         # The policy of redis-walrus, with the asyncio Retry class: connection failures only.
         retry = Retry(backoff, opts.RETRIES, supported_errors=(ConnectionError,))
-        # The command deadline bounds socket reads and writes and the pool wait, so
-        # redis-py's own per-operation timeouts are left off (connecting keeps its own).
-        kwargs = pool_kwargs(opts) | {"socket_timeout": None}
-        del kwargs["timeout"]
-        pool = WaitingConnectionPool.from_url(
-            opts.URL, retry=retry, retry_on_error=[ConnectionError], **kwargs
+        pool = BlockingConnectionPool.from_url(
+            opts.URL, retry=retry, retry_on_error=[ConnectionError], **pool_kwargs(opts)
         )
-        self.instance = DeadlineRedis(connection_pool=pool, command_timeout=opts.SOCKET_TIMEOUT)
+        self.instance = Redis(connection_pool=pool)
 
     async def validate(self) -> None:
         await self.instance.ping()

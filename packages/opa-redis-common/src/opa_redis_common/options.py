@@ -54,12 +54,11 @@ class RedisOptions(BaseModel):
     URL: str
     """``redis://[user:password@]host[:port][/db]``, ``rediss://`` (TLS) or ``unix:///path``."""
     MAX_CONNECTIONS: int = Field(default=50, gt=0, le=10_000)
-    """Pool size. When all are busy a command waits for one, within ``SOCKET_TIMEOUT``.
+    """Pool size. When all are busy a command waits for one, at most ``SOCKET_TIMEOUT``.
     At most 10,000: redis-py's sync pool reserves every slot up front."""
     CONNECT_TIMEOUT: float = Field(default=5.0, gt=0)
     SOCKET_TIMEOUT: float = Field(default=5.0, gt=0)
-    """Bounds each command. redis-aioredis: the whole command (pool wait, retries, reply);
-    redis-walrus: each socket read and write, and the wait for a pooled connection."""
+    """Bounds each reply, and the wait for a free pooled connection."""
     HEALTH_CHECK_INTERVAL: float = Field(default=30.0, ge=0)
     """PING a connection idle longer than this before using it; 0 turns the check off.
     Otherwise at least 1: below about a millisecond redis-py runs the check inside its
@@ -95,10 +94,9 @@ class RedisOptions(BaseModel):
 
 
 def pool_kwargs(options: RedisOptions) -> dict[str, Any]:
-    """Keyword arguments for redis-py's ``BlockingConnectionPool.from_url``.
+    """Keyword arguments for redis-py's ``BlockingConnectionPool.from_url``, sync or asyncio.
 
-    redis-aioredis drops the two timeouts, which its command deadline replaces. The retry
-    object is left to the driver: redis-py has one class for each side.
+    The retry object is left to the driver: redis-py has one class for each side.
     """
     return {
         "max_connections": options.MAX_CONNECTIONS,
