@@ -25,7 +25,7 @@ from faults import OpaRun, write_settings
 from opa.cli import cli
 from opa.errors import ComponentError, ConfigError, OptionsError
 from opa.plugin_manager import PLUGIN_ENTRY_POINT_GROUP
-from opa.testing import build_app
+from opa.testing import build_app, chunked_body
 from opa.testing.services import LOCALHOST, free_port
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -323,8 +323,7 @@ def test_mongodb_notes_accepts_a_note_within_the_limits(notes_example: TestClien
 
 def over_64_kib_in_chunks() -> Iterator[bytes]:
     """65 KiB of words, sent with no declared length (chunked)."""
-    for _ in range(65):
-        yield b"word " * 204 + b"word"
+    return chunked_body(b"", b"word " * 204 + b"word", 65)
 
 
 def test_redis_bloom_cuts_off_a_chunked_body_over_64_kib(

@@ -16,7 +16,7 @@ import yaml
 from fastapi.testclient import TestClient
 
 from opa import get_instance
-from opa.testing import build_app
+from opa.testing import build_app, chunked_body
 from support import (
     BACKEND_DB,
     EXAMPLE,
@@ -189,10 +189,7 @@ def test_a_task_name_must_look_like_one(example: Example) -> None:
 
 def over_the_cap() -> Iterator[bytes]:
     """A JSON body of unknown length (sent chunked) that passes 16 KiB."""
-    yield b'{"args": ["'
-    for _ in range(20):
-        yield b"x" * 1000
-    yield b'"]}'
+    return chunked_body(b'{"args": ["', b"x" * 1000, 20, b'"]}')
 
 
 @pytest.mark.parametrize("chunked", [False, True], ids=["declared", "chunked"])

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from opa.config import load_settings
-from opa.testing import build_app
+from opa.testing import build_app, chunked_body
 from opa_mongodb_common.testing import private_database
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "mongodb"
@@ -72,10 +72,7 @@ def test_invalid_notes_are_refused(client: TestClient, payload: dict[str, Any]) 
 
 def oversized_note() -> Iterator[bytes]:
     """A note whose body passes 64 KiB, sent in chunks (no declared length)."""
-    yield b'{"title": "big", "body": "'
-    for _ in range(70):
-        yield b"x" * 1024
-    yield b'"}'
+    return chunked_body(b'{"title": "big", "body": "', b"x" * 1024, 70, b'"}')
 
 
 @pytest.mark.parametrize("chunked", [False, True], ids=["declared", "chunked"])

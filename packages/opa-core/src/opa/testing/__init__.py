@@ -3,7 +3,8 @@
 ``build_app`` builds an app that reads nothing from the machine it runs on;
 ``override_instance`` puts a test double in place of a component's instance;
 ``DriverComplianceSuite`` is the suite every driver package runs against its backend
-(imported on first use, so this module does not need pytest).
+(imported on first use, so this module does not need pytest); ``chunked_body`` makes a
+request body of no declared length, to test a body limit.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from opa.runtime import get_plugin_manager
 if TYPE_CHECKING:
     from opa.testing.compliance import DriverComplianceSuite
 
-__all__ = ["DriverComplianceSuite", "build_app", "override_instance"]
+__all__ = ["DriverComplianceSuite", "build_app", "chunked_body", "override_instance"]
 
 T = TypeVar("T")
 
@@ -68,6 +69,18 @@ def build_app(
     folder = NO_SETTINGS_DIR if settings_dir is None else settings_dir
     with _without_machine_variables():
         return create_app(isolated, settings_dir=folder, env=env)
+
+
+def chunked_body(head: bytes, filler: bytes, count: int, tail: bytes = b"") -> Iterator[bytes]:
+    """*head*, *count* times *filler*, then *tail*, one piece at a time.
+
+    Given to an HTTP client as the content, it is sent with no Content-Length (chunked), so
+    a body limit has to count the body as it arrives instead of trusting a header.
+    """
+    # No empty piece: an empty chunk would end a chunked body early.
+    for piece in (head, *([filler] * count), tail):
+        if piece:
+            yield piece
 
 
 @contextmanager
