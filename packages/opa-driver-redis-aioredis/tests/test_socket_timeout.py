@@ -9,32 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-import warnings
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 import redis
-from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from opa_driver_redis_aioredis import AioredisDriver
-from opa_redis_common import RedisOptions
+from aioredis_clients import checkout, connected
 
 TIMEOUT = 0.3
 SLACK = 0.7  # scheduling noise of a busy CI machine, far below any real hang
-
-
-@asynccontextmanager
-async def connected(redis_url: str, **opts: Any) -> AsyncIterator[Redis]:
-    driver = AioredisDriver("aioredis", RedisOptions(URL=redis_url, **opts))
-    await driver.connect()
-    try:
-        yield driver.get_instance()
-    finally:
-        await driver.disconnect()
 
 
 async def seconds_until_timeout(
@@ -89,9 +75,7 @@ def test_the_wait_for_a_pooled_connection_ends_at_the_socket_timeout(
         async with connected(redis_url, SOCKET_TIMEOUT=TIMEOUT, MAX_CONNECTIONS=1) as client:
             await client.set(f"{redis_prefix}k", "v")
             pool = client.connection_pool
-            with warnings.catch_warnings():  # redis 5 needs a command name, 6+ deprecates it
-                warnings.simplefilter("ignore", DeprecationWarning)
-                held = await pool.get_connection("GET")  # the pool's only connection, kept busy
+            held = await checkout(pool)  # the pool's only connection, kept busy
             waited = await seconds_until_timeout(
                 lambda: client.get(f"{redis_prefix}k"), (RedisConnectionError, RedisTimeoutError)
             )

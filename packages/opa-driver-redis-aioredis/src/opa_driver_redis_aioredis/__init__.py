@@ -22,7 +22,8 @@ class AioredisDriver(Driver):
     """An asyncio ``redis.asyncio.Redis`` on a blocking pool of ``MAX_CONNECTIONS``.
 
     Concurrent requests beyond the pool wait for a connection (at most ``SOCKET_TIMEOUT``)
-    instead of failing with "Too many connections".
+    instead of failing with "Too many connections"; a free connection is handed out without
+    setting up that wait (``FreeFirstBlockingPool``).
     """
 
     name = "redis-aioredis"
@@ -31,16 +32,18 @@ class AioredisDriver(Driver):
     Options = RedisOptions
 
     async def connect(self) -> None:
-        from redis.asyncio import BlockingConnectionPool, Redis
+        from redis.asyncio import Redis
         from redis.asyncio.retry import Retry
         from redis.backoff import ExponentialBackoff
         from redis.exceptions import ConnectionError
+
+        from opa_driver_redis_aioredis.pool import FreeFirstBlockingPool
 
         opts: RedisOptions = self.opts
         backoff = ExponentialBackoff(cap=opts.RETRY_BACKOFF_CAP, base=opts.RETRY_BACKOFF_BASE)
         # The policy of redis-walrus, with the asyncio Retry class: connection failures only.
         retry = Retry(backoff, opts.RETRIES, supported_errors=(ConnectionError,))
-        pool = BlockingConnectionPool.from_url(
+        pool = FreeFirstBlockingPool.from_url(
             opts.URL, retry=retry, retry_on_error=[ConnectionError], **pool_kwargs(opts)
         )
         self.instance = Redis(connection_pool=pool)

@@ -1,0 +1,33 @@
+"""Helpers the timeout and pool tests share: a driver-built client, and a raw checkout."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from redis.asyncio import ConnectionPool, Redis
+from redis.asyncio.connection import AbstractConnection
+
+from opa_driver_redis_aioredis import AioredisDriver
+from opa_redis_common import RedisOptions
+
+
+@asynccontextmanager
+async def connected(redis_url: str, **opts: Any) -> AsyncIterator[Redis]:
+    """The client the driver builds for *opts*, disconnected on the way out."""
+    driver = AioredisDriver("aioredis", RedisOptions(URL=redis_url, **opts))
+    await driver.connect()
+    try:
+        yield driver.get_instance()
+    finally:
+        await driver.disconnect()
+
+
+async def checkout(pool: ConnectionPool) -> AbstractConnection:
+    """A connection taken from *pool* by hand, as a client would before a command."""
+    with warnings.catch_warnings():  # redis 5.0 needs a command name, 5.3+ deprecates it
+        warnings.simplefilter("ignore", DeprecationWarning)
+        connection: AbstractConnection = await pool.get_connection("GET")
+    return connection
