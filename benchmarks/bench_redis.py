@@ -5,13 +5,15 @@
 app that builds the same clients (walrus, ``redis.asyncio``) on the same pool settings as
 the drivers. ``GET /counter-async`` is also served
 by fastapi-plugins, which pins redis<5, from a virtual environment of its own (made with uv
-under ``.bench/`` and kept for later runs). Every server is one uvicorn process and every
-one uses the same Redis; the servers take turns round after round (the order rotating each
-round). The table gives the median rates and, as the ratio, the median of the per-round
-ratios: rounds next to each other in time share the machine's mood, so pairing them cancels
-most of its drift. Nothing asserts: a MISS is a number to look at.
+under ``.bench/`` and kept for later runs). All use the same Redis. Each round starts a
+fresh uvicorn process for every server in turn (the order rotating each round), warms it up
+and measures it: a process keeps its own few percent of luck for its whole life, so only
+new processes sample it. The table gives the median rates and, as the ratio, the median of
+the per-round ratios: rounds next to each other in time share the machine's mood, so
+pairing them cancels most of its drift; the 95% bootstrap interval of that median follows
+it in brackets. Nothing asserts: a MISS is a number to look at.
 
-    python benchmarks/bench_redis.py [--rounds 7] [--requests 10000] [--loadgen auto]
+    python benchmarks/bench_redis.py [--rounds 15] [--requests 5000] [--loadgen auto]
 
 Redis is 127.0.0.1:6379 database 9 when it answers, else a private redis-server
 (``opa.testing.services``); ``--url`` names another. Keys are written under
@@ -25,6 +27,7 @@ import argparse
 import json
 import os
 import platform
+import random
 import shutil
 import subprocess
 import sys
@@ -34,6 +37,7 @@ import uuid
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from functools import partial
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from statistics import median
@@ -157,18 +161,30 @@ PEER_VERSIONS = (
 
 @dataclass
 class Variant:
-    """One endpoint on one server, and its measured rounds."""
+    """One endpoint on one kind of server, and its measured rounds.
+
+    Every round runs in a server process of its own: *launch* starts it, it is warmed up,
+    measured and stopped. Processes of the same app differ by a few percent for the whole of
+    their life (hash seeds, memory layout, which core they share with Redis or wrk), so a run
+    that kept one process per app compared those draws, not the apps.
+    """
 
     name: str
-    server: http.Server
+    launch: Callable[[], http.Server]
     path: str
     rates: list[float] = field(default_factory=list)
     cpu_us: list[float] = field(default_factory=list)
 
-    def measure(self, requests: int, concurrency: int, tool: str, scratch: Path) -> float:
-        before = self.server.cpu_seconds()
-        rate = http.load(self.server.at(self.path), requests, concurrency, tool, scratch)
-        self.cpu_us.append((self.server.cpu_seconds() - before) / requests * 1e6)
+    def measure(self, send: Callable[[str, int], float], warmup: int, requests: int) -> float:
+        """*send* is the load: it sends that many requests to a URL and returns the rate."""
+        server = self.launch()
+        try:
+            send(server.at(self.path), warmup)
+            before = server.cpu_seconds()
+            rate = send(server.at(self.path), requests)
+            self.cpu_us.append((server.cpu_seconds() - before) / requests * 1e6)
+        finally:
+            server.stop()
         self.rates.append(rate)
         return rate
 
@@ -308,9 +324,26 @@ def alternate(variants: list[Variant], rounds: int, measure: Callable[[Variant],
         say(f"  round {number + 1}/{rounds}: {shown}")
 
 
+def round_ratios(first: Variant, second: Variant) -> list[float]:
+    return [a / b for a, b in zip(first.rates, second.rates, strict=True)]
+
+
 def paired_ratio(first: Variant, second: Variant) -> float:
     """The median of the per-round ratios of two variants' rates."""
-    return median(a / b for a, b in zip(first.rates, second.rates, strict=True))
+    return median(round_ratios(first, second))
+
+
+def ratio_interval(first: Variant, second: Variant, draws: int = 2_000) -> tuple[float, float]:
+    """A 95% bootstrap interval of ``paired_ratio``: how far the rounds let it be trusted."""
+    ratios = round_ratios(first, second)
+    draw = random.Random(0).choices  # seeded: the same rounds always print the same interval
+    medians = sorted(median(draw(ratios, k=len(ratios))) for _ in range(draws))
+    return medians[int(draws * 0.025)], medians[int(draws * 0.975) - 1]
+
+
+def shown_ratio(first: Variant, second: Variant) -> str:
+    low, high = ratio_interval(first, second)
+    return f"{paired_ratio(first, second):.3f}x ({low:.2f}-{high:.2f})"
 
 
 def verdict(ok: bool) -> str:
@@ -320,9 +353,9 @@ def verdict(ok: bool) -> str:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", help="Redis URL (default: 127.0.0.1:6379/9, else a private one)")
-    parser.add_argument("--rounds", type=int, default=7, help="measured rounds per server")
-    parser.add_argument("--requests", type=int, default=10_000, help="requests per round")
-    parser.add_argument("--warmup", type=int, default=2_000, help="unmeasured requests first")
+    parser.add_argument("--rounds", type=int, default=15, help="measured rounds per server")
+    parser.add_argument("--requests", type=int, default=5_000, help="requests per round")
+    parser.add_argument("--warmup", type=int, default=1_000, help="warm-up requests per server")
     parser.add_argument("--concurrency", type=int, default=32, help="keep-alive connections")
     parser.add_argument("--loadgen", choices=["auto", "wrk", "python"], default="auto")
     parser.add_argument("--no-peer", action="store_true", help="leave fastapi-plugins out")
@@ -356,54 +389,60 @@ def main(argv: list[str] | None = None) -> int:
         url = args.url or stack.enter_context(TestServices()).redis_url()
         scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="opa-bench-")))
         stack.callback(lambda: say(f"redis: deleted {delete_keys(url, prefix)} keys"))
-        say(f"redis: starting the servers on {mask_secrets(url)}")
+        say(f"redis: a fresh server per round on {mask_secrets(url)}")
         opa_settings = write_opa_app(scratch / "opa", url, f"{prefix}opa:")
-        opa_env = clean_env(OPA_SETTINGS_DIR=str(opa_settings))
-        servers = {
-            "opa": http.start_server(
-                "opa", "opa.main:app", scratch / "opa", opa_env, scratch / "opa.log", path=ASYNC
+        bare_dir = write_bare_app(scratch / "bare", url, f"{prefix}bare:")
+        launchers: dict[str, Callable[[], http.Server]] = {
+            "opa": partial(
+                http.start_server,
+                "opa",
+                "opa.main:app",
+                scratch / "opa",
+                clean_env(OPA_SETTINGS_DIR=str(opa_settings)),
+                scratch / "opa.log",
+                path=ASYNC,
             ),
-            "bare": http.start_server(
+            "bare": partial(
+                http.start_server,
                 "bare",
                 "bare_redis:app",
-                write_bare_app(scratch / "bare", url, f"{prefix}bare:"),
+                bare_dir,
                 clean_env(),
                 scratch / "bare.log",
                 path=ASYNC,
             ),
         }
-        for server in servers.values():
-            stack.callback(server.stop)
         versions: dict[str, str] = {}
         if peer_python_path is not None:
+            launch_peer = partial(
+                http.start_server,
+                "fastapi-plugins",
+                "peer_redis:app",
+                write_peer_app(scratch / "peer", url, f"{prefix}peer:"),
+                clean_env(),
+                scratch / "peer.log",
+                path=ASYNC,
+                python=peer_python_path,
+            )
             try:
-                servers["peer"] = http.start_server(
-                    "fastapi-plugins",
-                    "peer_redis:app",
-                    write_peer_app(scratch / "peer", url, f"{prefix}peer:"),
-                    clean_env(),
-                    scratch / "peer.log",
-                    path=ASYNC,
-                    python=peer_python_path,
-                )
-                stack.callback(servers["peer"].stop)
+                launch_peer().stop()  # it starts here, so a broken environment is a note
+                launchers["peer"] = launch_peer
                 versions = peer_versions(peer_python_path)
             except RuntimeError as error:
                 peer_note = f"its server did not start: {str(error).splitlines()[-1][:200]}"
 
+        def send(target: str, requests: int) -> float:
+            return http.load(target, requests, args.concurrency, args.loadgen, scratch)
+
         def measure(variant: Variant) -> float:
-            return variant.measure(args.requests, args.concurrency, args.loadgen, scratch)
+            return variant.measure(send, args.warmup, args.requests)
 
         groups: dict[str, list[Variant]] = {
-            SYNC: [Variant(name, servers[name], SYNC) for name in ("opa", "bare")],
-            ASYNC: [Variant(name, server, ASYNC) for name, server in servers.items()],
+            SYNC: [Variant(name, launchers[name], SYNC) for name in ("opa", "bare")],
+            ASYNC: [Variant(name, launch, ASYNC) for name, launch in launchers.items()],
         }
         for number, (path, variants) in enumerate(groups.items(), start=1):
             say(f"redis {number}/2: GET {path}, {', '.join(v.name for v in variants)}")
-            for variant in variants:
-                http.load(
-                    variant.server.at(path), args.warmup, args.concurrency, args.loadgen, scratch
-                )
             alternate(variants, args.rounds, measure)
 
     load = f"{args.requests:,} requests x {args.rounds} rounds, c={args.concurrency}"
@@ -418,7 +457,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"`GET {path}` ({driver}) vs bare FastAPI, req/s",
                 f"{median(opa.rates):,.0f}",
                 f"{median(bare.rates):,.0f}",
-                f"{ratio:.3f}x",
+                shown_ratio(opa, bare),
                 f">= {TARGET_BARE}x",
                 verdict(ratio >= TARGET_BARE),
             )
@@ -439,7 +478,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"(redis {versions.get('redis', '?')}), req/s",
                 f"{median(opa.rates):,.0f}",
                 f"{median(peer.rates):,.0f}",
-                f"{ratio:.3f}x",
+                shown_ratio(opa, peer),
                 f">= {TARGET_PEER:.2f}x",
                 verdict(ratio >= TARGET_PEER),
             )
@@ -462,7 +501,8 @@ def main(argv: list[str] | None = None) -> int:
         f"Redis counters on {mask_secrets(url)}: opa (examples/redis) against bare FastAPI and "
         f"fastapi-plugins; {load}, load from {args.loadgen}; redis-py {redis_version}, walrus "
         f"{package_version('walrus')}, Python {platform.python_version()}; median rates of "
-        f"alternating rounds, median per-round ratios, {elapsed:.0f} s.\n"
+        f"alternating rounds, each on fresh servers; median per-round ratios with their 95% "
+        f"bootstrap interval; {elapsed:.0f} s.\n"
     )
     print(http.table(rows))
     print()
