@@ -123,3 +123,26 @@ def test_a_checkout_that_cannot_connect_gives_its_slot_back() -> None:
 
     for error in asyncio.run(scenario()):
         assert "No connection available" not in error
+
+
+def test_a_checkout_that_loses_the_free_connection_waits_for_the_next(redis_url: str) -> None:
+    """Taking the lock can yield to a task queued for it, which may take the last free
+    connection; the checkout then waits like any other instead of failing with "Too many
+    connections". The stale first look is played by a pool that says "free" once."""
+
+    async def scenario() -> bool:
+        async with connected(redis_url, SOCKET_TIMEOUT=5, MAX_CONNECTIONS=1) as client:
+            pool = client.connection_pool
+            held = await checkout(pool)
+            truth = pool.can_get_connection
+            looks = iter([True])
+            pool.can_get_connection = lambda: next(looks, None) or truth()  # type: ignore[method-assign]
+            waiter = asyncio.create_task(checkout(pool))
+            await asyncio.sleep(0.05)
+            assert not waiter.done()
+            await pool.release(held)
+            got = await asyncio.wait_for(waiter, 2)
+            await pool.release(got)
+            return got is held
+
+    assert asyncio.run(scenario())
