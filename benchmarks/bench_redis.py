@@ -324,26 +324,24 @@ def alternate(variants: list[Variant], rounds: int, measure: Callable[[Variant],
         say(f"  round {number + 1}/{rounds}: {shown}")
 
 
-def round_ratios(first: Variant, second: Variant) -> list[float]:
-    return [a / b for a, b in zip(first.rates, second.rates, strict=True)]
+@dataclass(frozen=True)
+class Comparison:
+    """Two variants' rates round by round: the median of the per-round ratios, and its 95%
+    bootstrap interval (how far the rounds let that median be trusted)."""
+
+    ratio: float
+    low: float
+    high: float
+
+    def __str__(self) -> str:
+        return f"{self.ratio:.3f}x ({self.low:.2f}-{self.high:.2f})"
 
 
-def paired_ratio(first: Variant, second: Variant) -> float:
-    """The median of the per-round ratios of two variants' rates."""
-    return median(round_ratios(first, second))
-
-
-def ratio_interval(first: Variant, second: Variant, draws: int = 2_000) -> tuple[float, float]:
-    """A 95% bootstrap interval of ``paired_ratio``: how far the rounds let it be trusted."""
-    ratios = round_ratios(first, second)
+def compare(first: Variant, second: Variant, draws: int = 2_000) -> Comparison:
+    ratios = [a / b for a, b in zip(first.rates, second.rates, strict=True)]
     draw = random.Random(0).choices  # seeded: the same rounds always print the same interval
     medians = sorted(median(draw(ratios, k=len(ratios))) for _ in range(draws))
-    return medians[int(draws * 0.025)], medians[int(draws * 0.975) - 1]
-
-
-def shown_ratio(first: Variant, second: Variant) -> str:
-    low, high = ratio_interval(first, second)
-    return f"{paired_ratio(first, second):.3f}x ({low:.2f}-{high:.2f})"
+    return Comparison(median(ratios), medians[int(draws * 0.025)], medians[int(draws * 0.975) - 1])
 
 
 def verdict(ok: bool) -> str:
@@ -450,16 +448,16 @@ def main(argv: list[str] | None = None) -> int:
     for number, (path, variants) in enumerate(groups.items(), start=1):
         opa, bare = variants[0], variants[1]
         driver = "redis-walrus" if path == SYNC else "redis-aioredis"
-        ratio = paired_ratio(opa, bare)
+        compared = compare(opa, bare)
         rows.append(
             http.Row(
                 str(number),
                 f"`GET {path}` ({driver}) vs bare FastAPI, req/s",
                 f"{median(opa.rates):,.0f}",
                 f"{median(bare.rates):,.0f}",
-                shown_ratio(opa, bare),
+                str(compared),
                 f">= {TARGET_BARE}x",
-                verdict(ratio >= TARGET_BARE),
+                verdict(compared.ratio >= TARGET_BARE),
             )
         )
         cpu_note = ", ".join(f"{v.name} {median(v.cpu_us):.0f}" for v in variants)
@@ -470,7 +468,7 @@ def main(argv: list[str] | None = None) -> int:
     peer = next((v for v in groups[ASYNC] if v.name == "peer"), None)
     if peer is not None:
         opa = groups[ASYNC][0]
-        ratio = paired_ratio(opa, peer)
+        compared = compare(opa, peer)
         rows.append(
             http.Row(
                 "3",
@@ -478,9 +476,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"(redis {versions.get('redis', '?')}), req/s",
                 f"{median(opa.rates):,.0f}",
                 f"{median(peer.rates):,.0f}",
-                shown_ratio(opa, peer),
+                str(compared),
                 f">= {TARGET_PEER:.2f}x",
-                verdict(ratio >= TARGET_PEER),
+                verdict(compared.ratio >= TARGET_PEER),
             )
         )
         notes.append(

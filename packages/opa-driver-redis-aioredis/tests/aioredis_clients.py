@@ -13,6 +13,9 @@ from redis.asyncio.connection import AbstractConnection
 from opa_driver_redis_aioredis import AioredisDriver
 from opa_redis_common import RedisOptions
 
+TIMEOUT = 0.3  # SOCKET_TIMEOUT of the tests that wait for it to end something
+SLACK = 0.7  # scheduling noise of a busy CI machine, far below any real hang
+
 
 @asynccontextmanager
 async def connected(redis_url: str, **opts: Any) -> AsyncIterator[Redis]:

@@ -14,12 +14,9 @@ import pytest
 import redis.asyncio.connection
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from aioredis_clients import checkout, connected
+from aioredis_clients import SLACK, TIMEOUT, checkout, connected
 from opa.testing.compliance import closed_port
 from opa_driver_redis_aioredis.pool import FreeFirstBlockingPool
-
-TIMEOUT = 0.3
-SLACK = 0.7  # scheduling noise of a busy CI machine
 
 
 @pytest.fixture
