@@ -38,14 +38,16 @@ class AioredisDriver(Driver):
         from redis.exceptions import ConnectionError
 
         from opa_driver_redis_aioredis.pool import FreeFirstBlockingPool
+        from opa_driver_redis_aioredis.watch import watched_url_options
 
         opts: RedisOptions = self.opts
         backoff = ExponentialBackoff(cap=opts.RETRY_BACKOFF_CAP, base=opts.RETRY_BACKOFF_BASE)
         # The policy of redis-walrus, with the asyncio Retry class: connection failures only.
         retry = Retry(backoff, opts.RETRIES, supported_errors=(ConnectionError,))
-        pool = FreeFirstBlockingPool.from_url(
-            opts.URL, retry=retry, retry_on_error=[ConnectionError], **pool_kwargs(opts)
-        )
+        # The URL's options win over the defaults, as in redis-py's from_url(); the socket
+        # timeout is kept by the pool's watch (watch.py), not by redis-py.
+        connection = pool_kwargs(opts) | watched_url_options(opts.URL, opts.SOCKET_TIMEOUT)
+        pool = FreeFirstBlockingPool(retry=retry, retry_on_error=[ConnectionError], **connection)
         self.instance = Redis(connection_pool=pool)
 
     async def validate(self) -> None:
