@@ -326,8 +326,8 @@ def alternate(variants: list[Variant], rounds: int, measure: Callable[[Variant],
 
 @dataclass(frozen=True)
 class Comparison:
-    """Two variants' rates round by round: the median of the per-round ratios, and its 95%
-    bootstrap interval (how far the rounds let that median be trusted)."""
+    """Two variants' figures round by round (rates, or CPU per request): the median of the
+    per-round ratios, and its 95% bootstrap interval (how far the rounds let it be trusted)."""
 
     ratio: float
     low: float
@@ -337,8 +337,9 @@ class Comparison:
         return f"{self.ratio:.3f}x ({self.low:.2f}-{self.high:.2f})"
 
 
-def compare(first: Variant, second: Variant, draws: int = 2_000) -> Comparison:
-    ratios = [a / b for a, b in zip(first.rates, second.rates, strict=True)]
+def compare(first: list[float], second: list[float], draws: int = 2_000) -> Comparison:
+    """*first* against *second*, round by round."""
+    ratios = [a / b for a, b in zip(first, second, strict=True)]
     draw = random.Random(0).choices  # seeded: the same rounds always print the same interval
     medians = sorted(median(draw(ratios, k=len(ratios))) for _ in range(draws))
     return Comparison(median(ratios), medians[int(draws * 0.025)], medians[int(draws * 0.975) - 1])
@@ -448,7 +449,7 @@ def main(argv: list[str] | None = None) -> int:
     for number, (path, variants) in enumerate(groups.items(), start=1):
         opa, bare = variants[0], variants[1]
         driver = "redis-walrus" if path == SYNC else "redis-aioredis"
-        compared = compare(opa, bare)
+        compared = compare(opa.rates, bare.rates)
         rows.append(
             http.Row(
                 str(number),
@@ -461,14 +462,17 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
         cpu_note = ", ".join(f"{v.name} {median(v.cpu_us):.0f}" for v in variants)
+        cpu_ratios = ", ".join(
+            f"{opa.name}/{v.name} {compare(opa.cpu_us, v.cpu_us)}" for v in variants[1:]
+        )
         notes.append(
             f"{number}: ratio of the medians {median(opa.rates) / median(bare.rates):.3f}; "
-            f"server CPU per request, us: {cpu_note}"
+            f"server CPU per request, us: {cpu_note}; CPU per request, {cpu_ratios}"
         )
     peer = next((v for v in groups[ASYNC] if v.name == "peer"), None)
     if peer is not None:
         opa = groups[ASYNC][0]
-        compared = compare(opa, peer)
+        compared = compare(opa.rates, peer.rates)
         rows.append(
             http.Row(
                 "3",

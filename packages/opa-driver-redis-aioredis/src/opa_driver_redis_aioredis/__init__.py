@@ -23,7 +23,8 @@ class AioredisDriver(Driver):
 
     Concurrent requests beyond the pool wait for a connection (at most ``SOCKET_TIMEOUT``)
     instead of failing with "Too many connections"; a free connection is handed out without
-    setting up that wait (``FreeFirstBlockingPool``).
+    setting up that wait (``FreeFirstBlockingPool``). ``SOCKET_TIMEOUT`` on each send and
+    reply is kept by one timer per pool (``watch.py``) rather than redis-py's per command.
     """
 
     name = "redis-aioredis"

@@ -12,7 +12,8 @@ redis-py's own timeout does, and its connection is dropped, so a late reply is n
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 from redis.asyncio.connection import (
     AbstractConnection,
@@ -22,6 +23,8 @@ from redis.asyncio.connection import (
     parse_url,
 )
 from redis.exceptions import TimeoutError
+
+T = TypeVar("T")
 
 
 class CommandWatch:
@@ -96,15 +99,7 @@ class WatchedConnectionMixin(AbstractConnection):
         if not self.is_connected:
             # Connecting has its own bound (CONNECT_TIMEOUT); the watch starts after it.
             await self.connect()  # type: ignore[no-untyped-call]
-        watching = self._begin()
-        try:
-            await super().send_packed_command(command, check_health)
-        except Exception as error:
-            self._raise_if_overdue(error)
-            raise
-        finally:
-            if watching:
-                await self._end()
+        await self._watched(super().send_packed_command(command, check_health))
 
     async def read_response(
         self, disable_decoding: bool = False, timeout: float | None = None, **kwargs: Any
@@ -112,27 +107,24 @@ class WatchedConnectionMixin(AbstractConnection):
         if timeout is not None:
             # The caller's own bound (a pubsub poll): redis-py times that read itself.
             return await super().read_response(disable_decoding, timeout, **kwargs)
-        watching = self._begin()
+        return await self._watched(super().read_response(disable_decoding, None, **kwargs))
+
+    async def _watched(self, operation: Awaitable[T]) -> T:
+        """Await a send or a read of this connection under the watch."""
+        watching = self._watch.begin(self)
+        if watching:
+            self._overdue = False
         try:
-            return await super().read_response(disable_decoding, None, **kwargs)
+            return await operation
         except Exception as error:
             self._raise_if_overdue(error)
             raise
         finally:
             if watching:
-                await self._end()
-
-    def _begin(self) -> bool:
-        watching = self._watch.begin(self)
-        if watching:
-            self._overdue = False
-        return watching
-
-    async def _end(self) -> None:
-        self._watch.end(self)
-        if self._overdue:
-            # Cut just as the reply came: the reply stands, the cut connection goes.
-            await self.disconnect(nowait=True)
+                self._watch.end(self)
+                if self._overdue:
+                    # Cut just as the reply came: the reply stands, the connection goes.
+                    await self.disconnect(nowait=True)
 
     def _raise_if_overdue(self, error: Exception) -> None:
         """A cut shows up as a closed connection; it is the timeout redis-py would raise."""
