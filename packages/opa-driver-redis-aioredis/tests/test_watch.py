@@ -207,6 +207,23 @@ def test_each_scheme_gets_the_watched_form_of_its_connection_class(url: str, cho
     assert issubclass(chosen, base.get(chosen, UnixDomainSocketConnection))
 
 
+def test_a_socket_timeout_in_the_url_sets_the_watch_as_it_set_redis_py(
+    redis_url: str, redis_prefix: str
+) -> None:
+    options = watched_url_options("redis://127.0.0.1:6379/0?socket_timeout=0.25", 5)
+    assert (options["watch"].timeout, options["socket_timeout"]) == (0.25, None)
+
+    async def scenario() -> float:
+        url = f"{redis_url}?socket_timeout={TIMEOUT}"
+        async with connected(url, SOCKET_TIMEOUT=30) as client:
+            started = time.monotonic()
+            with pytest.raises(RedisTimeoutError):
+                await client.blpop(f"{redis_prefix}empty", 5)
+            return time.monotonic() - started
+
+    assert TIMEOUT <= asyncio.run(scenario()) < TIMEOUT + SLACK
+
+
 @pytest.fixture
 def unix_redis(tmp_path: Path) -> Iterator[str]:
     """A private redis-server listening on a unix socket only."""

@@ -154,9 +154,10 @@ _WATCHED: dict[type[AbstractConnection], type[WatchedConnectionMixin]] = {
 
 def watched_url_options(url: str, timeout: float) -> dict[str, Any]:
     """redis-py's connection arguments for *url*, on the watched variant of the connection
-    class its scheme takes, with *timeout* kept by a new watch instead of redis-py."""
+    class its scheme takes, with the socket timeout kept by a new watch instead of redis-py:
+    *timeout*, unless the URL's query names a ``socket_timeout`` (the URL wins in redis-py)."""
     options: dict[str, Any] = dict(parse_url(url))
     chosen = options.get("connection_class", Connection)
-    options.update(connection_class=_WATCHED[chosen], socket_timeout=None)
-    options["watch"] = CommandWatch(timeout)
+    watch = CommandWatch(options.get("socket_timeout") or timeout)
+    options.update(connection_class=_WATCHED[chosen], socket_timeout=None, watch=watch)
     return options
