@@ -7,6 +7,8 @@ test_socket_timeout.py, which checks the timeout's outcomes; these check how it 
 from __future__ import annotations
 
 import asyncio
+import shutil
+import tempfile
 import time
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
@@ -225,17 +227,23 @@ def test_a_socket_timeout_in_the_url_sets_the_watch_as_it_set_redis_py(
 
 
 @pytest.fixture
-def unix_redis(tmp_path: Path) -> Iterator[str]:
-    """A private redis-server listening on a unix socket only."""
-    socket = tmp_path / "redis.sock"
+def unix_redis() -> Iterator[str]:
+    """A private redis-server listening on a unix socket only.
+
+    Its folder is made under /tmp, not pytest's tmp_path: a socket path must fit in 107
+    bytes, and tmp_path under nox's temporary folder does not.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="opa-redis-", dir="/tmp"))
+    socket = folder / "redis.sock"
     command = [redis_server_binary(), "--port", "0", "--unixsocket", str(socket)]
     command += ["--save", "", "--appendonly", "no"]
-    process, log = spawn(command, tmp_path, "redis.log")
+    process, log = spawn(command, folder, "redis.log")
     try:
         wait_until_ready(socket.exists, process, "redis-server on a unix socket", log)
         yield f"unix://{socket}?db=0"
     finally:
         stop_process(process)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_a_unix_socket_url_is_served_and_watched(unix_redis: str) -> None:
