@@ -1,14 +1,18 @@
-"""Helpers the timeout and pool tests share: a driver-built client, and a raw checkout."""
+"""Helpers the timeout, watch and pool tests share: a driver-built client, a raw checkout,
+and the time a call takes to fail."""
 
 from __future__ import annotations
 
+import time
 import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import pytest
 from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.connection import AbstractConnection
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from opa_driver_redis_aioredis import AioredisDriver
 from opa_redis_common import RedisOptions
@@ -34,3 +38,15 @@ async def checkout(pool: ConnectionPool) -> AbstractConnection:
         warnings.simplefilter("ignore", DeprecationWarning)
         connection: AbstractConnection = await pool.get_connection("GET")
     return connection
+
+
+async def seconds_until_timeout(
+    call: Callable[[], Awaitable[Any]],
+    errors: tuple[type[Exception], ...] = (RedisTimeoutError,),
+    match: str | None = None,
+) -> float:
+    """How long *call* took to fail with one of *errors* (whose text matches *match*)."""
+    started = time.monotonic()
+    with pytest.raises(errors, match=match):
+        await call()
+    return time.monotonic() - started

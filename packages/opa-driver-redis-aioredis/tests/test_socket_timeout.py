@@ -8,26 +8,13 @@ shared server.
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-import pytest
 import redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from aioredis_clients import SLACK, TIMEOUT, checkout, connected
-
-
-async def seconds_until_timeout(
-    call: Callable[[], Awaitable[Any]],
-    errors: tuple[type[Exception], ...] = (RedisTimeoutError,),
-) -> float:
-    started = time.monotonic()
-    with pytest.raises(errors):
-        await call()
-    return time.monotonic() - started
+from aioredis_clients import SLACK, TIMEOUT, checkout, connected, seconds_until_timeout
 
 
 def test_a_command_without_reply_ends_at_the_socket_timeout(
