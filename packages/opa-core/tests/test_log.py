@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from opa.log import log, setup_logging
+from opa.log import MAX_LOGGED_URL, cut_url, log, setup_logging
 from opa.masking import mask_secrets, mask_value
 
 
@@ -79,3 +79,35 @@ def test_secret_named_settings_are_masked_whole() -> None:
         "ROOT", {"SECRET_KEY": "abc", "DB": {"PASSWORD": "x", "URL": "redis://:y@h"}}
     )
     assert masked == {"SECRET_KEY": "***", "DB": {"PASSWORD": "***", "URL": "redis://:***@h"}}
+
+
+def access_line(path: str) -> None:
+    """Log a request the way uvicorn's access logger does."""
+    access = logging.getLogger("uvicorn.access")
+    access.info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:50000", "GET", path, "1.1", 200)
+
+
+def test_a_long_url_is_cut_in_the_access_line_and_says_so(captured: io.StringIO) -> None:
+    """A 100 KB query string leaves a line of about 2 KB that says how much was cut."""
+    path = "/hello?q=" + "a" * 102_400
+    access_line(path)
+    line = captured.getvalue()
+    cut = len(path) - MAX_LOGGED_URL
+    assert f' ... [cut: {cut:,} more characters] HTTP/1.1" 200' in line
+    assert "GET /hello?q=aaa" in line and len(line) < MAX_LOGGED_URL + 200
+
+
+def test_an_ordinary_url_is_logged_whole(captured: io.StringIO) -> None:
+    """A URL under the cap is logged as it came, query included."""
+    access_line("/items?page=2&size=50")
+    assert '"GET /items?page=2&size=50 HTTP/1.1" 200' in captured.getvalue()
+
+
+def test_the_cut_never_splits_a_credential() -> None:
+    """Masking comes before the cut, so no head of a password is left at the cut."""
+    url = "/cb?next=redis://:" + "s" * (MAX_LOGGED_URL - 10) + "@cache:6379/0&pad=" + "x" * 5000
+    shown = cut_url(url)
+    assert "sss" not in shown and "redis://:***@cache:6379/0" in shown
+    assert shown.endswith(
+        f" ... [cut: {len(mask_secrets(url)) - MAX_LOGGED_URL:,} more characters]"
+    )

@@ -17,6 +17,16 @@ from opa.masking import mask_secrets
 
 _FORMAT = "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <8} | {name}:{line} - {message}"
 
+MAX_LOGGED_URL = 2048
+"""How much of a request's path and query an access line carries.
+
+2,048 characters is the length past which URLs stop working in common clients, proxies
+and crawlers, so anything longer is rarely a link a person followed, and its head
+already names the route. The cap keeps one request from writing a 100 KB line (uvicorn
+accepts request lines far longer than any real route) and bounds what each access line
+costs to format, mask and store.
+"""
+
 
 class _MaskingSink:
     """Write formatted records to a stream after masking credentials."""
@@ -31,10 +41,37 @@ class _MaskingSink:
         self.stream.flush()
 
 
+def cut_url(url: str, limit: int = MAX_LOGGED_URL) -> str:
+    """*url* masked, then cut to *limit* characters with a note of how much was left out.
+
+    Masking comes first, so a cut cannot split a credential and leave its head readable.
+    """
+    if len(url) <= limit:
+        return url
+    url = mask_secrets(url)
+    if len(url) <= limit:
+        return url
+    return f"{url[:limit]} ... [cut: {len(url) - limit:,} more characters]"
+
+
+def _cut_access_line_url(record: logging.LogRecord) -> None:
+    """Cap the path of a uvicorn access line, the one place a client writes into a line."""
+    args = record.args
+    if (
+        isinstance(args, tuple)
+        and len(args) == 5
+        and isinstance(args[2], str)
+        and len(args[2]) > MAX_LOGGED_URL
+    ):
+        record.args = (*args[:2], cut_url(args[2]), *args[3:])
+
+
 class _InterceptHandler(logging.Handler):
     """Hand standard-library records to loguru, keeping the caller's location."""
 
     def emit(self, record: logging.LogRecord) -> None:
+        if record.name == "uvicorn.access":
+            _cut_access_line_url(record)
         try:
             level: str | int = _logger.level(record.levelname).name
         except ValueError:
