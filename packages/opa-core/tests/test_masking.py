@@ -88,6 +88,16 @@ def test_hostile_passwords_are_masked_whole_in_free_text(name: str) -> None:
         assert masked.startswith("line one\n") and masked.endswith("\nline three")
 
 
+def test_every_form_of_every_password_on_one_line_is_masked() -> None:
+    """URLs and key/values side by side on one line: a user-info that runs into the next
+    value (the last "@" of the line is in it) still leaves that value masked.
+    """
+    forms = [form for p in PASSWORDS.values() for form in url_forms(p) + free_text_forms(p)]
+    masked = mask_secrets("cannot reach " + " ".join(forms))
+    for password in PASSWORDS.values():
+        assert not leaks(password, masked), masked
+
+
 @pytest.mark.parametrize("name", PASSWORDS)
 def test_hostile_passwords_are_masked_in_settings(name: str) -> None:
     """Secret-named settings are masked whole; URL and free-text settings lose the password."""
@@ -124,6 +134,8 @@ def test_hostile_passwords_are_masked_in_settings(name: str) -> None:
         ("Authorization: Bearer a.b.c", "Authorization: Bearer ***"),
         ("sent Bearer a.b.c upstream", "sent Bearer *** upstream"),
         ("password='unterminated\nnext", "password='***\nnext"),
+        ("tokens=['a', 'b'] next", "tokens=[***] next"),
+        ('  "API_TOKENS": [\n    "***"\n  ],', '  "API_TOKENS": [\n    "***"\n  ],'),
     ],
 )
 def test_masked_forms_keep_scheme_host_and_structure(raw: str, masked: str) -> None:
@@ -139,6 +151,9 @@ def test_masked_forms_keep_scheme_host_and_structure(raw: str, masked: str) -> N
         '127.0.0.1:5000 - "GET /items?page=2&size=50 HTTP/1.1" 200',
         "the password was rejected",
         "tokens are counted per minute",
+        "CORS_ALLOW_CREDENTIALS: false",
+        '  "COOKIE_SECURE": true,',
+        "SESSION_ID=null",
         "2026-11-30 14:27:49.123 | INFO     | opa.components:96 - component 'cache' connected",
     ],
 )
@@ -152,6 +167,15 @@ def test_masking_twice_changes_nothing_more() -> None:
     text = "\n".join(url_forms("p@ss") + free_text_forms("p@ss") + ["redis://password:x@h/0"])
     once = mask_secrets(text)
     assert mask_secrets(once) == once
+
+
+def test_everything_under_a_secret_named_key_is_masked() -> None:
+    """A mapping under a secret-looking name is masked leaf by leaf; booleans stay."""
+    value = {"CREDENTIALS": {"user": "bob", "pass": "x y", "ports": [1, 2], "on": True}}
+    masked = mask_value("ROOT", value)
+    assert masked == {
+        "CREDENTIALS": {"user": MASK, "pass": MASK, "ports": [MASK, MASK], "on": True}
+    }
 
 
 def test_secret_looking_names() -> None:

@@ -59,23 +59,37 @@ _ESCAPED_QUOTED_VALUE = {
     '"': re.compile(r'(?:[^\\\n]++|\\[^"\n])*+'),
     "'": re.compile(r"(?:[^\\\n]++|\\[^'\n])*+"),
 }
+# A list or mapping after a secret name: up to its closing bracket or the line's end.
+_BRACKETED_VALUE = {
+    "[": re.compile(r"[^\]\n]*+"),
+    "(": re.compile(r"[^)\n]*+"),
+    "{": re.compile(r"[^}\n]*+"),
+}
 # What follows the closing quote of a value; anything else continues the value.
-_AFTER_QUOTE = frozenset(" \t\r,;:)]}>&")
-_AFTER_ESCAPED_QUOTE = _AFTER_QUOTE | frozenset("\"'\\")
+_AFTER_QUOTE = frozenset(" \t\r,;:)]}>&\"'")
+_AFTER_ESCAPED_QUOTE = _AFTER_QUOTE | frozenset("\\")
+# What may follow a mask that an earlier pass wrote (``password:***@host``, ``"***",``).
+_AFTER_MASK = _AFTER_QUOTE | frozenset("@")
 # An authorization header's scheme stays readable; what follows it is masked to the end
 # of the line (Digest carries several parameters).
 _AUTH_SCHEME = re.compile(r"(?:basic|bearer|digest|token|negotiate|ntlm)[ \t]++", re.IGNORECASE)
+
+_NOT_SECRETS = frozenset({"true", "false", "null", "none"})
 
 _Span = tuple[int, int]
 
 
 def mask_secrets(text: str) -> str:
     """Return *text* with URL credentials and the values of secret-named keys masked."""
-    if "://" in text:
-        text = _replace(text, _url_credentials(text))
+    spans = _url_credentials(text) if "://" in text else []
     if _may_name_a_secret(text):
-        text = _replace(text, _named_values(text))
-    return text
+        # Both passes read the same text, and what either finds is masked: a URL's user-info
+        # may swallow the name of a value ("redis://:a@b password='c@d'"), a value may hold
+        # a URL. A URL's own password (redis://password:x@h) is left to the URL pass.
+        url_passwords = {start for start, _ in spans}
+        named = [span for span in _named_values(text) if span[0] not in url_passwords]
+        spans = _union(spans, named)
+    return _replace(text, spans)
 
 
 def _may_name_a_secret(text: str) -> bool:
@@ -92,23 +106,37 @@ def is_secret_key(key: str) -> bool:
     return bool(_SECRET_NAMES.search(key))
 
 
-def mask_value(key: str, value: Any) -> Any:
-    """Mask one setting: whole value for secret-named keys, URL passwords elsewhere."""
+def mask_value(key: str, value: Any, inside_secret: bool = False) -> Any:
+    """Mask one setting: whole value for secret-named keys, URL passwords elsewhere.
+
+    Everything under a secret-named key is secret too (``CREDENTIALS: {user: ..., pass:
+    ...}``). Booleans and empty values stay readable: they tell only whether one is set.
+    """
+    secret = inside_secret or is_secret_key(key)
     if isinstance(value, Mapping):
-        return {k: mask_value(str(k), v) for k, v in value.items()}
+        return {k: mask_value(str(k), v, secret) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [mask_value(key, v) for v in value]
-    if is_secret_key(key) and value not in (None, "") and not isinstance(value, bool):
+        return [mask_value(key, v, secret) for v in value]
+    if secret and value not in (None, "") and not isinstance(value, bool):
         return MASK
     if isinstance(value, str):
         return mask_secrets(value)
     return value
 
 
+def _union(first: list[_Span], second: list[_Span]) -> list[_Span]:
+    """The spans of both lists, in order, overlapping ones merged."""
+    merged: list[_Span] = []
+    for start, end in sorted(first + second):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return merged
+
+
 def _replace(text: str, spans: list[_Span]) -> str:
     """*text* with each of the ordered, disjoint *spans* replaced by the mask."""
-    if not spans:
-        return text
     pieces, cursor = [], 0
     for start, end in spans:
         pieces += [text[cursor:start], MASK]
@@ -185,9 +213,13 @@ def _named_values(text: str) -> list[_Span]:
 
 
 def _already_masked(text: str, span: _Span) -> bool:
-    """A value that is the mask, or a URL's masked user-info (``password:***@host``)."""
+    """A value that is a mask already (``password:***@host``, ``Bearer ***",``), or a
+    word that tells only whether a secret is set (``COOKIE_SECURE: false``, JSON's ``null``).
+    """
     start, end = span
-    return text.startswith(MASK, start) and (end == start + len(MASK) or text[start + 3] == "@")
+    if text.startswith(MASK, start):
+        return end == start + len(MASK) or text[start + len(MASK)] in _AFTER_MASK
+    return text[start:end].rstrip(",;)]}").lower() in _NOT_SECRETS
 
 
 def _value_after(text: str, position: int, bearer: bool) -> _Span | None:
@@ -208,7 +240,11 @@ def _value_after(text: str, position: int, bearer: bool) -> _Span | None:
 
 
 def _value_at(text: str, start: int) -> _Span | None:
-    """A quoted value's inside, else a run up to a blank, a quote or "&"."""
+    """A bracketed or quoted value's inside, else a run up to a blank, a quote or "&"."""
+    bracket = _BRACKETED_VALUE.get(text[start : start + 1])
+    if bracket is not None:  # a list or mapping: its inside on this line
+        end = bracket.match(text, start + 1).end()  # type: ignore[union-attr]
+        return (start + 1, end) if end > start + 1 else None
     escaped = text.startswith("\\", start)
     quote = text[start + escaped : start + escaped + 1]
     if quote not in _QUOTED_VALUE:
