@@ -16,6 +16,9 @@ import json
 import os
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,9 +29,11 @@ import pytest
 import yaml
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
+from faults import OpaRun
+from faults import write_settings as write_run_settings
 
 from opa.cli import cli
-from opa.log import setup_logging
+from opa.log import MAX_LOGGED_URL, setup_logging
 from opa.testing import build_app
 from opa.testing.fixtures import skip_or_fail
 from opa.testing.services import (
@@ -395,3 +400,31 @@ def test_passwords_appear_in_no_output(
     assert "Exception in ASGI application" in outputs["logs"]  # the traceback was logged
     assert "backend unavailable" in outputs["logs"]
     assert_no_leaks(outputs)
+
+
+def test_a_long_url_with_a_credential_is_cut_and_masked_in_the_access_line(
+    tmp_path: Path,
+) -> None:
+    """A served request with a 6 KB URL logs one access line, cut and masked, saying so."""
+    secret = HOSTILE["spaces"]
+    path = f"/missing?next=redis://:{quote(secret, safe='')}@cache:6379/0&pad=" + "x" * 6000
+    folder = write_run_settings(tmp_path / "settings", {"LOG_LEVEL": "INFO"})
+    server = OpaRun(folder, free_port(), tmp_path / "opa.log")
+    try:
+        server.wait_serving()
+        with pytest.raises(urllib.error.HTTPError) as answer:
+            urllib.request.urlopen(f"http://{LOCALHOST}:{server.port}{path}", timeout=10)
+        assert answer.value.code == 404
+        for _ in range(100):  # the line is written after the answer: wait for it, bounded
+            lines = [line for line in server.output().splitlines() if "GET /missing" in line]
+            if lines:
+                break
+            time.sleep(0.05)
+    finally:
+        server.close()
+    assert len(lines) == 1, server.output()[-3000:]
+    cut = len(path) - MAX_LOGGED_URL - len(quote(secret, safe="")) + len("***")
+    assert "/missing?next=redis://:***@cache:6379/0&pad=xxx" in lines[0]
+    assert f' ... [cut: {cut:,} more characters] HTTP/1.1" 404' in lines[0]
+    assert len(lines[0]) < MAX_LOGGED_URL + 300
+    assert_no_leaks({"access line": lines[0]})

@@ -3,7 +3,7 @@
 It runs on every log line, so its cost is linear in the length of the text whatever the
 text holds: each pass anchors on a literal (``://``, a secret-looking name) and looks
 around it, and no pattern is retried from every position. A line holding neither marker
-costs two substring searches.
+costs a lower-casing and a few substring searches (about 1 µs for an access line).
 
 Over-masking a little is the price of never leaking: a password may hold any character,
 so a URL's user-info runs to the last ``@`` on its line, as client libraries split it.
