@@ -400,6 +400,8 @@ def test_passwords_appear_in_no_output(
     assert "Exception in ASGI application" in outputs["logs"]  # the traceback was logged
     assert "backend unavailable" in outputs["logs"]
     assert_no_leaks(outputs)
+    size = sum(len(text) for text in outputs.values())
+    print(f"\nFIGURE secrets: {len(outputs)} outputs, {size:,} characters, 0 leaks")
 
 
 def test_a_long_url_with_a_credential_is_cut_and_masked_in_the_access_line(
@@ -428,3 +430,4 @@ def test_a_long_url_with_a_credential_is_cut_and_masked_in_the_access_line(
     assert f' ... [cut: {cut:,} more characters] HTTP/1.1" 404' in lines[0]
     assert len(lines[0]) < MAX_LOGGED_URL + 300
     assert_no_leaks({"access line": lines[0]})
+    print(f"\nFIGURE long-url: URL {len(path):,} characters, access line {len(lines[0]):,}")
