@@ -134,6 +134,7 @@ def test_hostile_passwords_are_masked_in_settings(name: str) -> None:
         ("Authorization: Bearer a.b.c", "Authorization: Bearer ***"),
         ("sent Bearer a.b.c upstream", "sent Bearer *** upstream"),
         ("password='unterminated\nnext", "password='***\nnext"),
+        ("İstanbul PASSWORD=x İ token=y", "İstanbul PASSWORD=*** İ token=***"),
         ("tokens=['a', 'b'] next", "tokens=[***] next"),
         ('  "API_TOKENS": [\n    "***"\n  ],', '  "API_TOKENS": [\n    "***"\n  ],'),
     ],

@@ -24,8 +24,10 @@ _SECRET_NAMES = re.compile(
     r"|api[-_]?key|private[-_]?key|access[-_]?key|session[-_]?id",
     re.IGNORECASE,
 )
-# One of these is in every name above. Searching a lower-cased line for them is ten times
-# cheaper than the case-insensitive pattern, and most lines hold none.
+# The same names, searched in lower-cased text: ten times faster than ignoring case.
+_LOWER_SECRET_NAMES = re.compile(_SECRET_NAMES.pattern)
+# One of these is in every name above. Looking for them in a lower-cased line is cheaper
+# still, and most lines hold none.
 _NAME_MARKERS = (
     "pass",
     "pwd",
@@ -82,18 +84,18 @@ _Span = tuple[int, int]
 def mask_secrets(text: str) -> str:
     """Return *text* with URL credentials and the values of secret-named keys masked."""
     spans = _url_credentials(text) if "://" in text else []
-    if _may_name_a_secret(text):
+    lowered = text.lower()
+    if _may_name_a_secret(lowered):
         # Both passes read the same text, and what either finds is masked: a URL's user-info
         # may swallow the name of a value ("redis://:a@b password='c@d'"), a value may hold
         # a URL. A URL's own password (redis://password:x@h) is left to the URL pass.
         url_passwords = {start for start, _ in spans}
-        named = [span for span in _named_values(text) if span[0] not in url_passwords]
+        named = [span for span in _named_values(text, lowered) if span[0] not in url_passwords]
         spans = _union(spans, named)
     return _replace(text, spans)
 
 
-def _may_name_a_secret(text: str) -> bool:
-    lowered = text.lower()
+def _may_name_a_secret(lowered: str) -> bool:
     # A plain loop: any() over a generator costs a third more, on every log line.
     for marker in _NAME_MARKERS:  # noqa: SIM110
         if marker in lowered:
@@ -195,11 +197,19 @@ def _user_info_secret(text: str, start: int, end: int) -> _Span | None:
     return span
 
 
-def _named_values(text: str) -> list[_Span]:
-    """The values that follow a secret-looking name and ``=`` or ``:`` (or ``Bearer``)."""
+def _named_values(text: str, lowered: str) -> list[_Span]:
+    """The values that follow a secret-looking name and ``=`` or ``:`` (or ``Bearer``).
+
+    Names are searched in *lowered*, whose positions are those of *text* when lower-casing
+    kept every character one character (it does for all but a few letters, such as "İ").
+    """
     spans: list[_Span] = []
     scanned = 0  # names inside text already looked at (a long identifier, a value) are skipped
-    for match in _SECRET_NAMES.finditer(text):
+    if len(lowered) == len(text):
+        names = _LOWER_SECRET_NAMES.finditer(lowered)
+    else:
+        names = _SECRET_NAMES.finditer(text)
+    for match in names:
         if match.start() < scanned:
             continue
         name_end = _NAME_TAIL.match(text, match.end()).end()  # type: ignore[union-attr]
