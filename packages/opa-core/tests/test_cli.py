@@ -210,14 +210,51 @@ def test_check_fails_when_a_reachable_auto_component_fails(tmp_path: Path, liste
     assert "refused by the probe" in result.stdout
 
 
-@pytest.mark.parametrize("command", ["check", "drivers", "shell", "run"])
+SETTINGS_COMMANDS = ["check", "drivers", "shell", "run", "config", "worker"]
+
+
+@pytest.mark.parametrize("command", SETTINGS_COMMANDS)
 def test_config_error_is_one_line(tmp_path: Path, command: str) -> None:
-    """A bad setting (LOAD: maybe) ends any command with one line naming the component."""
+    """A bad component setting (LOAD: maybe) ends any command with one line naming it."""
     result = invoke(project(tmp_path, {"probe": probe(1, load="maybe")}), command)
     assert result.exit_code == 1
     assert result.stderr.strip().splitlines() == [
-        "error: component 'probe': LOAD is 'maybe'; expected one of auto, yes, no"
+        "error: setting OPTIONAL_COMPONENTS.probe.LOAD (OPA_OPTIONAL_COMPONENTS__PROBE__LOAD): "
+        "expected one of auto, yes, no; found str 'maybe'"
     ]
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize("command", SETTINGS_COMMANDS)
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("OPA_PORT", "abc", "a whole number from 1 to 65535; found str 'abc'"),
+        ("OPA_PORT", "99999", "a whole number from 1 to 65535; found int 99999"),
+        ("OPA_LOG_LEVEL", "bogus", "ERROR, CRITICAL; found str 'bogus'"),
+        ("OPA_COMPONENT_TIMEOUT", "abc", "seconds above 0 and at most 3600; found str 'abc'"),
+        ("OPA_HEALTH_TIMEOUT", "[1,2]", "seconds above 0 and at most 3600; found list"),
+        ("OPA_HEALTH_TIMEOUT", "-1", "seconds above 0 and at most 3600; found int -1"),
+        ("OPA_DOCS_URL", "nosl", "or empty to turn it off; found str 'nosl'"),
+        ("OPA_SECRET_KEY", "1234567890", "'@str 0123...'); found int"),
+    ],
+)
+def test_a_bad_top_level_setting_ends_every_command_with_one_line(
+    tmp_path: Path, command: str, variable: str, value: str, expected: str
+) -> None:
+    """The issue's hostile variables end each command with status 1 and one error line."""
+    runner = CliRunner()
+    env = {"OPA_SETTINGS_DIR": None, "OPA_ENV": None, "OPA_LOG_LEVEL": None, "ENV": None}
+    folder = project(tmp_path, {})
+    result = runner.invoke(
+        cli, ["--settings-dir", str(folder), command], env={**env, variable: value}
+    )
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"error: setting {variable[4:]} ({variable}): expected ")
+    assert lines[0].endswith(expected)
+    assert "1234567890" not in result.output
 
 
 def test_shell_has_connected_components(tmp_path: Path, listener: int) -> None:
