@@ -331,6 +331,7 @@ def test_run_serves_a_plugin_route(tmp_path: Path, listener: int) -> None:
     finally:
         server.terminate()
         output, _ = server.communicate(timeout=15)
+    assert server.returncode == 0, output  # SIGTERM is a clean shutdown on request
     assert PASSWORD not in output
 
 
@@ -346,3 +347,55 @@ def test_run_exits_non_zero_when_a_required_component_is_down(tmp_path: Path) ->
     assert "pre-check failed" in output
     assert "Traceback" not in output
     assert PASSWORD not in output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["no-such-command"], ["run", "--port", "abc"], ["config", "--yaml"], ["--log-level", "loud"]],
+)
+def test_usage_errors_exit_2(tmp_path: Path, args: list[str]) -> None:
+    """A mistake in the command line itself is click's usage error: status 2."""
+    result = invoke(project(tmp_path, {}), *args)
+    assert result.exit_code == 2
+    assert "Usage: " in result.stderr
+
+
+def machine_free_environment(**variables: str) -> dict[str, str]:
+    """This process's environment without opa's variables, plus *variables*."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPA_") and k != "ENV"}
+    return {**env, "OPA_SETTINGS_DIR": "/nonexistent", **variables}
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "line"),
+    [
+        (
+            "OPA_HEALTH_TIMEOUT",
+            "[1,2]",
+            "error: setting HEALTH_TIMEOUT (OPA_HEALTH_TIMEOUT): expected a number of seconds "
+            "above 0 and at most 3600; found list",
+        ),
+        (
+            "OPA_SECRET_KEY",
+            "123456789",
+            "error: setting SECRET_KEY (OPA_SECRET_KEY): expected a string (a key made of digits "
+            "needs @str: OPA_SECRET_KEY='@str 0123...'); found int",
+        ),
+    ],
+)
+def test_uvicorn_opa_main_ends_a_bad_setting_with_one_line(
+    tmp_path: Path, variable: str, value: str, line: str
+) -> None:
+    """`uvicorn opa.main:app` with a bad setting prints one error line and exits 1."""
+    command = [sys.executable, "-m", "uvicorn", "opa.main:app", "--port", str(free_port())]
+    done = subprocess.run(
+        command,
+        env=machine_free_environment(**{variable: value}),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.splitlines() == [line]
+    assert done.stdout == ""
