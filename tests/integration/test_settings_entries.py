@@ -1,8 +1,8 @@
-"""Entries that commands opa does not own import: a bad setting still ends in one line.
+"""``celery -A opa.worker``: a bad setting ends the worker in one line, not a traceback.
 
-``celery -A opa.worker`` and ``uvicorn opa.main:app`` run as real subprocesses, with the
-settings given by ``OPA_`` variables only (no settings folder), and must exit 1 with one
-``error: ...`` line naming the setting, never a traceback.
+Celery runs as a real subprocess, with the settings given by ``OPA_`` variables only (no
+settings folder), and must exit 1 with one ``error: ...`` line naming the setting.
+(``uvicorn opa.main:app`` has the same test in opa-core's test_cli.py.)
 """
 
 from __future__ import annotations
@@ -14,10 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from opa.testing.services import free_port
-
 CELERY = [sys.executable, "-m", "celery", "-A", "opa.worker"]
-UVICORN = [sys.executable, "-m", "uvicorn", "opa.main:app", "--port"]
 
 BAD_SETTINGS = [
     (
@@ -61,14 +58,3 @@ def test_celery_a_opa_worker_ends_a_bad_setting_with_one_line(
     done = run([*CELERY, "worker"], variables, tmp_path)
     assert done.returncode == 1, done.stderr
     assert done.stderr.splitlines() == [line]
-
-
-@pytest.mark.parametrize(("variables", "line"), BAD_SETTINGS)
-def test_uvicorn_opa_main_ends_a_bad_setting_with_one_line(
-    tmp_path: Path, variables: dict[str, str], line: str
-) -> None:
-    """`uvicorn opa.main:app` with a bad setting prints one error line and exits 1."""
-    done = run([*UVICORN, str(free_port())], variables, tmp_path)
-    assert done.returncode == 1, done.stderr
-    assert done.stderr.splitlines() == [line]
-    assert done.stdout == ""

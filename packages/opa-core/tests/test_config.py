@@ -249,6 +249,7 @@ def test_every_setting_of_the_model_is_covered_by_a_bad_value() -> None:
         ("CORS_HEADERS", ["X-Ok", True], 1, "bool True"),
         ("PLUGIN_PATHS", ["/ok", "/nul\x00"], 1, "str '/nul\\x00'"),
         ("PLUGIN_BLACKLIST_TAGS", ["ok", [1]], 1, "list"),
+        ("PLUGIN_PATHS", ["/ok", ""], 1, "str ''"),
     ],
 )
 def test_a_bad_item_of_a_list_is_named_by_its_position(

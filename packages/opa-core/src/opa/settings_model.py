@@ -98,9 +98,10 @@ def _regex(value: str) -> str:
     return value
 
 
-def _no_nul(value: str) -> str:
-    if "\x00" in value:
-        raise ValueError("a NUL character")
+def _folder(value: str) -> str:
+    # An empty path would be the current folder: every module there imported as a plugin.
+    if not value or "\x00" in value:
+        raise ValueError("not a folder")
     return value
 
 
@@ -120,7 +121,7 @@ Whole = Annotated[int, BeforeValidator(_whole)]
 UrlPath = Annotated[str, BeforeValidator(_empty_if_null), AfterValidator(_path_or_empty)]
 Regex = Annotated[str, BeforeValidator(_empty_if_null), AfterValidator(_regex)]
 Strings = Annotated[list[str], BeforeValidator(_string_list)]
-Paths = Annotated[list[Annotated[str, AfterValidator(_no_nul)]], BeforeValidator(_string_list)]
+Paths = Annotated[list[Annotated[str, AfterValidator(_folder)]], BeforeValidator(_string_list)]
 Tokens = Annotated[list[Annotated[str, _matching(_TOKEN)]], BeforeValidator(_string_list)]
 Origins = Annotated[list[Annotated[str, _matching(_ORIGIN)]], BeforeValidator(_string_list)]
 
@@ -188,7 +189,7 @@ class Settings(BaseModel):
         description=f"a number of seconds from 0 to {MAX_SECONDS}"
     )
     # Plugins
-    PLUGIN_PATHS: Paths = Field(description="a list of folders, or one folder")
+    PLUGIN_PATHS: Paths = Field(description="a list of folders, or one folder (not empty)")
     DEMO_PLUGINS: bool = Field(description="true or false")
     PLUGIN_ENTRY_POINTS: bool = Field(description="true or false")
     PLUGIN_WHITELIST_LIST: Strings = Field(description=_STRINGS)
