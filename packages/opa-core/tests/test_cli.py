@@ -298,6 +298,25 @@ def test_worker_passes_its_arguments_through(
     assert "worker got ['-Q', 'jobs', '--help']" in result.stdout
 
 
+def test_worker_passes_celerys_exit_status_through(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`opa worker` exits with the status the driver's worker returned."""
+    package = tmp_path / "fake" / "opa_driver_celery"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "worker.py").write_text("def main(args):\n    return 64\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "fake"))
+    for name in ("opa_driver_celery", "opa_driver_celery.worker"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    try:
+        result = invoke(project(tmp_path, {}), "worker")
+    finally:
+        for name in ("opa_driver_celery.worker", "opa_driver_celery"):
+            sys.modules.pop(name, None)
+    assert result.exit_code == 64, result.output
+
+
 def start_server(folder: Path, port: int) -> subprocess.Popen[str]:
     """``python -m opa.cli run`` in a subprocess, output captured."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPA_") and k != "ENV"}

@@ -101,6 +101,8 @@ def pydantic_expected(error: Mapping[str, Any]) -> str:
     message = str(error["msg"])
     for prefix in ("Input should be ", "Value error, ", "Assertion failed, "):
         message = message.removeprefix(prefix)
+    if message.startswith(("greater than", "less than", "at least", "at most")):
+        message = f"a value {message}"
     return message
 
 
