@@ -414,8 +414,8 @@ def test_start_up_gives_a_working_app_or_an_opa_error(redis_url: str) -> None:
 
 # --- top-level settings (issue 13) -----------------------------------------------------
 
-TOP_LEVEL_EXAMPLES = 300
-VARIABLE_EXAMPLES = 200
+TOP_LEVEL_EXAMPLES = 250
+VARIABLE_EXAMPLES = 150
 # LOG_LEVEL is drawn apart: a valid TRACE would flood the test's output.
 TOP_LEVEL_KEYS = sorted(set(Settings.model_fields) - {"OPTIONAL_COMPONENTS", "LOG_LEVEL"})
 PLAUSIBLE: dict[str, list[Any]] = {
@@ -528,8 +528,11 @@ def judge(kind: str, chosen: dict[str, Any], outcome: Outcome, tally: Counter[st
     assert message.strip() and "\n" not in message, shown
     named = [key for key in chosen if key.removeprefix("OPA_") in message]
     assert named or message.startswith("cannot read the settings"), shown
+    shown_elsewhere = " ".join(str(v) for k, v in chosen.items() if not is_secret_key(k))
     for key, value in chosen.items():
-        if is_secret_key(key) and isinstance(value, str) and len(value) > 3:
+        # Another setting of the example may hold the same text, and show it.
+        secret = is_secret_key(key) and isinstance(value, str) and len(value) > 3
+        if secret and value not in shown_elsewhere:
             assert value not in message, f"the value of {key} was shown: {message}"
 
 

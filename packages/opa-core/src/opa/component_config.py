@@ -71,7 +71,7 @@ def parse_components(raw: Any, default_timeout: float) -> list[ComponentSpec]:
         key = str(raw_key)
         if key.upper() in _MERGE_MARKERS:
             continue
-        name = str(key).lower()
+        name = key.lower()
         if not isinstance(value, Mapping):
             raise bad_setting([SETTING, key], "a mapping with LOAD, DRIVER and OPTS", value)
         entry = _upper_keys(value)
