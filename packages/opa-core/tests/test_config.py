@@ -338,6 +338,20 @@ def test_an_unreadable_variable_is_one_line(
         load_settings(settings_dir=tmp_path)
 
 
+def test_an_unconvertible_token_never_shows_its_value(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A secret marked @int that is no integer is reported without its text."""
+    monkeypatch.setenv("OPA_SECRET_KEY", "@int hunter2")
+    with pytest.raises(ConfigError) as error:
+        load_settings(settings_dir=tmp_path)
+    assert "hunter2" not in str(error.value)
+    assert str(error.value).endswith(
+        "a value marked @int, @float, @bool or @json does not convert "
+        "(the value is not shown: it may be a secret)"
+    )
+
+
 def test_valid_values_are_read_typed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Variables and files in any accepted spelling give typed values to the core."""
     monkeypatch.setenv("OPA_LOG_LEVEL", " warning ")

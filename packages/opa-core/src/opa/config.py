@@ -16,6 +16,7 @@ from typing import Any
 from weakref import WeakKeyDictionary
 
 from dynaconf import Dynaconf
+from dynaconf.utils.parse_conf import DynaconfParseError
 
 from opa.errors import ConfigError
 from opa.settings_model import Settings, validate_settings
@@ -75,10 +76,20 @@ def load_settings(
     except Exception as exc:  # dynaconf raises many types for unreadable files and values
         raise ConfigError(
             f"cannot read the settings (the files in {folder} and the OPA_ variables): "
-            f"{type(exc).__name__}: {exc}"
+            f"{_unreadable(exc)}"
         ) from exc
     _typed[settings] = validate_settings(values)
     return settings
+
+
+def _unreadable(exc: Exception) -> str:
+    if isinstance(exc, DynaconfParseError):
+        # Its text quotes the value, which may be a secret (OPA_SECRET_KEY='@int ...').
+        return (
+            "a value marked @int, @float, @bool or @json does not convert "
+            "(the value is not shown: it may be a secret)"
+        )
+    return f"{type(exc).__name__}: {exc}"
 
 
 def typed(settings: Any) -> Settings:
