@@ -1,4 +1,4 @@
-"""Item 5 of issue 7: fuzzing the configuration loader.
+"""Item 5 of issue 7 and item 3 of issue 13: fuzzing the configuration loader.
 
 Hypothesis generates ``OPTIONAL_COMPONENTS`` of two kinds, about half each:
 
@@ -7,6 +7,10 @@ Hypothesis generates ``OPTIONAL_COMPONENTS`` of two kinds, about half each:
   (skipped), under ``LOAD: no``, or connected to the session's Redis on database 14 (the
   drivers only PING it) or to Celery's in-memory broker;
 - hostile ones: wrong types, unknown keys, odd URLs, unicode, huge values, nan/inf.
+
+Then every top-level setting (issue 13): wrong types, out-of-range numbers, NaN, infinities,
+negatives, huge strings, unicode, lists where scalars go and environment-variable style
+strings, given as settings and as real ``OPA_`` variables.
 
 Each is started the way an app starts (``build_app`` then the lifespan, under a
 ``TestClient``). The outcome must be a working app or an :class:`opa.errors.OpaError`,
@@ -18,6 +22,7 @@ names, and every timeout the strategies pick is at most 2 s.
 from __future__ import annotations
 
 import math
+import os
 import threading
 import time
 import traceback
@@ -29,8 +34,11 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from opa.app import create_app
 from opa.errors import OpaError
-from opa.testing import build_app
+from opa.masking import is_secret_key
+from opa.settings_model import Settings
+from opa.testing import NO_SETTINGS_DIR, build_app
 from opa.testing.services import free_port
 
 # Nothing listens here: chosen once, so the examples (and derandomized CI runs) agree.
@@ -402,3 +410,181 @@ def test_start_up_gives_a_working_app_or_an_opa_error(redis_url: str) -> None:
         f"{started} started, {total - started} refused; {dict(sorted(tally.items()))}"
     )
     assert started * 3 >= total, f"only {started} of {total} examples started"
+
+
+# --- top-level settings (issue 13) -----------------------------------------------------
+
+TOP_LEVEL_EXAMPLES = 250
+VARIABLE_EXAMPLES = 150
+# LOG_LEVEL is drawn apart: a valid TRACE would flood the test's output.
+TOP_LEVEL_KEYS = sorted(set(Settings.model_fields) - {"OPTIONAL_COMPONENTS", "LOG_LEVEL"})
+PLAUSIBLE: dict[str, list[Any]] = {
+    "seconds": [0.05, 1, 2, "1.5", 3600, 0, -1, 3601, math.nan, math.inf, -math.inf, "nan"],
+    "count": [1, 256, 1024, 8000, 65535, 65536, 2**31, 2**64, 0, -1, 1_048_576, 1_048_577],
+    "switch": [True, False, "yes", "off", "true", 1, 0, 2, "maybe", None],
+    "path": ["/docs", "/", "", None, "docs", "/a b", "/{x}", "/{x:bogus}", "/é/ü", "/?q", "//"],
+    "text": ["opa", "", "ü" * 50, "x" * 10_000, 1, 1.5, None],
+    "list": [[], ["GET"], "GET", ["*"], ["https://a.example"], "", None, ["a", 1], [[1]]],
+}
+
+
+def key_kind(key: str) -> str:
+    """Which plausible values fit *key*, read from the model's annotation and name."""
+    annotation = str(Settings.model_fields[key].annotation)
+    if "float" in annotation:
+        return "seconds"
+    if "int" in annotation:
+        return "count"
+    if "bool" in annotation:
+        return "switch"
+    if "list" in annotation:
+        return "list"
+    if key.endswith(("_URL", "_PREFIX")):
+        return "path"
+    return "text"
+
+
+ENV_STYLE = ["8000", "true", "[1,2]", "nan", "-inf", "1e9", "1e400", "0x10", "{a=1}", "'x'"]
+DYNACONF_TOKENS = ["@int 7", "@int abc", "@json [1", "@format {this.PORT}", "@del", "@none"]
+env_style = st.sampled_from([*ENV_STYLE, *DYNACONF_TOKENS, " ", "\t", "[]", "{}"])
+hostile_scalars = st.one_of(
+    scalars,
+    long_text,
+    env_style,
+    st.floats(min_value=-1e308, max_value=1e308) | st.integers(-(2**200), 2**200),
+    st.lists(scalars, max_size=3),
+    st.dictionaries(text, scalars, max_size=2),
+)
+
+
+@st.composite
+def top_level_settings(draw: st.DrawFn) -> dict[str, Any]:
+    """One to four top-level settings, each plausible for its key or hostile."""
+    keys = draw(st.lists(st.sampled_from(TOP_LEVEL_KEYS), min_size=1, max_size=4, unique=True))
+    chosen: dict[str, Any] = {}
+    for key in keys:
+        plausible = st.sampled_from(PLAUSIBLE[key_kind(key)])
+        chosen[key] = draw(mostly(plausible, hostile_scalars))
+    if draw(st.integers(0, 9)) == 0:
+        chosen["LOG_LEVEL"] = draw(st.sampled_from(["critical", "LOUD", "", 5, None, ["ERROR"]]))
+    return chosen
+
+
+# What an OPA_ variable can hold: no NUL, no lone surrogate.
+variable_text = st.text(
+    st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=60
+)
+
+
+@st.composite
+def top_level_variables(draw: st.DrawFn) -> dict[str, str]:
+    """One to three OPA_ variables as a shell would set them."""
+    keys = draw(st.lists(st.sampled_from(TOP_LEVEL_KEYS), min_size=1, max_size=3, unique=True))
+    values = st.one_of(env_style, variable_text, st.sampled_from(["1", "0", "-1", "3601"]))
+    return {f"OPA_{key}": draw(values) for key in keys}
+
+
+def started_and_served(app: Any) -> None:
+    """Run the lifespan; /health and the schema answer without a server error."""
+    with TestClient(app, raise_server_exceptions=False) as client:
+        assert client.get("/health").status_code in (200, 503)
+        if app.openapi_url:
+            assert client.get(app.openapi_url).status_code < 500
+        if app.docs_url:
+            assert client.get(app.docs_url).status_code < 500
+
+
+def outcome_of(build: Any) -> Outcome:
+    """Build and serve an app with *build*; never raises. Bounded like the component fuzz."""
+
+    def attempt() -> Outcome:
+        try:
+            started_and_served(build())
+            return "started", None, []
+        except BaseException as exc:  # judged by the caller
+            return "failed", exc, []
+
+    outcome: list[Outcome] = []
+    thread = threading.Thread(target=lambda: outcome.append(attempt()), daemon=True)
+    thread.start()
+    thread.join(EXAMPLE_BOUND)
+    if thread.is_alive():
+        raise AssertionError(f"start-up did not finish within {EXAMPLE_BOUND:g}s (a hang)")
+    return outcome[0]
+
+
+def judge(kind: str, chosen: dict[str, Any], outcome: Outcome, tally: Counter[str]) -> None:
+    """A working app, or an OpaError whose message is one line and names a setting it got;
+    a secret-named setting's value never appears in it."""
+    result, error, _ = outcome
+    label = result if error is None else type(error).__name__
+    event(f"{kind}: {label}")
+    tally[f"{kind} {label}"] += 1
+    if error is None:
+        return
+    shown = "".join(traceback.format_exception(error))
+    assert isinstance(error, OpaError), shown
+    message = str(error)
+    assert message.strip() and "\n" not in message, shown
+    named = [key for key in chosen if key.removeprefix("OPA_") in message]
+    assert named or message.startswith("cannot read the settings"), shown
+    shown_elsewhere = " ".join(str(v) for k, v in chosen.items() if not is_secret_key(k))
+    for key, value in chosen.items():
+        # Another setting of the example may hold the same text, and show it.
+        secret = is_secret_key(key) and isinstance(value, str) and len(value) > 3
+        if secret and value not in shown_elsewhere:
+            assert value not in message, f"the value of {key} was shown: {message}"
+
+
+def fuzz_top_level(
+    kind: str, strategy: st.SearchStrategy[Any], examples: int, tally: Counter[str], build: Any
+) -> None:
+    @settings(
+        max_examples=examples,
+        derandomize=True,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+        print_blob=True,
+    )
+    @given(strategy)
+    def check(chosen: dict[str, Any]) -> None:
+        judge(kind, chosen, outcome_of(lambda: build(chosen)), tally)
+
+    check()
+
+
+def build_with_settings(chosen: dict[str, Any]) -> Any:
+    return build_app({"LOG_LEVEL": "CRITICAL", **chosen})
+
+
+def build_with_variables(chosen: dict[str, str]) -> Any:
+    """create_app with *chosen* as real OPA_ variables (and no settings folder)."""
+    saved = {name: os.environ.get(name) for name in chosen}
+    os.environ.update(chosen)
+    try:
+        quiet = {"OPTIONAL_COMPONENTS": {}, "PLUGIN_ENTRY_POINTS": False, "LOG_LEVEL": "CRITICAL"}
+        return create_app(quiet, settings_dir=NO_SETTINGS_DIR)
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def test_top_level_settings_give_a_working_app_or_one_line() -> None:
+    """Any top-level settings, as settings or OPA_ variables: a working app or one OpaError
+    line naming the setting; never a traceback from a library, never a hang."""
+    tally: Counter[str] = Counter()
+    began = time.monotonic()
+    fuzz_top_level("settings", top_level_settings(), TOP_LEVEL_EXAMPLES, tally, build_with_settings)
+    fuzz_top_level(
+        "variables", top_level_variables(), VARIABLE_EXAMPLES, tally, build_with_variables
+    )
+    total = sum(tally.values())
+    started = sum(n for key, n in tally.items() if key.endswith(" started"))
+    print(
+        f"\ntop-level settings fuzzing: {total} examples in {time.monotonic() - began:.0f} s, "
+        f"{started} started, {total - started} refused; {dict(sorted(tally.items()))}"
+    )
+    assert started and total - started, "both outcomes must occur, else the strategies are off"

@@ -18,7 +18,8 @@ from pydantic import BaseModel
 from starlette.types import Message, Receive, Scope, Send
 
 from opa import ConfigError, get_router, limit_body
-from opa.body_limit import BodyLimitMiddleware, max_request_body
+from opa.body_limit import BodyLimitMiddleware
+from opa.config import typed
 from opa.testing import build_app
 from support import free_port
 
@@ -91,7 +92,7 @@ def test_the_default_limit_is_one_mebibyte() -> None:
 )
 def test_valid_limits_are_read(value: Any, expected: int | None) -> None:
     """Whole numbers (also as digit strings, as from a variable) are bytes; 0 and null: none."""
-    assert max_request_body(value) == expected
+    assert typed(build_app({"MAX_REQUEST_BODY": value}).state.opa.settings).body_limit == expected
 
 
 @pytest.mark.parametrize(

@@ -210,14 +210,51 @@ def test_check_fails_when_a_reachable_auto_component_fails(tmp_path: Path, liste
     assert "refused by the probe" in result.stdout
 
 
-@pytest.mark.parametrize("command", ["check", "drivers", "shell", "run"])
+SETTINGS_COMMANDS = ["check", "drivers", "shell", "run", "config", "worker"]
+
+
+@pytest.mark.parametrize("command", SETTINGS_COMMANDS)
 def test_config_error_is_one_line(tmp_path: Path, command: str) -> None:
-    """A bad setting (LOAD: maybe) ends any command with one line naming the component."""
+    """A bad component setting (LOAD: maybe) ends any command with one line naming it."""
     result = invoke(project(tmp_path, {"probe": probe(1, load="maybe")}), command)
     assert result.exit_code == 1
     assert result.stderr.strip().splitlines() == [
-        "error: component 'probe': LOAD is 'maybe'; expected one of auto, yes, no"
+        "error: setting OPTIONAL_COMPONENTS.probe.LOAD (OPA_OPTIONAL_COMPONENTS__PROBE__LOAD): "
+        "expected one of auto, yes, no; found str 'maybe'"
     ]
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize("command", SETTINGS_COMMANDS)
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("OPA_PORT", "abc", "a whole number from 1 to 65535; found str 'abc'"),
+        ("OPA_PORT", "99999", "a whole number from 1 to 65535; found int 99999"),
+        ("OPA_LOG_LEVEL", "bogus", "ERROR, CRITICAL; found str 'bogus'"),
+        ("OPA_COMPONENT_TIMEOUT", "abc", "seconds above 0 and at most 3600; found str 'abc'"),
+        ("OPA_HEALTH_TIMEOUT", "[1,2]", "seconds above 0 and at most 3600; found list"),
+        ("OPA_HEALTH_TIMEOUT", "-1", "seconds above 0 and at most 3600; found int -1"),
+        ("OPA_DOCS_URL", "nosl", "or empty to turn it off; found str 'nosl'"),
+        ("OPA_SECRET_KEY", "1234567890", "'@str 0123...'); found int"),
+    ],
+)
+def test_a_bad_top_level_setting_ends_every_command_with_one_line(
+    tmp_path: Path, command: str, variable: str, value: str, expected: str
+) -> None:
+    """The issue's hostile variables end each command with status 1 and one error line."""
+    runner = CliRunner()
+    env = {"OPA_SETTINGS_DIR": None, "OPA_ENV": None, "OPA_LOG_LEVEL": None, "ENV": None}
+    folder = project(tmp_path, {})
+    result = runner.invoke(
+        cli, ["--settings-dir", str(folder), command], env={**env, variable: value}
+    )
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"error: setting {variable[4:]} ({variable}): expected ")
+    assert lines[0].endswith(expected)
+    assert "1234567890" not in result.output
 
 
 def test_shell_has_connected_components(tmp_path: Path, listener: int) -> None:
@@ -261,6 +298,25 @@ def test_worker_passes_its_arguments_through(
     assert "worker got ['-Q', 'jobs', '--help']" in result.stdout
 
 
+def test_worker_passes_celerys_exit_status_through(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`opa worker` exits with the status the driver's worker returned."""
+    package = tmp_path / "fake" / "opa_driver_celery"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "worker.py").write_text("def main(args):\n    return 64\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "fake"))
+    for name in ("opa_driver_celery", "opa_driver_celery.worker"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    try:
+        result = invoke(project(tmp_path, {}), "worker")
+    finally:
+        for name in ("opa_driver_celery.worker", "opa_driver_celery"):
+            sys.modules.pop(name, None)
+    assert result.exit_code == 64, result.output
+
+
 def start_server(folder: Path, port: int) -> subprocess.Popen[str]:
     """``python -m opa.cli run`` in a subprocess, output captured."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPA_") and k != "ENV"}
@@ -294,6 +350,7 @@ def test_run_serves_a_plugin_route(tmp_path: Path, listener: int) -> None:
     finally:
         server.terminate()
         output, _ = server.communicate(timeout=15)
+    assert server.returncode == 0, output  # SIGTERM is a clean shutdown on request
     assert PASSWORD not in output
 
 
@@ -309,3 +366,55 @@ def test_run_exits_non_zero_when_a_required_component_is_down(tmp_path: Path) ->
     assert "pre-check failed" in output
     assert "Traceback" not in output
     assert PASSWORD not in output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["no-such-command"], ["run", "--port", "abc"], ["config", "--yaml"], ["--log-level", "loud"]],
+)
+def test_usage_errors_exit_2(tmp_path: Path, args: list[str]) -> None:
+    """A mistake in the command line itself is click's usage error: status 2."""
+    result = invoke(project(tmp_path, {}), *args)
+    assert result.exit_code == 2
+    assert "Usage: " in result.stderr
+
+
+def machine_free_environment(**variables: str) -> dict[str, str]:
+    """This process's environment without opa's variables, plus *variables*."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPA_") and k != "ENV"}
+    return {**env, "OPA_SETTINGS_DIR": "/nonexistent", **variables}
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "line"),
+    [
+        (
+            "OPA_HEALTH_TIMEOUT",
+            "[1,2]",
+            "error: setting HEALTH_TIMEOUT (OPA_HEALTH_TIMEOUT): expected a number of seconds "
+            "above 0 and at most 3600; found list",
+        ),
+        (
+            "OPA_SECRET_KEY",
+            "123456789",
+            "error: setting SECRET_KEY (OPA_SECRET_KEY): expected a string (a key made of digits "
+            "needs @str: OPA_SECRET_KEY='@str 0123...'); found int",
+        ),
+    ],
+)
+def test_uvicorn_opa_main_ends_a_bad_setting_with_one_line(
+    tmp_path: Path, variable: str, value: str, line: str
+) -> None:
+    """`uvicorn opa.main:app` with a bad setting prints one error line and exits 1."""
+    command = [sys.executable, "-m", "uvicorn", "opa.main:app", "--port", str(free_port())]
+    done = subprocess.run(
+        command,
+        env=machine_free_environment(**{variable: value}),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.splitlines() == [line]
+    assert done.stdout == ""

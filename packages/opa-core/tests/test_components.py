@@ -272,53 +272,98 @@ def test_invalid_options_name_the_component_and_option_without_echoing_values() 
     with pytest.raises(OptionsError) as caught:
         asyncio.run(group.start())
     message = str(caught.value)
-    assert "'cache'" in message and "option CONNECT_DELAY" in message
+    assert message.startswith("component 'cache' (driver tcp): setting ")
+    assert "OPTS.CONNECT_DELAY (OPA_OPTIONAL_COMPONENTS__CACHE__OPTS__CONNECT_DELAY)" in message
+    assert message.endswith("; found str")
     assert "soon" not in message and "secretpw" not in message
     missing = components(spec("cache", "tcp"))
-    with pytest.raises(OptionsError, match="option URL: Field required"):
+    with pytest.raises(
+        OptionsError, match=r"OPTS\.URL \(\S+\): expected a value \(it is required\); found nothing"
+    ):
         asyncio.run(missing.start())
 
 
 @pytest.mark.parametrize(
     ("raw", "message"),
     [
-        ({"C": {"LOAD": "maybe", "DRIVER": "tcp"}}, r"'c': LOAD is 'maybe'; expected one of auto"),
-        ({"C": {"LOAD": "yes"}}, "'c' has no DRIVER"),
-        ({"C": {"LOAD": "yes", "DRIVER": "tcp", "URL": "x"}}, r"'c' has unknown keys URL"),
-        ({"C": {"DRIVER": "tcp", "OPTS": "x"}}, "'c': OPTS must be a mapping"),
-        ({"C": {"DRIVER": "tcp", "TIMEOUT": "never"}}, "'c': TIMEOUT is 'never'"),
-        ({"C": "redis://"}, "'c' must be a mapping"),
-        (["C"], "OPTIONAL_COMPONENTS must be a mapping"),
+        (
+            {"C": {"LOAD": "maybe", "DRIVER": "tcp"}},
+            "setting OPTIONAL_COMPONENTS.C.LOAD (OPA_OPTIONAL_COMPONENTS__C__LOAD): "
+            "expected one of auto, yes, no; found str 'maybe'",
+        ),
+        (
+            {"C": {"LOAD": "yes"}},
+            "setting OPTIONAL_COMPONENTS.C.DRIVER (OPA_OPTIONAL_COMPONENTS__C__DRIVER): "
+            "expected the name of the driver to use; found null",
+        ),
+        (
+            {"C": {"LOAD": "yes", "DRIVER": "tcp", "URL": "redis://u:pw@h"}},
+            "setting OPTIONAL_COMPONENTS.C.URL (OPA_OPTIONAL_COMPONENTS__C__URL): expected only "
+            "DRIVER, LOAD, OPTS, TIMEOUT in a component (driver options go under OPTS); found str",
+        ),
+        (
+            {"C": {"DRIVER": "tcp", "OPTS": "x"}},
+            "setting OPTIONAL_COMPONENTS.C.OPTS (OPA_OPTIONAL_COMPONENTS__C__OPTS): "
+            "expected a mapping of driver options; found str",
+        ),
+        (
+            {"C": {"DRIVER": "tcp", "TIMEOUT": "never"}},
+            "setting OPTIONAL_COMPONENTS.C.TIMEOUT (OPA_OPTIONAL_COMPONENTS__C__TIMEOUT): "
+            "expected a number of seconds above 0 and at most 3600; found str 'never'",
+        ),
+        (
+            {"c": {"DRIVER": "tcp", "TIMEOUT": float("nan")}},
+            "setting OPTIONAL_COMPONENTS.c.TIMEOUT (OPA_OPTIONAL_COMPONENTS__C__TIMEOUT): "
+            "expected a number of seconds above 0 and at most 3600; found float nan",
+        ),
+        (
+            {"C": "redis://"},
+            "setting OPTIONAL_COMPONENTS.C (OPA_OPTIONAL_COMPONENTS__C): "
+            "expected a mapping with LOAD, DRIVER and OPTS; found str 'redis://'",
+        ),
+        (
+            ["C"],
+            "setting OPTIONAL_COMPONENTS (OPA_OPTIONAL_COMPONENTS): "
+            "expected a mapping of component names to their settings; found list",
+        ),
     ],
 )
 def test_malformed_component_configuration_names_the_culprit(raw: Any, message: str) -> None:
-    """Each configuration mistake is a ConfigError naming the component and key."""
-    with pytest.raises(ConfigError, match=message):
+    """Each mistake is a ConfigError naming the setting, its variable, expected and found."""
+    with pytest.raises(ConfigError) as error:
         parse_components(raw, 10)
+    assert str(error.value) == message
 
 
 @pytest.mark.parametrize(
     ("value", "kind"),
-    [(["C"], "list"), ("C", "str"), (7, "int"), (1.5, "float"), (True, "bool"), (("C",), "tuple")],
+    [
+        (["C"], "list"),
+        ("C", "str 'C'"),
+        (7, "int 7"),
+        (1.5, "float 1.5"),
+        (True, "bool True"),
+        (("C",), "tuple"),
+    ],
 )
 def test_a_component_list_is_named_as_a_plain_type(value: Any, kind: str) -> None:
     """OPTIONAL_COMPONENTS of the wrong type names the Python type, never dynaconf's class."""
-    with pytest.raises(ConfigError, match=f"OPTIONAL_COMPONENTS must be a mapping, got {kind}$"):
+    with pytest.raises(ConfigError, match=f"; found {kind}$"):
         parse_components(value, 10)
 
 
 @pytest.mark.parametrize(
-    ("value", "kind"), [(["redis://"], "list"), (None, "null"), (3, "int"), ("url", "str")]
+    ("value", "kind"), [(["redis://"], "list"), (None, "null"), (3, "int 3"), ("url", "str 'url'")]
 )
 def test_a_component_of_the_wrong_type_names_a_plain_type(value: Any, kind: str) -> None:
     """A component that is not a mapping is reported with the plain name of its type."""
-    with pytest.raises(ConfigError, match=f"'c' must be a mapping .*, got {kind}$"):
+    with pytest.raises(ConfigError, match=f"OPTIONAL_COMPONENTS.C .*; found {kind}$"):
         parse_components({"C": value}, 10)
 
 
 def test_a_list_from_the_settings_is_called_a_list() -> None:
     """Through dynaconf (which wraps lists in its DataList), the message still says list."""
-    with pytest.raises(ConfigError, match=r"OPTIONAL_COMPONENTS must be a mapping, got list$"):
+    with pytest.raises(ConfigError, match=r"OPTIONAL_COMPONENTS\): .*; found list$"):
         build_app({"OPTIONAL_COMPONENTS": ["redis", "celery"]})
 
 

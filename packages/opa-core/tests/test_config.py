@@ -1,14 +1,21 @@
-"""Configuration: defaults, environments, OPA_ variables, the settings folder, merging."""
+"""Configuration: defaults, environments, OPA_ variables, the settings folder, merging, and
+the validation of every setting against the typed model."""
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from opa.config import as_list, load_settings
+from opa import config as opa_config
+from opa.config import load_settings, typed
 from opa.errors import ConfigError
+from opa.runtime import activate
+from opa.settings_model import Settings
+from opa.testing import build_app
 
 DOCUMENTED_KEYS = [
     "PROJECT_NAME",
@@ -86,13 +93,9 @@ def test_plugin_paths_accepts_a_string_or_a_json_list(
 ) -> None:
     """OPA_PLUGIN_PATHS may be one path or a JSON list of paths."""
     monkeypatch.setenv("OPA_PLUGIN_PATHS", "/plugins")
-    single = load_settings(settings_dir=tmp_path)
-    assert as_list(single.PLUGIN_PATHS, "PLUGIN_PATHS") == ["/plugins"]
+    assert typed(load_settings(settings_dir=tmp_path)).PLUGIN_PATHS == ["/plugins"]
     monkeypatch.setenv("OPA_PLUGIN_PATHS", json.dumps(["/a", "/b"]))
-    assert as_list(load_settings(settings_dir=tmp_path).PLUGIN_PATHS, "PLUGIN_PATHS") == [
-        "/a",
-        "/b",
-    ]
+    assert typed(load_settings(settings_dir=tmp_path)).PLUGIN_PATHS == ["/a", "/b"]
 
 
 def test_settings_folder_reads_every_supported_format(tmp_path: Path) -> None:
@@ -100,12 +103,13 @@ def test_settings_folder_reads_every_supported_format(tmp_path: Path) -> None:
     (tmp_path / "a.yaml").write_text("default:\n  FROM_YAML: 1\n")
     (tmp_path / "b.toml").write_text("[default]\nFROM_TOML = 2\n")
     (tmp_path / "c.json").write_text('{"default": {"FROM_JSON": 3}}')
-    (tmp_path / "d.ini").write_text("[default]\nFROM_INI = 4\n")
+    (tmp_path / "d.ini").write_text("[default]\nFROM_INI = 4\nPORT = 9000\n")
     (tmp_path / "e.py").write_text("FROM_PY = 5\n")
     settings = load_settings(settings_dir=tmp_path)
     assert [settings.FROM_YAML, settings.FROM_TOML, settings.FROM_JSON] == [1, 2, 3]
     assert int(settings.FROM_INI) == 4
     assert settings.FROM_PY == 5
+    assert typed(settings).PORT == 9000  # ini values are strings; the model reads the number
 
 
 def test_settings_dir_comes_from_opa_settings_dir(
@@ -157,7 +161,234 @@ def test_an_unreadable_settings_file_is_a_config_error(tmp_path: Path) -> None:
         load_settings(settings_dir=tmp_path)
 
 
-def test_a_list_setting_of_the_wrong_type_is_refused() -> None:
-    """A list setting given a number names the setting."""
-    with pytest.raises(ConfigError, match="PLUGIN_PATHS"):
-        as_list(42, "PLUGIN_PATHS")
+# --- validation: every bad setting is one line naming it --------------------------------
+
+# (key, value of its OPA_ variable as a shell would set it, what the message says was found)
+BAD_VARIABLES = [
+    ("PORT", "abc", "str 'abc'"),
+    ("PORT", "99999", "int 99999"),
+    ("PORT", "0", "int 0"),
+    ("PORT", "80.5", "float 80.5"),
+    ("PORT", "true", "bool True"),
+    ("LOG_LEVEL", "bogus", "str 'bogus'"),
+    ("COMPONENT_TIMEOUT", "abc", "str 'abc'"),
+    ("COMPONENT_CHECK_TIMEOUT", "0", "int 0"),
+    ("HEALTH_TIMEOUT", "[1,2]", "list"),
+    ("HEALTH_TIMEOUT", "-1", "int -1"),
+    ("HEALTH_TIMEOUT", "nan", "float nan"),
+    ("SHUTDOWN_TIMEOUT", "inf", "float inf"),
+    ("SHUTDOWN_TIMEOUT", "3601", "int 3601"),
+    ("DOCS_URL", "nosl", "str 'nosl'"),
+    ("REDOC_URL", "'/re doc'", "str '/re doc'"),
+    ("OPENAPI_URL", "'/{x:bogus}'", "str '/{x:bogus}'"),
+    ("OPENAPI_PREFIX", "api", "str 'api'"),
+    ("HEADER_TIMEOUT", "0", "int 0"),
+    ("MAX_REQUEST_LINE", "10", "int 10"),
+    ("MAX_REQUEST_LINE", "99999999", "int 99999999"),
+    ("MAX_HEADER_BYTES", "100", "int 100"),
+    ("MAX_CONNECTIONS", "0", "int 0"),
+    ("SHUTDOWN_GRACE", "-1", "int -1"),
+    ("COMPONENT_BREAKER", "maybe", "str 'maybe'"),
+    ("DEBUG", "2", "int 2"),
+    ("RELOAD", "{a=1}", "mapping"),
+    ("SELF_HOSTED", "[]", "list"),
+    ("BETTER_EXCEPTIONS", "nope", "str 'nope'"),
+    ("DEMO_PLUGINS", "1.5", "float 1.5"),
+    ("PLUGIN_ENTRY_POINTS", "x", "str 'x'"),
+    # Its name says credential, so its value is never shown.
+    ("CORS_ALLOW_CREDENTIALS", "sometimes", "str"),
+    ("MAX_REQUEST_BODY", "-5", "int -5"),
+    ("MAX_REQUEST_BODY", "1.5", "float 1.5"),
+    ("HOST", "'two words'", "str 'two words'"),
+    ("PROJECT_NAME", "true", "bool True"),
+    ("PROJECT_DESCRIPTION", "[1]", "list"),
+    ("PROJECT_VERSION", "{}", "mapping"),
+    ("PLUGIN_PATHS", "7", "int 7"),
+    ("PLUGIN_WHITELIST_LIST", "{a=1}", "mapping"),
+    ("PLUGIN_WHITELIST_TAGS", "true", "bool True"),
+    ("PLUGIN_BLACKLIST_LIST", "false", "bool False"),
+    ("PLUGIN_BLACKLIST_TAGS", "3.5", "float 3.5"),
+    ("PLUGIN_WHITELIST_RE", "'(unclosed'", "str '(unclosed'"),
+    ("PLUGIN_BLACKLIST_RE", "'[z-a]'", "str '[z-a]'"),
+]
+
+
+def description(key: str) -> str:
+    field = Settings.model_fields[key]
+    assert field.description, f"{key} has no description to say what it expects"
+    return field.description
+
+
+@pytest.mark.parametrize(("key", "value", "shown"), BAD_VARIABLES)
+def test_a_bad_variable_is_one_line_naming_the_setting_expected_and_found(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, key: str, value: str, shown: str
+) -> None:
+    """Each bad top-level value is a ConfigError of one line: setting, variable, expected, found."""
+    monkeypatch.setenv(f"OPA_{key}", value)
+    with pytest.raises(ConfigError) as error:
+        load_settings(settings_dir=tmp_path)
+    assert str(error.value) == (
+        f"setting {key} (OPA_{key}): expected {description(key)}; found {shown}"
+    )
+
+
+# (key, a list with one bad item, the index of that item, what the message says was found)
+BAD_ITEMS = [
+    ("CORS_ORIGINS", ["https://a.example", "https://b.example/path"], 1, "str 'https://b.ex"),
+    ("CORS_ORIGINS", ["ftp//nohost"], 0, "str 'ftp//nohost'"),
+    ("CORS_METHODS", ["GET", "G ET"], 1, "str 'G ET'"),
+    ("CORS_HEADERS", ["X-Ok", "Bad:Header"], 1, "str 'Bad:Header'"),
+    ("CORS_HEADERS", ["X-Ok", True], 1, "bool True"),
+    ("PLUGIN_PATHS", ["/ok", "/nul\x00"], 1, "str '/nul\\x00'"),
+    ("PLUGIN_BLACKLIST_TAGS", ["ok", [1]], 1, "list"),
+    ("PLUGIN_PATHS", ["/ok", ""], 1, "str ''"),
+]
+
+
+@pytest.mark.parametrize(("key", "value", "item", "shown"), BAD_ITEMS)
+def test_a_bad_item_of_a_list_is_named_by_its_position(
+    key: str, value: list[Any], item: int, shown: str
+) -> None:
+    """A bad item of a list setting names the setting, the item's index and its type."""
+    with pytest.raises(ConfigError) as error:
+        build_app({key: value})
+    assert str(error.value).startswith(
+        f"setting {key}[{item}] (OPA_{key}): expected {description(key)}; found {shown}"
+    )
+
+
+def test_every_setting_of_the_model_has_a_bad_value_tested() -> None:
+    """Each field of the model (each default setting) has its message tested above."""
+    tested = {row[0] for row in [*BAD_VARIABLES, *BAD_ITEMS]} | {"SECRET_KEY"}
+    assert set(Settings.model_fields) - {"OPTIONAL_COMPONENTS"} - tested == set()
+
+
+def test_an_integer_too_long_to_print_is_named_by_its_type() -> None:
+    """An integer past Python's limit on printed digits is reported as int, without a value."""
+    with pytest.raises(ConfigError) as error:
+        build_app({"PORT": 10**5000})
+    assert str(error.value).endswith("; found int")
+
+
+def test_a_secret_setting_shows_its_type_never_its_value(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A SECRET_KEY of the wrong type is named with its type only, never its value."""
+    monkeypatch.setenv("OPA_SECRET_KEY", "123456789012345678901234567890123")
+    with pytest.raises(ConfigError) as error:
+        load_settings(settings_dir=tmp_path)
+    message = str(error.value)
+    assert (
+        message
+        == f"setting SECRET_KEY (OPA_SECRET_KEY): expected {description('SECRET_KEY')}; found int"
+    )
+    assert "123456789" not in message
+
+
+def test_a_url_password_in_a_bad_value_is_masked_and_a_long_value_is_not_shown() -> None:
+    """A shown value has URL passwords masked; a long one is described by its length."""
+    with pytest.raises(ConfigError) as error:
+        build_app({"DOCS_URL": "redis://user:hunter2@host"})
+    assert "hunter2" not in str(error.value) and "redis://user:***@" in str(error.value)
+    with pytest.raises(ConfigError) as error:
+        build_app({"DOCS_URL": "x" * 100_000})
+    assert str(error.value).endswith("found str of 100000 characters")
+
+
+def test_several_bad_settings_share_one_line() -> None:
+    """Every bad setting is named in the one line, the first three and a count of the rest."""
+    bad = {"PORT": "abc", "LOG_LEVEL": "loud", "HEALTH_TIMEOUT": -1, "DEBUG": 3, "HOST": ""}
+    with pytest.raises(ConfigError) as error:
+        build_app(bad)
+    message = str(error.value)
+    assert "\n" not in message
+    assert message.count("setting ") == 3 and message.endswith("; and 2 more")
+
+
+def test_a_bad_component_joins_the_top_level_problems(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A component's error is reached from the same validation, in the same form and line."""
+    monkeypatch.setenv("OPA_PORT", "abc")
+    monkeypatch.setenv("OPA_OPTIONAL_COMPONENTS__WALRUS__LOAD", "maybe")
+    with pytest.raises(ConfigError) as error:
+        load_settings(settings_dir=tmp_path)
+    assert str(error.value) == (
+        f"setting PORT (OPA_PORT): expected {description('PORT')}; found str 'abc'; "
+        "setting OPTIONAL_COMPONENTS.WALRUS.LOAD (OPA_OPTIONAL_COMPONENTS__WALRUS__LOAD): "
+        "expected one of auto, yes, no; found str 'maybe'"
+    )
+
+
+def test_a_setting_removed_altogether_is_named(tmp_path: Path) -> None:
+    """A default setting deleted by a settings file (@del) is reported as missing."""
+    (tmp_path / "s.yaml").write_text("default:\n  PORT: '@del'\n")
+    with pytest.raises(
+        ConfigError, match=r"^setting PORT \(OPA_PORT\): expected .*; found nothing$"
+    ):
+        load_settings(settings_dir=tmp_path)
+
+
+def test_an_unreadable_variable_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A dynaconf token that cannot be read (@int abc) is a ConfigError naming the sources."""
+    monkeypatch.setenv("OPA_PORT", "@int abc")
+    with pytest.raises(ConfigError, match=r"^cannot read the settings \(the files in .* OPA_"):
+        load_settings(settings_dir=tmp_path)
+
+
+def test_an_unconvertible_token_never_shows_its_value(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A secret marked @int that is no integer is reported without its text."""
+    monkeypatch.setenv("OPA_SECRET_KEY", "@int hunter2")
+    with pytest.raises(ConfigError) as error:
+        load_settings(settings_dir=tmp_path)
+    assert "hunter2" not in str(error.value)
+    assert str(error.value).endswith(
+        "a value marked @int, @float, @bool or @json does not convert "
+        "(the value is not shown: it may be a secret)"
+    )
+
+
+def test_valid_values_are_read_typed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Variables and files in any accepted spelling give typed values to the core."""
+    monkeypatch.setenv("OPA_LOG_LEVEL", " warning ")
+    monkeypatch.setenv("OPA_HEALTH_TIMEOUT", "'0.5'")
+    monkeypatch.setenv("OPA_CORS_ORIGINS", "https://app.example")
+    monkeypatch.setenv("OPA_COMPONENT_BREAKER", "off")
+    monkeypatch.setenv("OPA_MAX_REQUEST_BODY", "0")
+    monkeypatch.setenv("OPA_PROJECT_VERSION", "2")
+    checked = typed(load_settings(settings_dir=tmp_path))
+    assert checked.LOG_LEVEL == "WARNING"
+    assert checked.HEALTH_TIMEOUT == 0.5
+    assert checked.CORS_ORIGINS == ["https://app.example"]
+    assert checked.COMPONENT_BREAKER is False
+    assert checked.body_limit is None
+    assert checked.PROJECT_VERSION == "2"
+
+
+def test_the_serving_limits_have_typed_defaults(tmp_path: Path) -> None:
+    """The serving limits and the breaker switch are read with their documented defaults."""
+    checked = typed(load_settings(settings_dir=tmp_path))
+    limits = (checked.HEADER_TIMEOUT, checked.MAX_REQUEST_LINE, checked.MAX_HEADER_BYTES)
+    assert limits == (10.0, 8192, 32768)
+    assert (checked.MAX_CONNECTIONS, checked.SHUTDOWN_GRACE) == (4096, 20.0)
+    assert checked.COMPONENT_BREAKER is True
+    assert not math.isnan(checked.HEALTH_TIMEOUT)
+
+
+def test_keys_of_the_users_own_are_allowed_and_readable(tmp_path: Path) -> None:
+    """Unknown keys pass validation and reach opa.config and the typed settings unchanged."""
+    (tmp_path / "mine.yaml").write_text("default:\n  EXAMPLE_KEY_PREFIX: shop\n  NESTED: {A: 1}\n")
+    settings = load_settings(settings_dir=tmp_path)
+    extra = typed(settings).model_extra or {}
+    assert extra["EXAMPLE_KEY_PREFIX"] == "shop" and extra["NESTED"] == {"A": 1}
+    activate(None)
+    app = build_app(settings_dir=tmp_path)
+    try:
+        assert opa_config.EXAMPLE_KEY_PREFIX == "shop"
+    finally:
+        activate(None)
+    assert (typed(app.state.opa.settings).model_extra or {})["EXAMPLE_KEY_PREFIX"] == "shop"

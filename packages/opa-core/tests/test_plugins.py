@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from opa.config import load_settings
-from opa.discovery import PluginFilter, discover, import_candidate, read_meta
+from opa.discovery import discover, import_candidate, read_meta
 from opa.errors import ConfigError, PluginError
 from opa.plugin_manager import PluginManager
 from support import make_app, write_plugin
@@ -108,11 +108,12 @@ def test_all_filters_must_pass(tmp_path: Path) -> None:
     assert [p.identity for p in manager.plugins] == [f"{folder}/beta"]
 
 
-def test_a_bad_regex_names_the_setting() -> None:
-    """An invalid regular expression in a filter names the setting."""
-    settings = {"PLUGIN_BLACKLIST_RE": "(unclosed"}
-    with pytest.raises(ConfigError, match="PLUGIN_BLACKLIST_RE"):
-        PluginFilter.from_settings(settings)
+def test_a_bad_regex_names_the_setting(tmp_path: Path) -> None:
+    """An invalid regular expression in a filter names the setting before any plugin loads."""
+    with pytest.raises(
+        ConfigError, match=r"^setting PLUGIN_BLACKLIST_RE \(OPA_PLUGIN_BLACKLIST_RE\)"
+    ):
+        manager_for(tmp_path, PLUGIN_BLACKLIST_RE="(unclosed")
 
 
 def test_a_plugin_that_fails_to_import_names_the_file_and_the_error(tmp_path: Path) -> None:

@@ -18,33 +18,28 @@ from starlette.types import Message, Receive, Scope, Send
 
 from opa import runtime
 from opa.api_docs import serve_api_docs
-from opa.body_limit import BodyLimitMiddleware, max_request_body
-from opa.config import as_list, load_settings
-from opa.errors import ComponentUnavailableError, ConfigError, OpaError, PluginError
+from opa.body_limit import BodyLimitMiddleware
+from opa.config import load_settings, typed
+from opa.errors import ComponentUnavailableError, OpaError, PluginError
 from opa.health import router as health_router
 from opa.log import log, setup_logging
 from opa.masking import mask_secrets
 from opa.plugin_manager import PluginManager
 from opa.routes import add_router
+from opa.settings_model import Settings
 from opa.validation_errors import request_validation_error
 
 
-def _cors(app: FastAPI, settings: Any) -> None:
-    origins = [str(o) for o in as_list(settings.get("CORS_ORIGINS"), "CORS_ORIGINS")]
-    if not origins:
+def _cors(app: FastAPI, settings: Settings) -> None:
+    # The settings model refused '*' together with credentials already.
+    if not settings.CORS_ORIGINS:
         return
-    credentials = bool(settings.get("CORS_ALLOW_CREDENTIALS"))
-    if credentials and "*" in origins:
-        raise ConfigError(
-            "CORS_ORIGINS contains '*' while CORS_ALLOW_CREDENTIALS is true; "
-            "list the allowed origins explicitly"
-        )
     app.add_middleware(
         CORSMiddleware,
-        allow_origins=origins,
-        allow_credentials=credentials,
-        allow_methods=as_list(settings.get("CORS_METHODS"), "CORS_METHODS"),
-        allow_headers=as_list(settings.get("CORS_HEADERS"), "CORS_HEADERS"),
+        allow_origins=settings.CORS_ORIGINS,
+        allow_credentials=settings.CORS_ALLOW_CREDENTIALS,
+        allow_methods=settings.CORS_METHODS,
+        allow_headers=settings.CORS_HEADERS,
     )
 
 
@@ -151,36 +146,36 @@ def create_app(
 ) -> FastAPI:
     """Build an opa app; *settings* override configuration keys (handy in tests)."""
     resolved = load_settings(settings_dir=settings_dir, env=env, overrides=settings)
-    setup_logging(resolved.get("LOG_LEVEL", "INFO"))
+    checked = typed(resolved)
+    setup_logging(checked.LOG_LEVEL)
     manager = PluginManager(resolved)
     runtime.activate(manager)  # plugins may read opa.config while they are imported
     manager.load()
     # SELF_HOSTED: opa serves the docs pages with their assets; otherwise FastAPI's use a CDN.
-    self_hosted = bool(resolved.get("SELF_HOSTED"))
-    docs_url = resolved.get("DOCS_URL") or None
-    redoc_url = resolved.get("REDOC_URL") or None
+    self_hosted = checked.SELF_HOSTED
+    docs_url = checked.DOCS_URL or None
+    redoc_url = checked.REDOC_URL or None
     app = FastAPI(
-        title=resolved.PROJECT_NAME,
-        description=resolved.PROJECT_DESCRIPTION,
-        version=str(resolved.PROJECT_VERSION),
+        title=checked.PROJECT_NAME,
+        description=checked.PROJECT_DESCRIPTION,
+        version=checked.PROJECT_VERSION,
         docs_url=None if self_hosted else docs_url,
         redoc_url=None if self_hosted else redoc_url,
-        openapi_url=resolved.get("OPENAPI_URL") or None,
-        root_path=resolved.get("OPENAPI_PREFIX") or "",
+        openapi_url=checked.OPENAPI_URL or None,
+        root_path=checked.OPENAPI_PREFIX,
         # Never Starlette's debug page: it shows exception text unmasked (see _server_error).
         debug=False,
         lifespan=_lifespan(manager),
     )
     app.state.opa = manager
-    body_limit = max_request_body(resolved.get("MAX_REQUEST_BODY"))
-    if body_limit is not None:
+    if checked.body_limit is not None:
         # Added before CORS, so CORS wraps it and a 413 still carries its headers.
-        app.add_middleware(BodyLimitMiddleware, limit=body_limit)
-    _cors(app, resolved)
+        app.add_middleware(BodyLimitMiddleware, limit=checked.body_limit)
+    _cors(app, checked)
     _report_startup_errors_in_one_line(app)
     app.add_exception_handler(ComponentUnavailableError, _component_unavailable)
     app.add_exception_handler(RequestValidationError, request_validation_error)
-    app.add_exception_handler(Exception, _server_error_handler(bool(resolved.get("DEBUG"))))
+    app.add_exception_handler(Exception, _server_error_handler(checked.DEBUG))
     _backend_outages(app, manager)
     for router in manager.routers:
         add_router(app, router)

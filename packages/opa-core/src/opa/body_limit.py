@@ -17,29 +17,9 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from opa.errors import ConfigError
-
-SETTING = "MAX_REQUEST_BODY"
 # HTTP/1.x frames a body only with one of these; without them there is nothing to count.
 _BODY_HEADERS = (b"content-length", b"transfer-encoding")
 _CLOSE = (b"connection", b"close")
-
-
-def max_request_body(value: Any) -> int | None:
-    """Read the ``MAX_REQUEST_BODY`` setting: bytes, or None for no limit (0 or null)."""
-    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
-        value = int(value.strip())  # an environment variable or quoted YAML
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
-        raise ConfigError(
-            f"{SETTING} must be a whole number of bytes (0 or null for no limit), "
-            f"got {type(value).__name__} {shown}"
-        )
-    if value < 0:
-        raise ConfigError(f"{SETTING} must not be negative, got {value}; use 0 for no limit")
-    return value or None
 
 
 class BodyTooLarge(HTTPException):

@@ -21,9 +21,10 @@ import yaml
 
 from opa import runtime
 from opa.components import Status
-from opa.config import load_settings
+from opa.config import load_settings, typed
 from opa.driver_registry import install_hint
 from opa.drivers import driver_is_async
+from opa.entry_errors import error_line
 from opa.errors import DriverError, OpaError
 from opa.log import log, setup_logging
 from opa.masking import mask_secrets, mask_value
@@ -37,8 +38,7 @@ class CliError(click.ClickException):
     """Ends a command with one masked ``error: ...`` line and exit status 1."""
 
     def show(self, file: Any = None) -> None:
-        message = " ".join(self.format_message().split())
-        click.echo(f"error: {mask_secrets(message)}", err=True)
+        click.echo(error_line(self.format_message()), err=True)
 
 
 class OpaGroup(click.Group):
@@ -67,9 +67,10 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def prepared_settings() -> Any:
-    """Settings from the environment the group set up, with logging routed through masking."""
+    """Settings from the environment the group set up, validated (a bad one ends the command
+    with one line), with logging routed through masking."""
     settings = load_settings()
-    setup_logging(str(settings.get("LOG_LEVEL", "INFO")))
+    setup_logging(typed(settings).LOG_LEVEL)
     return settings
 
 
@@ -247,6 +248,7 @@ def new_driver(name: str, directory: Path, is_async: bool) -> None:
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def worker(args: tuple[str, ...]) -> None:
     """A Celery worker on the same plugins and settings; arguments go to the worker."""
+    prepared_settings()  # a bad setting ends here in one line, before Celery is imported
     try:
         module: Any = importlib.import_module("opa_driver_celery.worker")
     except ModuleNotFoundError as exc:

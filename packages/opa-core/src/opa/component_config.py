@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from opa.errors import ConfigError, OptionsError
+from opa.errors import OptionsError
+from opa.setting_errors import bad_setting, one_line, validation_problems
 
+SETTING = "OPTIONAL_COMPONENTS"
 LOAD_VALUES = ("auto", "yes", "no")
 COMPONENT_KEYS = {"LOAD", "DRIVER", "OPTS", "TIMEOUT"}
+MAX_TIMEOUT = 3600
 _MERGE_MARKERS = {"DYNACONF_MERGE", "DYNACONF_MERGE_UNIQUE"}
 
 
@@ -26,20 +30,11 @@ class ComponentSpec:
     timeout: float = 10.0
 
 
-def _kind(value: Any) -> str:
-    """The plain Python name of *value*'s type; dynaconf's containers (DataList, Box) are
-    subclasses of list and dict, and their names mean nothing to the user."""
-    for plain in (bool, int, float, str, bytes, list, tuple, Mapping):
-        if isinstance(value, plain):
-            return "mapping" if plain is Mapping else plain.__name__
-    return "null" if value is None else type(value).__name__
-
-
 def _upper_keys(value: Mapping[str, Any]) -> dict[str, Any]:
     return {str(k).upper(): v for k, v in value.items() if str(k).upper() not in _MERGE_MARKERS}
 
 
-def _load_value(name: str, raw: Any) -> str:
+def _load_value(key: str, raw: Any) -> str:
     # YAML reads yes/no as booleans; accept them as the words they were.
     if raw is True:
         return "yes"
@@ -47,23 +42,21 @@ def _load_value(name: str, raw: Any) -> str:
         return "no"
     value = str(raw if raw is not None else "auto").strip().lower()
     if value not in LOAD_VALUES:
-        raise ConfigError(
-            f"component {name!r}: LOAD is {raw!r}; expected one of {', '.join(LOAD_VALUES)}"
-        )
+        raise bad_setting([SETTING, key, "LOAD"], f"one of {', '.join(LOAD_VALUES)}", raw)
     return value
 
 
-def _timeout(name: str, raw: Any, default: float) -> float:
+def _timeout(key: str, raw: Any, default: float) -> float:
     if raw is None:
         return default
     try:
         value = float(raw)
-    except (TypeError, ValueError):
-        raise ConfigError(
-            f"component {name!r}: TIMEOUT is {raw!r}; expected a number of seconds"
-        ) from None
-    if not 0 < value <= 3600:
-        raise ConfigError(f"component {name!r}: TIMEOUT must be between 0 and 3600 seconds")
+    except (TypeError, ValueError, OverflowError):
+        value = math.nan
+    if isinstance(raw, bool) or not 0 < value <= MAX_TIMEOUT:
+        raise bad_setting(
+            [SETTING, key, "TIMEOUT"], f"a number of seconds above 0 and at most {MAX_TIMEOUT}", raw
+        )
     return value
 
 
@@ -72,38 +65,41 @@ def parse_components(raw: Any, default_timeout: float) -> list[ComponentSpec]:
     if raw is None:
         return []
     if not isinstance(raw, Mapping):
-        raise ConfigError(f"OPTIONAL_COMPONENTS must be a mapping, got {_kind(raw)}")
+        raise bad_setting([SETTING], "a mapping of component names to their settings", raw)
     specs: list[ComponentSpec] = []
-    for key, value in raw.items():
-        if str(key).upper() in _MERGE_MARKERS:
+    for raw_key, value in raw.items():
+        key = str(raw_key)
+        if key.upper() in _MERGE_MARKERS:
             continue
-        name = str(key).lower()
+        name = key.lower()
         if not isinstance(value, Mapping):
-            raise ConfigError(
-                f"component {name!r} must be a mapping with LOAD, DRIVER and OPTS, "
-                f"got {_kind(value)}"
-            )
+            raise bad_setting([SETTING, key], "a mapping with LOAD, DRIVER and OPTS", value)
         entry = _upper_keys(value)
         unknown = sorted(set(entry) - COMPONENT_KEYS)
         if unknown:
-            raise ConfigError(
-                f"component {name!r} has unknown keys {', '.join(unknown)}; "
-                f"expected {', '.join(sorted(COMPONENT_KEYS))} (driver options go under OPTS)"
+            raise bad_setting(
+                [SETTING, key, unknown[0]],
+                f"only {', '.join(sorted(COMPONENT_KEYS))} in a component "
+                "(driver options go under OPTS)",
+                entry[unknown[0]],
+                show_value=False,
             )
-        load = _load_value(name, entry.get("LOAD"))
+        load = _load_value(key, entry.get("LOAD"))
         driver = entry.get("DRIVER")
         if load != "no" and not (isinstance(driver, str) and driver.strip()):
-            raise ConfigError(f"component {name!r} has no DRIVER; name the driver to use")
+            raise bad_setting([SETTING, key, "DRIVER"], "the name of the driver to use", driver)
         opts = entry.get("OPTS") or {}
         if not isinstance(opts, Mapping):
-            raise ConfigError(f"component {name!r}: OPTS must be a mapping of driver options")
+            raise bad_setting(
+                [SETTING, key, "OPTS"], "a mapping of driver options", opts, show_value=False
+            )
         specs.append(
             ComponentSpec(
                 name=name,
                 load=load,
                 driver=str(driver or "").strip().lower(),
                 opts=_upper_keys(opts),
-                timeout=_timeout(name, entry.get("TIMEOUT"), default_timeout),
+                timeout=_timeout(key, entry.get("TIMEOUT"), default_timeout),
             )
         )
     return specs
@@ -114,10 +110,7 @@ def validate_options(spec: ComponentSpec, model: type[BaseModel]) -> BaseModel:
     try:
         return model.model_validate(spec.opts)
     except ValidationError as exc:
-        problems = []
-        for error in exc.errors(include_input=False, include_url=False):
-            where = ".".join(str(part) for part in error["loc"]) or "OPTS"
-            problems.append(f"option {where}: {error['msg']}")
+        problems = validation_problems(exc, [SETTING, spec.name, "OPTS"], show_value=False)
         raise OptionsError(
-            f"component {spec.name!r} (driver {spec.driver}): invalid OPTS: " + "; ".join(problems)
+            f"component {spec.name!r} (driver {spec.driver}): {one_line(problems)}"
         ) from None

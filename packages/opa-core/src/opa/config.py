@@ -1,7 +1,10 @@
 """Configuration: dynaconf with environments, ``OPA_`` variables and a settings folder.
 
 Load order: opa's own defaults, then every settings file in the settings folder
-(sorted by name), then ``OPA_*`` environment variables, then explicit overrides.
+(sorted by name), then ``OPA_*`` environment variables, then explicit overrides. The
+result is validated against :class:`opa.settings_model.Settings` before anything reads
+it, so every entry (the CLI, ``opa.main``, the worker, ``create_app``) refuses a bad
+setting the same way; :func:`typed` gives the checked values.
 """
 
 from __future__ import annotations
@@ -10,14 +13,20 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from dynaconf import Dynaconf
+from dynaconf.utils.parse_conf import DynaconfParseError
 
 from opa.errors import ConfigError
+from opa.settings_model import Settings, validate_settings
 
 DEFAULTS_FILE = Path(__file__).with_name("default_settings.yaml")
 SETTINGS_SUFFIXES = (".yaml", ".yml", ".toml", ".json", ".ini", ".py")
 DEFAULT_ENV = "prod"
+
+# The typed settings of each settings object load_settings made, for as long as it lives.
+_typed: WeakKeyDictionary[Any, Settings] = WeakKeyDictionary()
 
 
 def settings_dir_from_environ() -> Path:
@@ -46,7 +55,8 @@ def load_settings(
     env: str | None = None,
     overrides: Mapping[str, Any] | None = None,
 ) -> Any:
-    """Build the settings object; *overrides* replace keys after everything else loaded."""
+    """Build the settings object and validate it; *overrides* replace keys after everything
+    else loaded. A bad setting is a :class:`ConfigError` in one line naming it."""
     folder = Path(settings_dir) if settings_dir is not None else settings_dir_from_environ()
     try:
         settings = Dynaconf(
@@ -61,20 +71,30 @@ def load_settings(
             settings.setenv(env)
         for key, value in (overrides or {}).items():
             settings.set(key, value)
-        settings.get("PROJECT_NAME")  # force the lazy load so errors surface here
-    except ConfigError:
-        raise
-    except Exception as exc:  # dynaconf raises many types for unreadable files
-        raise ConfigError(f"cannot read the settings in {folder}: {exc}") from exc
+        # Also evaluates lazy values (@format, @jinja), so their errors surface here.
+        values = settings.as_dict()
+    except Exception as exc:  # dynaconf raises many types for unreadable files and values
+        raise ConfigError(
+            f"cannot read the settings (the files in {folder} and the OPA_ variables): "
+            f"{_unreadable(exc)}"
+        ) from exc
+    _typed[settings] = validate_settings(values)
     return settings
 
 
-def as_list(value: Any, key: str) -> list[Any]:
-    """Read a list setting that may also arrive as one string from an environment variable."""
-    if value is None or value == "":
-        return []
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, list | tuple):
-        return list(value)
-    raise ConfigError(f"setting {key} must be a list or a string, got {type(value).__name__}")
+def _unreadable(exc: Exception) -> str:
+    if isinstance(exc, DynaconfParseError):
+        # Its text quotes the value, which may be a secret (OPA_SECRET_KEY='@int ...').
+        return (
+            "a value marked @int, @float, @bool or @json does not convert "
+            "(the value is not shown: it may be a secret)"
+        )
+    return f"{type(exc).__name__}: {exc}"
+
+
+def typed(settings: Any) -> Settings:
+    """The validated, typed values of *settings* (an object :func:`load_settings` made)."""
+    found = _typed.get(settings)
+    if found is None:
+        found = _typed[settings] = validate_settings(settings.as_dict())
+    return found

@@ -16,10 +16,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from opa.errors import ConfigError, PluginError
+from opa.errors import PluginError
 from opa.log import log
+
+if TYPE_CHECKING:
+    from opa.settings_model import Settings
 
 
 @dataclass(frozen=True)
@@ -86,15 +89,6 @@ def discover(paths: Iterable[Path]) -> list[Candidate]:
     return list(found.values())
 
 
-def _compile(setting: str, pattern: str) -> re.Pattern[str] | None:
-    if not pattern:
-        return None
-    try:
-        return re.compile(pattern)
-    except re.error as exc:
-        raise ConfigError(f"setting {setting} is not a valid regular expression: {exc}") from exc
-
-
 @dataclass(frozen=True)
 class PluginFilter:
     """The six white/black filters; each passes when unset, and all must pass."""
@@ -107,19 +101,19 @@ class PluginFilter:
     blacklist_tags: frozenset[str] = frozenset()
 
     @classmethod
-    def from_settings(cls, settings: Any) -> PluginFilter:
-        from opa.config import as_list
+    def from_settings(cls, settings: Settings) -> PluginFilter:
+        """The filters of validated settings (the expressions compiled there already)."""
 
-        def strings(key: str) -> frozenset[str]:
-            return frozenset(str(v) for v in as_list(settings.get(key), key))
+        def pattern(expression: str) -> re.Pattern[str] | None:
+            return re.compile(expression) if expression else None
 
         return cls(
-            whitelist=strings("PLUGIN_WHITELIST_LIST"),
-            whitelist_re=_compile("PLUGIN_WHITELIST_RE", settings.get("PLUGIN_WHITELIST_RE") or ""),
-            whitelist_tags=strings("PLUGIN_WHITELIST_TAGS"),
-            blacklist=strings("PLUGIN_BLACKLIST_LIST"),
-            blacklist_re=_compile("PLUGIN_BLACKLIST_RE", settings.get("PLUGIN_BLACKLIST_RE") or ""),
-            blacklist_tags=strings("PLUGIN_BLACKLIST_TAGS"),
+            whitelist=frozenset(settings.PLUGIN_WHITELIST_LIST),
+            whitelist_re=pattern(settings.PLUGIN_WHITELIST_RE),
+            whitelist_tags=frozenset(settings.PLUGIN_WHITELIST_TAGS),
+            blacklist=frozenset(settings.PLUGIN_BLACKLIST_LIST),
+            blacklist_re=pattern(settings.PLUGIN_BLACKLIST_RE),
+            blacklist_tags=frozenset(settings.PLUGIN_BLACKLIST_TAGS),
         )
 
     def accepts(self, identity: str, tags: set[str]) -> bool:

@@ -1,5 +1,11 @@
-"""``uvicorn opa.main:app`` serves the app configured by the environment and settings folder."""
+"""``uvicorn opa.main:app`` serves the app configured by the environment and settings folder.
+
+A bad setting (or any other opa error while building the app) ends the process with one
+``error: ...`` line and status 1, not uvicorn's traceback of the import.
+"""
 
 from opa.app import create_app
+from opa.entry_errors import exit_on_opa_error
 
-app = create_app()
+with exit_on_opa_error():
+    app = create_app()

@@ -15,9 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter
 
-from opa.component_config import parse_components
 from opa.components import Component, Components
-from opa.config import as_list
+from opa.config import typed
 from opa.discovery import Candidate, PluginFilter, discover, import_candidate, put_on_sys_path
 from opa.driver_registry import DriverRegistry
 from opa.drivers import Driver
@@ -78,8 +77,9 @@ def collect(identity: str, module: ModuleType) -> LoadedPlugin:
 
 def plugin_paths(settings: Any) -> list[Path]:
     """The configured plugin folders, then the demo folder when ``DEMO_PLUGINS`` is on."""
-    paths = [Path(p).expanduser() for p in as_list(settings.get("PLUGIN_PATHS"), "PLUGIN_PATHS")]
-    if settings.get("DEMO_PLUGINS"):
+    checked = typed(settings)
+    paths = [Path(p).expanduser() for p in checked.PLUGIN_PATHS]
+    if checked.DEMO_PLUGINS:
         paths.append(DEMO_PLUGINS_FOLDER)
     return paths
 
@@ -92,15 +92,13 @@ class PluginManager:
         self.plugins: list[LoadedPlugin] = []
         self.hooks = HookRegistry()
         self.drivers = DriverRegistry(installed_drivers)
-        specs = parse_components(
-            settings.get("OPTIONAL_COMPONENTS"), float(settings.get("COMPONENT_TIMEOUT", 10))
-        )
+        checked = typed(settings)
         self.components = Components(
-            specs,
+            list(checked.OPTIONAL_COMPONENTS),
             self.drivers,
-            check_timeout=float(settings.get("COMPONENT_CHECK_TIMEOUT", 1)),
-            health_timeout=float(settings.get("HEALTH_TIMEOUT", 2)),
-            shutdown_timeout=float(settings.get("SHUTDOWN_TIMEOUT", 5)),
+            check_timeout=checked.COMPONENT_CHECK_TIMEOUT,
+            health_timeout=checked.HEALTH_TIMEOUT,
+            shutdown_timeout=checked.SHUTDOWN_TIMEOUT,
         )
 
     @property
@@ -120,7 +118,7 @@ class PluginManager:
         """Plugin candidates that pass the filters, in load order."""
         paths = plugin_paths(self.settings)
         found = discover(paths)
-        plugin_filter = PluginFilter.from_settings(self.settings)
+        plugin_filter = PluginFilter.from_settings(typed(self.settings))
         accepted = [c for c in found if plugin_filter.accepts(c.identity, c.tags)]
         for candidate in found:
             if candidate not in accepted:
@@ -137,7 +135,7 @@ class PluginManager:
         for candidate in self.candidates():
             self.plugins.append(collect(candidate.identity, import_candidate(candidate)))
             log.debug("plugin {} loaded", candidate.identity)
-        if self.settings.get("PLUGIN_ENTRY_POINTS", True):
+        if typed(self.settings).PLUGIN_ENTRY_POINTS:
             self._load_entry_point_plugins()
         for plugin in self.plugins:
             for definition in plugin.hook_definitions:
@@ -153,7 +151,7 @@ class PluginManager:
             self.components.resolve(sync_only=sync_only)
 
     def _load_entry_point_plugins(self) -> None:
-        plugin_filter = PluginFilter.from_settings(self.settings)
+        plugin_filter = PluginFilter.from_settings(typed(self.settings))
         for entry_point in entry_points(group=PLUGIN_ENTRY_POINT_GROUP):
             distribution = entry_point.dist.name if entry_point.dist else "unknown"
             identity = f"{distribution}/{entry_point.name}"
