@@ -236,7 +236,7 @@ def test_config_error_is_one_line(tmp_path: Path, command: str) -> None:
         ("OPA_HEALTH_TIMEOUT", "[1,2]", "seconds above 0 and at most 3600; found list"),
         ("OPA_HEALTH_TIMEOUT", "-1", "seconds above 0 and at most 3600; found int -1"),
         ("OPA_DOCS_URL", "nosl", "or empty to turn it off; found str 'nosl'"),
-        ("OPA_SECRET_KEY", "1234567890", "'@str 0123...'); found int"),
+        ("OPA_SECRET_KEY", "1234567890", "as in '@str 0123...'); found int"),
     ],
 )
 def test_a_bad_top_level_setting_ends_every_command_with_one_line(
@@ -397,8 +397,8 @@ def machine_free_environment(**variables: str) -> dict[str, str]:
         (
             "OPA_SECRET_KEY",
             "123456789",
-            "error: setting SECRET_KEY (OPA_SECRET_KEY): expected a string (a key made of digits "
-            "needs @str: OPA_SECRET_KEY='@str 0123...'); found int",
+            "error: setting SECRET_KEY (OPA_SECRET_KEY): expected a string (digits alone are "
+            "read as a number: prefix them with @str, as in '@str 0123...'); found int",
         ),
     ],
 )

@@ -148,7 +148,10 @@ class Settings(BaseModel):
     SELF_HOSTED: bool = Field(description="true or false")
     # Strict: digits read as a number are refused rather than quietly turned into a key.
     SECRET_KEY: Annotated[str, BeforeValidator(_empty_if_null), Strict()] = Field(
-        description="a string (a key made of digits needs @str: OPA_SECRET_KEY='@str 0123...')"
+        description=(
+            "a string (digits alone are read as a number: prefix them with @str, "
+            "as in '@str 0123...')"
+        )
     )
     MAX_REQUEST_BODY: Annotated[int, BeforeValidator(_zero_if_null)] = Field(
         ge=0, description="a whole number of bytes, or 0 or null for no limit"

@@ -126,7 +126,7 @@ def _secret_key() -> bytes:
     if not isinstance(raw, str):
         raise ConfigError(
             f"SECRET_KEY must be a string, got {type(raw).__name__}; {how} "
-            "(prefix a value made of digits with @str, e.g. OPA_SECRET_KEY='@str 0123...')"
+            "(prefix a value made of digits with @str, as in '@str 0123...')"
         )
     if raw:
         if env != "dev" and len(raw) < MIN_KEY_LENGTH:
