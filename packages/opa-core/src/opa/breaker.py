@@ -1,0 +1,174 @@
+"""The component breaker: a backend that fails while serving is marked down, then pinged back.
+
+Without it, every request to a stalled backend waits out the driver's socket timeout. With
+it, an outage error makes opa ping the component (bounded by ``HEALTH_TIMEOUT``); when the
+ping fails too, the component is down and ``get_instance`` answers 503 at once. One task per
+component keeps pinging, with a growing pause between pings, until the backend answers; the
+component is then served again, without a restart.
+
+The ping before marking is what keeps a healthy component up when another component's
+driver raises the same exception type (two Redis drivers both raise redis' ConnectionError),
+or when one error was passing. It runs on the serving event loop only: a worker or a shell
+has no breaker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from opa.driver_calls import ping_failure, start_driver_call
+from opa.errors import ConfigError
+from opa.log import log
+
+if TYPE_CHECKING:
+    from opa.components import Component
+
+
+@dataclass(frozen=True)
+class BreakerSettings:
+    """The pauses between the pings of a down component: the first, and the longest."""
+
+    first_pause: float
+    longest_pause: float
+
+
+def _seconds(settings: Mapping[str, Any], key: str, default: float) -> float:
+    raw = settings.get(key, default)
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        value = math.nan
+    if isinstance(raw, bool) or not (math.isfinite(value) and value > 0):
+        raise ConfigError(
+            f"{key} (environment variable OPA_{key}) must be a positive number of seconds, "
+            f"got {type(raw).__name__}"
+        )
+    return value
+
+
+def breaker_settings(settings: Mapping[str, Any]) -> BreakerSettings | None:
+    """The breaker's settings, or None when ``COMPONENT_BREAKER`` turns it off."""
+    if not settings.get("COMPONENT_BREAKER", True):
+        return None
+    first = _seconds(settings, "COMPONENT_PROBE_INTERVAL", 0.5)
+    longest = _seconds(settings, "COMPONENT_PROBE_MAX_INTERVAL", 5.0)
+    if longest < first:
+        raise ConfigError(
+            f"COMPONENT_PROBE_MAX_INTERVAL ({longest:g}s) is shorter than "
+            f"COMPONENT_PROBE_INTERVAL ({first:g}s); raise the first or lower the second"
+        )
+    return BreakerSettings(first, longest)
+
+
+class Breaker:
+    """Marks the components of one app down on an outage and pings each back, one task each."""
+
+    def __init__(self, settings: BreakerSettings, ping_timeout: float) -> None:
+        self.settings = settings
+        self.ping_timeout = ping_timeout
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._watches: dict[str, asyncio.Task[None]] = {}
+        # A sync ping that outlived its bound: its thread cannot be stopped, so the next
+        # ping waits on it instead of taking another thread.
+        self._pings: dict[str, asyncio.Future[Any]] = {}
+
+    @property
+    def armed(self) -> bool:
+        """True while an app serves: between its components' start and their stop."""
+        return self._loop is not None
+
+    def arm(self) -> None:
+        """Start watching, on the running loop (the app's, once its components connected)."""
+        self._loop = asyncio.get_running_loop()
+
+    async def disarm(self) -> None:
+        """Stop every ping task; called at shutdown, before the components disconnect."""
+        self._loop = None
+        watches = list(self._watches.values())
+        for task in watches:
+            task.cancel()
+        await asyncio.gather(*watches, return_exceptions=True)
+        self._watches.clear()
+        self._pings.clear()
+
+    def suspect(self, component: Component) -> None:
+        """An outage error was seen for *component*: ping it, and mark it down if it fails.
+
+        Safe from any thread (a sync route runs in a worker thread); does nothing when the
+        breaker is not armed.
+        """
+        loop = self._loop
+        if loop is None:
+            return
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._watch(component)
+        else:
+            loop.call_soon_threadsafe(self._watch, component)
+
+    def trip(self, component: Component, problem: str) -> None:
+        """A ping of *component* just failed (``/health``'s): mark it down and ping it back."""
+        if self._loop is None:
+            return
+        self._mark_down(component, problem)
+        self._watch(component)
+
+    def _watch(self, component: Component) -> None:
+        if self._loop is None or not component.connected or component.name in self._watches:
+            return
+        task = self._loop.create_task(
+            self._ping_until_up(component), name=f"opa-breaker-{component.name}"
+        )
+        self._watches[component.name] = task
+        task.add_done_callback(lambda _: self._watches.pop(component.name, None))
+
+    async def _ping_until_up(self, component: Component) -> None:
+        pause = self.settings.first_pause
+        problem = await self._ping(component)
+        while problem is not None:
+            self._mark_down(component, problem)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, self.settings.longest_pause)
+            problem = await self._ping(component)
+        since = component.down_since
+        if component.mark_up():
+            seconds = time.monotonic() - since if since is not None else 0.0
+            log.warning(
+                "component {!r} answers again after {:.1f}s down; serving it",
+                component.name,
+                seconds,
+            )
+
+    async def _ping(self, component: Component) -> str | None:
+        """None when the component's driver answers a ping within the bound, else why not."""
+        driver = component.driver
+        if driver is None:
+            return "not connected"
+        ping = self._pings.pop(component.name, None) or start_driver_call(driver, driver.ping)
+        done, _ = await asyncio.wait({ping}, timeout=self.ping_timeout)
+        if not done:
+            if component.is_async:
+                ping.cancel()
+            else:
+                self._pings[component.name] = ping
+            return ping_failure(None, self.ping_timeout)
+        error = ping.exception()
+        return None if error is None else ping_failure(error, self.ping_timeout)
+
+    def _mark_down(self, component: Component, problem: str) -> None:
+        if component.mark_down(problem):
+            log.warning(
+                "component {!r} is down: {}; its requests answer 503 until it answers a ping "
+                "(every {:g}s at most; COMPONENT_BREAKER: false turns this off)",
+                component.name,
+                problem,
+                self.settings.longest_pause,
+            )
