@@ -60,7 +60,7 @@ def breaker_settings(settings: Mapping[str, Any]) -> BreakerSettings | None:
     if longest < first:
         raise ConfigError(
             f"COMPONENT_PROBE_MAX_INTERVAL ({longest:g}s) is shorter than "
-            f"COMPONENT_PROBE_INTERVAL ({first:g}s); raise the first or lower the second"
+            f"COMPONENT_PROBE_INTERVAL ({first:g}s); raise the longest or lower the first"
         )
     return BreakerSettings(first, longest)
 
