@@ -272,7 +272,7 @@ class Components:
                 )
             component.status, component.detail = Status.SKIPPED, "unreachable"
             log.warning(
-                "skipping component {!r} ({}): {}; set its LOAD to no if it is not wanted",
+                "skipping component {!r} ({}): {} (set its LOAD to no if it is not wanted)",
                 spec.name,
                 target,
                 mask_secrets(problem),
