@@ -7,10 +7,6 @@ is shared); the figures printed (`pytest -s`) are what docs/reliability.md repor
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
-import tempfile
 import threading
 import time
 import uuid
@@ -18,81 +14,28 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import quantiles
-from typing import Any
 
 import httpx
 import pytest
-import redis
 from faults import OpaRun, write_settings
 
 from opa.testing.fixtures import skip_or_fail
-from opa.testing.services import (
-    LOCALHOST,
-    ServiceUnavailable,
-    free_port,
-    redis_answers,
-    redis_server_binary,
-    spawn,
-    stop_process,
-    wait_until_ready,
-)
+from opa.testing.services import LOCALHOST, RedisServer, ServiceUnavailable, TestServices, free_port
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "redis"
 ROUTES = ("/counter-sync", "/counter-async")
 COMPONENTS = ("walrus", "aioredis")
+# Shorter than the drivers' default (5 s), so the first wave leaves most of the stall to
+# measure the 503s of the components marked down.
 SOCKET_TIMEOUT = 2.0
 HEALTH_TIMEOUT = 1.0
 STALL = 10.0
 CLIENTS = 8
-# A 503 from a component marked down is a dictionary read away; "milliseconds", generously.
+# A 503 from a component marked down is a dictionary read away: "milliseconds", generously,
+# for the 99th percentile; every one of them well under SOCKET_TIMEOUT.
 AT_ONCE = 0.5
 # Python start-up, a loaded CI machine.
 SLACK = 15.0
-
-
-class PausableRedis:
-    """A private redis-server that the test may SIGSTOP; never the shared one.
-
-    redis-server cannot be told to pick its own port, so a free one is chosen and a bind
-    failure (another process took it meanwhile) is retried on another; the server that
-    answers must report our process id, so a stranger's Redis is never used.
-    """
-
-    TRIES = 5
-
-    def __init__(self) -> None:
-        self.folder = Path(tempfile.mkdtemp(prefix="opa-breaker-"))
-        self.process, self.port = self._start()
-        self.url = f"redis://{LOCALHOST}:{self.port}/0"
-
-    def _start(self) -> tuple[Any, int]:
-        for _ in range(self.TRIES):
-            port = free_port()
-            command = [redis_server_binary(), "--port", str(port), "--bind", LOCALHOST]
-            command += ["--save", "", "--appendonly", "no", "--dir", str(self.folder)]
-            command += ["--logfile", ""]
-            process, log = spawn(command, self.folder, f"redis-{port}.log")
-            try:
-                wait_until_ready(lambda p=port: redis_answers(p), process, f"redis:{port}", log)
-            except ServiceUnavailable:
-                stop_process(process)
-                continue
-            with redis.Redis(host=LOCALHOST, port=port) as client:
-                if process.poll() is None and client.info("server")["process_id"] == process.pid:
-                    return process, port
-            stop_process(process)
-        raise ServiceUnavailable(f"no private redis-server started in {self.TRIES} tries")
-
-    def pause(self) -> None:
-        os.kill(self.process.pid, signal.SIGSTOP)
-
-    def resume(self) -> None:
-        os.kill(self.process.pid, signal.SIGCONT)
-
-    def close(self) -> None:
-        self.resume()
-        stop_process(self.process)
-        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 @dataclass(frozen=True)
@@ -174,15 +117,13 @@ def figure(row: str, **values: float | int | str) -> None:
 
 
 @pytest.fixture
-def private_redis() -> Iterator[PausableRedis]:
-    try:
-        server = PausableRedis()
-    except ServiceUnavailable as error:
-        skip_or_fail(str(error))
-    try:
-        yield server
-    finally:
-        server.close()
+def private_redis() -> Iterator[RedisServer]:
+    """A private Redis this test may pause; never the shared one."""
+    with TestServices() as services:
+        try:
+            yield services.start_redis()
+        except ServiceUnavailable as error:
+            skip_or_fail(str(error))
 
 
 def serve(redis_url: str, tmp_path: Path, breaker: bool) -> OpaRun:
@@ -208,7 +149,7 @@ def serve(redis_url: str, tmp_path: Path, breaker: bool) -> OpaRun:
 
 @pytest.mark.timeout(180)
 def test_a_stalled_redis_fails_fast_after_the_first_wave_and_recovers(
-    private_redis: PausableRedis, tmp_path: Path
+    private_redis: RedisServer, tmp_path: Path
 ) -> None:
     """Redis SIGSTOPped for 10 s under load: after the first wave both components are down,
     every request answers 503 at once and /health says down; after SIGCONT the same process
@@ -238,13 +179,15 @@ def test_a_stalled_redis_fails_fast_after_the_first_wave_and_recovers(
     assert len(while_down) > 100, len(while_down)
     assert {o.status for o in while_down} == {503}
     seconds = sorted(o.seconds for o in while_down)
-    assert seconds[-1] < AT_ONCE, f"a 503 while down took {seconds[-1]:.3f}s"
+    cuts = quantiles(seconds, n=100)
+    assert cuts[98] < AT_ONCE, f"the 99th percentile of the 503s while down is {cuts[98]:.3f}s"
+    assert seconds[-1] < SOCKET_TIMEOUT, f"a 503 while down took {seconds[-1]:.3f}s"
     after = [o for o in outcomes if o.started > ok]
     assert after and {o.status for o in after} == {200}
     first_wave = [o for o in outcomes if stalled <= o.started < down and o.status == 503]
-    cuts = quantiles(seconds, n=100)
     figure(
         "redis-stall-breaker",
+        slowest=seconds[-1],
         marked_down_after=down - stalled,
         first_wave=len(first_wave),
         slowest_first_wave=max((o.seconds for o in first_wave), default=0.0),
@@ -257,12 +200,12 @@ def test_a_stalled_redis_fails_fast_after_the_first_wave_and_recovers(
 
 @pytest.mark.timeout(180)
 def test_with_the_breaker_off_a_stalled_redis_holds_every_request(
-    private_redis: PausableRedis, tmp_path: Path
+    private_redis: RedisServer, tmp_path: Path
 ) -> None:
     """COMPONENT_BREAKER false: during the stall every request waits SOCKET_TIMEOUT before its
     503, /health says unavailable, and after SIGCONT the app serves again (today's way)."""
     run = serve(private_redis.url, tmp_path, breaker=False)
-    stall = 3 * SOCKET_TIMEOUT
+    stall = SOCKET_TIMEOUT + 3.0  # long enough for requests that start and end inside it
     try:
         with Load(run.port) as load:
             time.sleep(1.0)
