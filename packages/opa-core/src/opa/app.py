@@ -68,9 +68,8 @@ async def _component_unavailable(request: Request, exc: Exception) -> JSONRespon
 def _backend_outages(app: FastAPI, manager: PluginManager) -> None:
     """Answer each driver's "server is gone" exceptions with 503 naming the components.
 
-    With ``COMPONENT_BREAKER`` on, each component whose driver names the exception is also
-    reported to the breaker, which pings it and marks it down only when the ping fails too:
-    a healthy component whose driver raises the same type stays up.
+    With ``COMPONENT_BREAKER`` on, the components whose driver names the exception are also
+    reported to the breaker, which marks down the one the request used (see opa.breaker).
     """
     settings = breaker_settings(manager.settings)
     if settings is not None:
@@ -86,9 +85,10 @@ def _backend_outages(app: FastAPI, manager: PluginManager) -> None:
 
         async def handler(request: Request, exc: Exception, detail: str = detail) -> JSONResponse:
             log.warning("{}: {}", detail, f"{type(exc).__name__}: {exc}")
-            for component, owned in errors:
-                if isinstance(exc, owned):
-                    component.report_outage()
+            breaker = manager.components.breaker
+            if breaker is not None:
+                owners = [component for component, owned in errors if isinstance(exc, owned)]
+                breaker.outage_in_request(exc, owners)
             return JSONResponse({"detail": detail}, status_code=503)
 
         app.add_exception_handler(error, handler)

@@ -1,15 +1,17 @@
 """The component breaker: a backend that fails while serving is marked down, then pinged back.
 
 Without it, every request to a stalled backend waits out the driver's socket timeout. With
-it, an outage error makes opa ping the component (bounded by ``HEALTH_TIMEOUT``); when the
-ping fails too, the component is down and ``get_instance`` answers 503 at once. One task per
-component keeps pinging, with a growing pause between pings, until the backend answers; the
-component is then served again, without a restart.
+it, the first outage error marks the component down, and ``get_instance`` answers 503 at
+once. One task per component then pings it (each ping bounded by ``HEALTH_TIMEOUT``), at
+once and then with a growing pause, until the backend answers; the component is then served
+again, without a restart. A passing error thus costs a few milliseconds of 503s.
 
-The ping before marking is what keeps a healthy component up when another component's
-driver raises the same exception type (two Redis drivers both raise redis' ConnectionError),
-or when one error was passing. It runs on the serving event loop only: a worker or a shell
-has no breaker.
+An outage error is put down to a component when the error's traceback holds that
+component's instance (the route's variable, the client's own ``self``). When it holds none,
+as when code kept a sub-object of the client, every component whose driver names the
+error's type is pinged first and marked down only if the ping fails too: two Redis
+components both raise redis' ConnectionError, and the healthy one must stay up. It all runs
+on the serving event loop: a worker or a shell has no breaker.
 """
 
 from __future__ import annotations
@@ -114,8 +116,22 @@ class Breaker:
         else:
             loop.call_soon_threadsafe(self._watch, component)
 
+    def outage_in_request(self, error: BaseException, owners: list[Component]) -> None:
+        """A request failed with *error*, an outage error of each of *owners*' drivers.
+
+        Called on the loop (by the app's exception handler). The owners whose instance the
+        traceback holds are marked down now; the others are pinged first.
+        """
+        used = held_by_traceback(error, owners)
+        for component in owners:
+            if component.name in used:
+                self.trip(component, f"{type(error).__name__} in a request")
+            else:
+                self.suspect(component)
+
     def trip(self, component: Component, problem: str) -> None:
-        """A ping of *component* just failed (``/health``'s): mark it down and ping it back."""
+        """*component*'s backend just failed (a request, a ``/health`` ping): mark it down
+        and ping it back."""
         if self._loop is None:
             return
         self._mark_down(component, problem)
@@ -172,3 +188,25 @@ class Breaker:
                 problem,
                 self.settings.longest_pause,
             )
+
+
+def held_by_traceback(error: BaseException, components: list[Component]) -> set[str]:
+    """Names of the *components* whose instance a frame of *error*'s traceback holds.
+
+    Only run for an outage error, so reading each frame's variables costs nothing on the
+    path of a request that succeeds.
+    """
+    held: list[tuple[object, str]] = []
+    for component in components:
+        driver = component.driver
+        if driver is not None and component.connected:
+            for instance in (driver.instance, driver.get_instance()):
+                if instance is not None:
+                    held.append((instance, component.name))
+    found: set[str] = set()
+    trace = error.__traceback__
+    while trace is not None:
+        for value in trace.tb_frame.f_locals.values():
+            found.update(name for instance, name in held if value is instance)
+        trace = trace.tb_next
+    return found
