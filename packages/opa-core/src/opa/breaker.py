@@ -168,14 +168,24 @@ class Breaker:
         driver = component.driver
         if driver is None:
             return "not connected"
-        ping = self._pings.pop(component.name, None) or start_driver_call(driver, driver.ping)
-        done, _ = await asyncio.wait({ping}, timeout=self.ping_timeout)
+        ping = self._pings.pop(component.name, None)
+        try:
+            ping = ping or start_driver_call(driver, driver.ping)
+            done, _ = await asyncio.wait({ping}, timeout=self.ping_timeout)
+        except asyncio.CancelledError:  # shutdown: an async ping must not outlive the loop
+            if ping is not None and component.is_async:
+                ping.cancel()
+            raise
+        except Exception as exc:  # the driver threads are gone (interpreter exit), say
+            return ping_failure(exc, self.ping_timeout)
         if not done:
             if component.is_async:
                 ping.cancel()
             else:
                 self._pings[component.name] = ping
             return ping_failure(None, self.ping_timeout)
+        if ping.cancelled():
+            return "ping cancelled"
         error = ping.exception()
         return None if error is None else ping_failure(error, self.ping_timeout)
 
