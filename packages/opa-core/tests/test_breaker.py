@@ -22,7 +22,9 @@ PLUGIN = """
 import asyncio
 import socket
 
-from opa import ComponentUnavailableError, Driver, get_component, get_instance, get_router
+from typing import Annotated, Any
+
+from opa import ComponentUnavailableError, Driver, Instance, get_component, get_instance, get_router
 
 router = get_router()
 
@@ -77,6 +79,11 @@ async def route(name: str):
     if get_component(name).is_async:
         return await echo_async(opts, b"hello")
     return await asyncio.to_thread(echo, opts, b"hello")
+
+
+@router.get("/typed")
+def typed(store: Annotated[Any, Instance("store")]):
+    return store.HOST
 
 
 @router.get("/echo-unheld/{name}")
@@ -188,8 +195,8 @@ def test_a_stalled_backend_is_marked_down_answers_at_once_and_comes_back(
         assert entry == {"status": "down", "load": "yes", "detail": entry["detail"]}
         # Why: the request's error, until the first ping that follows it fails too.
         assert entry["detail"] in ("TimeoutError in a request", "no answer to a ping within 0.5s")
-        for _ in range(5):
-            response, seconds = timed(lambda: client.get("/echo/store"))
+        for path in ["/echo/store"] * 4 + ["/typed"]:  # get_instance, then Instance()
+            response, seconds = timed(lambda path=path: client.get(path))
             assert response.status_code == 503
             assert response.json()["detail"].startswith("component 'store' is down: ")
             assert seconds < AT_ONCE, f"a 503 of a down component took {seconds:.2f}s"
