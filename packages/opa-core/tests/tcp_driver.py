@@ -2,7 +2,8 @@
 
 ``tcp-echo`` (sync) and ``tcp-echo-async`` talk to a line-echo server at ``tcp://host:port``:
 ``validate`` and ``ping`` send ``ping`` and expect it back. :class:`EchoServer` runs such a
-server on a free 127.0.0.1 port in a background thread.
+server on a free 127.0.0.1 port in a background thread; ``stall()`` makes it hold every line
+unanswered, as a SIGSTOPped server would, and ``resume()`` answers them.
 """
 
 from __future__ import annotations
@@ -146,8 +147,11 @@ class AsyncTcpEchoDriver(Driver):
 
 
 class _EchoHandler(socketserver.StreamRequestHandler):
+    server: _ThreadedServer
+
     def handle(self) -> None:
         for line in self.rfile:
+            self.server.answering.wait()  # a stalled server holds each line, as SIGSTOP would
             self.wfile.write(line)
             self.wfile.flush()
 
@@ -155,6 +159,7 @@ class _EchoHandler(socketserver.StreamRequestHandler):
 class _ThreadedServer(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
+    answering: threading.Event
 
 
 class EchoServer:
@@ -166,6 +171,8 @@ class EchoServer:
     def __init__(self) -> None:
         self.host = "127.0.0.1"
         self._server = _ThreadedServer((self.host, 0), _EchoHandler)
+        self._server.answering = threading.Event()
+        self._server.answering.set()
         self.port: int = self._server.server_address[1]
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="echo-server", daemon=True
@@ -174,6 +181,14 @@ class EchoServer:
     @property
     def url(self) -> str:
         return f"tcp://{self.host}:{self.port}"
+
+    def stall(self) -> None:
+        """Keep accepting connections and reading lines, but answer none (a stalled host)."""
+        self._server.answering.clear()
+
+    def resume(self) -> None:
+        """Answer again, the held lines first."""
+        self._server.answering.set()
 
     def __enter__(self) -> EchoServer:
         self._thread.start()
@@ -185,6 +200,7 @@ class EchoServer:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        self.resume()
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)

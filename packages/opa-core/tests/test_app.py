@@ -169,7 +169,7 @@ def test_health_reports_components_without_urls(tmp_path: Path) -> None:
             response = client.get("/health")
     assert response.status_code == 200
     body = response.json()
-    assert body["status"] == "ok"
+    assert body["status"] == "degraded"  # "gone" is configured but skipped
     assert {k: v["status"] for k, v in body["components"].items()} == {
         "conn": "ok",
         "gone": "skipped",
@@ -178,8 +178,12 @@ def test_health_reports_components_without_urls(tmp_path: Path) -> None:
     assert "pw123" not in response.text and "127.0.0.1" not in response.text
 
 
-def test_health_is_503_when_a_required_component_is_down(tmp_path: Path) -> None:
-    """A LOAD yes component that stops answering turns /health into 503."""
+@pytest.mark.parametrize(("breaker", "state"), [(True, "down"), (False, "unavailable")])
+def test_health_is_503_when_a_required_component_is_down(
+    tmp_path: Path, breaker: bool, state: str
+) -> None:
+    """A LOAD yes component that stops answering turns /health into 503; the breaker marks
+    it down, and without the breaker it is reported unavailable."""
     import socket
 
     folder = tmp_path / "plugins"
@@ -189,14 +193,20 @@ def test_health_is_503_when_a_required_component_is_down(tmp_path: Path) -> None
     server.listen(8)
     url = f"redis://127.0.0.1:{server.getsockname()[1]}"
     components = {"CONN": {"LOAD": "yes", "DRIVER": "tcp-plugin", "OPTS": {"URL": url}}}
-    app = make_app(PLUGIN_PATHS=[str(folder)], OPTIONAL_COMPONENTS=components)
+    app = make_app(
+        PLUGIN_PATHS=[str(folder)], OPTIONAL_COMPONENTS=components, COMPONENT_BREAKER=breaker
+    )
     with TestClient(app) as client:
         assert client.get("/health").status_code == 200
         server.close()
         down = client.get("/health")
     assert down.status_code == 503
     assert down.json()["status"] == "unavailable"
-    assert down.json()["components"]["conn"]["status"] == "unavailable"
+    assert down.json()["components"]["conn"] == {
+        "status": state,
+        "load": "yes",
+        "detail": "ping failed (ConnectionRefusedError)",
+    }
 
 
 def test_a_skipped_component_answers_503_in_routes(tmp_path: Path) -> None:

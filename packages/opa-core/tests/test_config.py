@@ -189,6 +189,8 @@ BAD_VARIABLES = [
     ("MAX_CONNECTIONS", "0", "int 0"),
     ("SHUTDOWN_GRACE", "-1", "int -1"),
     ("COMPONENT_BREAKER", "maybe", "str 'maybe'"),
+    ("COMPONENT_PROBE_INTERVAL", "0", "int 0"),
+    ("COMPONENT_PROBE_MAX_INTERVAL", "nan", "float nan"),
     ("DEBUG", "2", "int 2"),
     ("RELOAD", "{a=1}", "mapping"),
     ("SELF_HOSTED", "[]", "list"),

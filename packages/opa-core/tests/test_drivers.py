@@ -141,7 +141,8 @@ def test_an_entry_point_driver_without_a_contract_version_is_refused(tmp_path: P
 
 
 def test_an_entry_point_that_fails_to_import_names_the_distribution(tmp_path: Path) -> None:
-    """A broken driver distribution is reported by name with the original error."""
+    """A broken driver distribution is reported by name with the original error, and the
+    reinstall that likely fixes it."""
     eps = make_distribution(
         tmp_path,
         "opa-driver-broken",
@@ -154,6 +155,10 @@ def test_an_entry_point_that_fails_to_import_names_the_distribution(tmp_path: Pa
         with pytest.raises(DriverError, match=r"opa-driver-broken 0.1 failed to load") as caught:
             DriverRegistry(eps).get("broken")
         assert "not_a_real_module_xyz" in str(caught.value)
+        assert str(caught.value).endswith(
+            "a module it needs is missing: reinstall it with its dependencies "
+            "(pip install --force-reinstall opa-driver-broken)"
+        )
     finally:
         sys.path.remove(str(tmp_path))
 

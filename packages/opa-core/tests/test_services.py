@@ -20,6 +20,8 @@ from opa.testing.services import (
     TestServices,
     free_port,
     port_accepts,
+    redis_answers,
+    redis_process_id,
 )
 
 
@@ -60,6 +62,33 @@ def test_started_redis_answers_stops_and_restarts_on_the_same_port() -> None:
         server.start()
         assert server.running
         assert redis_command(server.port, "PING") == b"+PONG\r\n"
+
+
+def test_a_redis_whose_port_was_taken_moves_to_another() -> None:
+    """When another process takes the chosen port before the server binds it, the first
+    start retries on another port, and the server answering is the one started."""
+    server = RedisServer()
+    taken = server.port
+    try:
+        with socket.socket() as squatter:
+            squatter.bind(("127.0.0.1", taken))
+            squatter.listen(1)
+            server.start()
+        assert server.port != taken
+        assert server.url == f"redis://127.0.0.1:{server.port}/0"
+        assert redis_process_id(server.port) == server.pid
+    finally:
+        server.close()
+
+
+def test_a_paused_redis_answers_nothing_until_resumed() -> None:
+    """pause() stalls the server (a PING gets no answer), resume() lets it answer."""
+    with TestServices() as services:
+        server = services.start_redis()
+        server.pause()
+        assert not redis_answers(server.port, timeout=0.3)
+        server.resume()
+        assert redis_answers(server.port, timeout=5)
 
 
 def test_started_redis_keeps_nothing_on_disk() -> None:

@@ -19,6 +19,7 @@ from starlette.types import Message, Receive, Scope, Send
 from opa import runtime
 from opa.api_docs import serve_api_docs
 from opa.body_limit import BodyLimitMiddleware
+from opa.breaker import breaker_settings
 from opa.config import load_settings, typed
 from opa.errors import ComponentUnavailableError, OpaError, PluginError
 from opa.health import router as health_router
@@ -60,17 +61,29 @@ async def _component_unavailable(request: Request, exc: Exception) -> JSONRespon
 
 
 def _backend_outages(app: FastAPI, manager: PluginManager) -> None:
-    """Answer each driver's "server is gone" exceptions with 503 naming the components."""
-    owners: dict[type[Exception], list[str]] = {}
-    for component in manager.components:
-        if component.driver is not None:
-            for error in component.driver.unavailable_errors():
-                owners.setdefault(error, []).append(component.name)
-    for error, names in owners.items():
+    """Answer each driver's "server is gone" exceptions with 503 naming the components.
+
+    With ``COMPONENT_BREAKER`` on, the components whose driver names the exception are also
+    reported to the breaker, which marks down the one the request used (see opa.breaker).
+    """
+    settings = breaker_settings(typed(manager.settings))
+    if settings is not None:
+        manager.components.enable_breaker(settings)
+    errors = [
+        (component, component.driver.unavailable_errors())
+        for component in manager.components
+        if component.driver is not None
+    ]
+    for error in dict.fromkeys(error for _, owned in errors for error in owned):
+        names = [component.name for component, owned in errors if error in owned]
         detail = f"backend unavailable for component {' or '.join(repr(n) for n in names)}"
 
         async def handler(request: Request, exc: Exception, detail: str = detail) -> JSONResponse:
             log.warning("{}: {}", detail, f"{type(exc).__name__}: {exc}")
+            breaker = manager.components.breaker
+            if breaker is not None:
+                owners = [component for component, owned in errors if isinstance(exc, owned)]
+                breaker.outage_in_request(exc, owners)
             return JSONResponse({"detail": detail}, status_code=503)
 
         app.add_exception_handler(error, handler)

@@ -7,22 +7,22 @@ start-up beyond its bound. Sync drivers run in worker threads for the same reaso
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import inspect
-import os
-from collections.abc import Callable, Collection, Iterator
-from concurrent.futures import ThreadPoolExecutor
+import time
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from opa.breaker import Breaker, BreakerSettings
 from opa.component_config import ComponentSpec, validate_options
-from opa.driver_registry import DriverRegistry, install_hint
+from opa.driver_calls import call_driver, ping_failure
+from opa.driver_registry import DriverRegistry, missing_driver_fix
 from opa.drivers import Driver, driver_is_async
 from opa.errors import ComponentError, ComponentUnavailableError, OpaError
 from opa.log import log
 from opa.masking import mask_secrets
+from opa.reachability import unreachable_because
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,7 @@ class Status(StrEnum):
     SKIPPED = "skipped"
     DISABLED = "disabled"
     UNAVAILABLE = "unavailable"
+    DOWN = "down"
     FAILED = "failed"
     STOPPED = "stopped"
 
@@ -62,6 +63,9 @@ class Component:
     driver: Driver | None = None
     status: Status = Status.PENDING
     detail: str = ""
+    down_since: float | None = None
+    """``time.monotonic()`` when the breaker marked the component down."""
+    breaker: Breaker | None = None
     _override: Any = None
     _overridden: bool = False
 
@@ -81,6 +85,36 @@ class Component:
         return self.driver.get_instance()
 
     @property
+    def connected(self) -> bool:
+        """Connected, whether its backend answers (ok) or not (down)."""
+        return self.status is Status.OK or self.status is Status.DOWN
+
+    def mark_down(self, problem: str) -> bool:
+        """Answer 503 for this component from now on; True when it was up until now."""
+        if self.status is Status.DOWN:
+            self.detail = problem
+        if self.status is not Status.OK:
+            return False
+        self.status, self.detail, self.down_since = Status.DOWN, problem, time.monotonic()
+        return True
+
+    def mark_up(self) -> bool:
+        """Serve this component again; True when it was down until now."""
+        if self.status is not Status.DOWN:
+            return False
+        self.status, self.detail, self.down_since = Status.OK, "", None
+        return True
+
+    def report_outage(self) -> None:
+        """Say that this component's backend just failed, from code that caught the error.
+
+        opa then pings it (from any thread), and marks it down when the ping fails too.
+        An outage error that reaches opa from a route is reported without this call.
+        """
+        if self.breaker is not None:
+            self.breaker.suspect(self)
+
+    @property
     def is_async(self) -> bool:
         return self.driver is not None and driver_is_async(type(self.driver))
 
@@ -94,44 +128,6 @@ class Component:
         """The component's URLs with credentials masked, for messages."""
         urls = self.driver.urls() if self.driver is not None else []
         return ", ".join(mask_secrets(url) for url in urls) or "no URL"
-
-
-# Sync driver calls run here rather than in asyncio's default executor: asyncio.run()
-# waits for that one at exit without a bound, so a hung connect would outlive its timeout.
-_SYNC_CALLS = ThreadPoolExecutor(thread_name_prefix="opa-driver")
-
-
-def _renew_sync_calls() -> None:
-    # A forked child inherits the pool but not its threads: work given to it would never run.
-    global _SYNC_CALLS
-    _SYNC_CALLS = ThreadPoolExecutor(thread_name_prefix="opa-driver")
-
-
-os.register_at_fork(after_in_child=_renew_sync_calls)
-
-
-async def _call(driver: Driver, method: Callable[[], Any]) -> Any:
-    if driver_is_async(type(driver)):
-        result = method()
-        return await result if inspect.isawaitable(result) else result
-    return await asyncio.get_running_loop().run_in_executor(_SYNC_CALLS, method)
-
-
-async def _reachable(host: str, port: int, timeout: float) -> str | None:
-    """None when host:port accepts TCP within *timeout*, else why not."""
-    try:
-        async with asyncio.timeout(timeout):
-            _, writer = await asyncio.open_connection(host, port)
-    except TimeoutError:
-        return f"{host}:{port} did not accept a connection within {timeout:g}s"
-    except OSError as exc:
-        return f"{host}:{port} is unreachable ({exc.strerror or type(exc).__name__})"
-    except (OverflowError, ValueError) as exc:  # a port over 65535, a host IDNA cannot encode
-        return f"{host}:{port} is not a valid address ({exc})"
-    writer.close()
-    with contextlib.suppress(OSError):
-        await writer.wait_closed()
-    return None
 
 
 class Components:
@@ -151,6 +147,13 @@ class Components:
         self.shutdown_timeout = shutdown_timeout
         self.by_name: dict[str, Component] = {spec.name: Component(spec) for spec in specs}
         self._inherited: list[Component] = []
+        self.breaker: Breaker | None = None
+
+    def enable_breaker(self, settings: BreakerSettings) -> None:
+        """Mark components down on an outage while serving (see :mod:`opa.breaker`)."""
+        self.breaker = Breaker(settings, ping_timeout=self.health_timeout)
+        for component in self:
+            component.breaker = self.breaker
 
     def __getitem__(self, name: str) -> Component:
         return self.get(name)
@@ -180,17 +183,19 @@ class Components:
             return
         cls = self.registry.get(spec.driver)
         if cls is None:
-            hint = install_hint(spec.driver)
             missing = f"no driver named {spec.driver!r} is installed"
-            fix = f"; install it with: {hint}" if hint else ""
+            fix = missing_driver_fix(spec.driver, self.registry.names())
             if spec.load == "yes":
-                raise ComponentError(f"component {spec.name!r}: {missing}{fix}")
-            component.status, component.detail = Status.SKIPPED, f"{missing}{fix}"
+                raise ComponentError(f"component {spec.name!r}: {missing}; {fix}")
+            component.status, component.detail = Status.SKIPPED, f"{missing}; {fix}"
             return
         component.driver = cls(spec.name, validate_options(spec, cls.Options))
         if sync_only and driver_is_async(cls):
             component.status = Status.SKIPPED
-            component.detail = "async driver; not connected in a sync context"
+            component.detail = (
+                "async driver; not connected in a sync context (a worker or a shell), "
+                "where only sync drivers connect"
+            )
 
     async def check(self) -> list[ComponentReport]:
         """Resolve and connect each component once, report each, disconnect all; never raises.
@@ -225,7 +230,7 @@ class Components:
         self.resolve(sync_only=sync_only)
         for component in self:
             if component.status is Status.SKIPPED:
-                log.info("skipping component {!r}: {}", component.name, component.detail)
+                log.warning("skipping component {!r}: {}", component.name, component.detail)
         pending = [c for c in self if c.status is Status.PENDING]
         results = await asyncio.gather(
             *(self._start_one(c) for c in pending), return_exceptions=True
@@ -239,6 +244,8 @@ class Components:
             if len(failures) == 1:
                 raise failures[0]
             raise ComponentError("; ".join(str(f) for f in failures))
+        if self.breaker is not None and not sync_only:
+            self.breaker.arm()
 
     async def _start_one(self, component: Component) -> None:
         driver, spec = component.driver, component.spec
@@ -251,10 +258,11 @@ class Components:
             component.status, component.detail = Status.FAILED, "bad address"
             reason = mask_secrets(f"{type(exc).__name__}: {exc}")
             raise ComponentError(
-                f"component {spec.name!r}: cannot read the address to check: {reason}"
+                f"component {spec.name!r}: cannot read the address to check: {reason}; "
+                "fix the URL in its OPTS"
             ) from None
         for host, port in targets:
-            problem = await _reachable(host, port, self.check_timeout)
+            problem = await unreachable_because(host, port, self.check_timeout)
             if problem is None:
                 continue
             if spec.load == "yes":
@@ -263,24 +271,32 @@ class Components:
                     f"component {spec.name!r} ({target}): pre-check failed: {mask_secrets(problem)}"
                 )
             component.status, component.detail = Status.SKIPPED, "unreachable"
-            log.warning("skipping component {!r} ({}): {}", spec.name, target, problem)
+            log.warning(
+                "skipping component {!r} ({}): {} (set its LOAD to no if it is not wanted)",
+                spec.name,
+                target,
+                mask_secrets(problem),
+            )
             return
         try:
             async with asyncio.timeout(spec.timeout):
-                await _call(driver, driver.connect)
-                await _call(driver, driver.validate)
+                await call_driver(driver, driver.connect)
+                await call_driver(driver, driver.validate)
         except TimeoutError:
             component.status, component.detail = Status.FAILED, "timed out"
             await self._disconnect(component)
             raise ComponentError(
-                f"component {spec.name!r} ({target}) did not connect within {spec.timeout:g}s"
+                f"component {spec.name!r} ({target}) did not connect within {spec.timeout:g}s; "
+                "is the server there answering? If it is slow, raise the component's TIMEOUT "
+                "(or COMPONENT_TIMEOUT for all)"
             ) from None
         except Exception as exc:
             component.status, component.detail = Status.FAILED, "connect failed"
             await self._disconnect(component)
             reason = mask_secrets(f"{type(exc).__name__}: {exc}")
             raise ComponentError(
-                f"component {spec.name!r} ({target}) failed to connect: {reason}"
+                f"component {spec.name!r} ({target}) failed to connect: {reason}; "
+                "check the server there is the one its OPTS expect (address, credentials)"
             ) from None
         component.status, component.detail = Status.OK, ""
         log.info("component {!r} connected ({}, driver {})", spec.name, target, spec.driver)
@@ -291,7 +307,7 @@ class Components:
             return
         try:
             async with asyncio.timeout(self.shutdown_timeout):
-                await _call(driver, driver.disconnect)
+                await call_driver(driver, driver.disconnect)
         except Exception as exc:
             log.warning(
                 "component {!r} did not disconnect cleanly: {}",
@@ -301,35 +317,44 @@ class Components:
         driver.instance = None
 
     async def stop(self) -> None:
-        """Disconnect every connected component, each within the shutdown bound."""
+        """Stop the breaker's pings, then disconnect every connected component, each within
+        the shutdown bound."""
+        if self.breaker is not None:
+            await self.breaker.disarm()
         connected = [c for c in self if c.driver is not None and c.driver.instance is not None]
         await asyncio.gather(*(self._disconnect(c) for c in connected))
         for component in connected:
-            if component.status is Status.OK:
+            if component.connected:
                 component.status, component.detail = Status.STOPPED, "disconnected"
 
     async def health(self) -> dict[str, dict[str, str]]:
-        """Each component's current status, pinging the connected ones within a bound."""
+        """Each component's current status, pinging the ones that are up within a bound.
+
+        A down component is not pinged here: the breaker is pinging it. With the breaker, a
+        failed ping marks the component down; without it, the answer says ``unavailable``.
+        """
 
         async def one(component: Component) -> tuple[str, dict[str, str]]:
-            entry = {"status": component.status.value, "load": component.spec.load}
-            if component.detail:
-                entry["detail"] = component.detail
             if component.status is Status.OK and component.driver is not None:
                 driver = component.driver
                 try:
                     async with asyncio.timeout(self.health_timeout):
-                        await _call(driver, driver.ping)
+                        await call_driver(driver, driver.ping)
                 except Exception as exc:
-                    entry["status"] = Status.UNAVAILABLE.value
-                    entry["detail"] = (
-                        "timed out"
-                        if isinstance(exc, TimeoutError)
-                        else (f"ping failed ({type(exc).__name__})")
-                    )
-            return component.name, entry
+                    problem = ping_failure(exc, self.health_timeout)
+                    if self.breaker is None or not self.breaker.armed:
+                        return component.name, self._entry(component, Status.UNAVAILABLE, problem)
+                    self.breaker.trip(component, problem)
+            return component.name, self._entry(component, component.status, component.detail)
 
         return dict(await asyncio.gather(*(one(c) for c in self)))
+
+    @staticmethod
+    def _entry(component: Component, status: Status, detail: str) -> dict[str, str]:
+        entry = {"status": status.value, "load": component.spec.load}
+        if detail:
+            entry["detail"] = detail
+        return entry
 
     def reconnect_after_fork(self, keep: Collection[str] = ()) -> Components:
         """In a forked child (a prefork worker): connect the sync components afresh.

@@ -6,6 +6,7 @@ installed-but-unused driver never imports anything.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
@@ -27,6 +28,27 @@ def install_hint(driver_name: str) -> str | None:
     """The ``pip install`` line for a driver opa publishes, if it is one."""
     distribution = KNOWN_DISTRIBUTIONS.get(driver_name.lower())
     return f"pip install {distribution}" if distribution else None
+
+
+def missing_driver_fix(driver_name: str, installed: Iterable[str]) -> str:
+    """What to do about a ``DRIVER`` no installed distribution provides.
+
+    A driver opa publishes: the line that installs it. A name close to an installed driver
+    (or to one opa publishes): "did you mean", since a typo is the likelier mistake.
+    Otherwise the installed names, so the user sees what there is.
+    """
+    hint = install_hint(driver_name)
+    if hint is not None:
+        return f"install it with: {hint}"
+    names = sorted(set(installed))
+    close = difflib.get_close_matches(driver_name.lower(), names, n=3, cutoff=0.6)
+    if close:
+        return f"did you mean {' or '.join(repr(name) for name in close)}?"
+    known = difflib.get_close_matches(driver_name.lower(), KNOWN_DISTRIBUTIONS, n=1, cutoff=0.6)
+    if known:
+        return f"did you mean {known[0]!r}? install it with: {install_hint(known[0])}"
+    listed = ", ".join(names) if names else "none"
+    return f"installed drivers: {listed} (`opa drivers` lists them with their distributions)"
 
 
 @dataclass(frozen=True)
@@ -101,9 +123,15 @@ class DriverRegistry:
         try:
             loaded = installed.entry_point.load()
         except Exception as exc:
+            fix = ""
+            if isinstance(exc, ImportError):
+                fix = (
+                    f"; a module it needs is missing: reinstall it with its dependencies "
+                    f"(pip install --force-reinstall {installed.distribution})"
+                )
             raise DriverError(
                 f"driver {installed.name!r} from {source} failed to load "
-                f"({installed.entry_point.value}): {type(exc).__name__}: {exc}"
+                f"({installed.entry_point.value}): {type(exc).__name__}: {exc}{fix}"
             ) from exc
         if not (isinstance(loaded, type) and issubclass(loaded, Driver)):
             raise DriverError(
@@ -122,6 +150,10 @@ class DriverRegistry:
                 f"{loaded.name!r}; the entry point name and Driver.name must match"
             )
         return loaded
+
+    def names(self) -> list[str]:
+        """Every driver name configuration may use: installed ones and plugins' own."""
+        return sorted({*self.installed, *self._plugin_drivers})
 
     def plugin_drivers(self) -> dict[str, type[Driver]]:
         return dict(self._plugin_drivers)

@@ -12,18 +12,30 @@ from opa.plugin_manager import PluginManager
 router = APIRouter()
 
 
+def component_verdict(entry: dict[str, str]) -> str:
+    """What one component's state makes of the overall status (docs/concepts.md has the table).
+
+    Switched off on purpose (``disabled``) is ``ok``. Configured but absent (``skipped``:
+    unreachable, or no such driver) is ``degraded``: the app serves without it. Not
+    answering (``down``, ``unavailable``) is ``unavailable`` for a ``LOAD: yes`` component
+    and ``degraded`` for an ``auto`` one. Any other state (``failed``) is ``unavailable``.
+    """
+    status = entry["status"]
+    if status in ("ok", "disabled"):
+        return "ok"
+    if status == "skipped":
+        return "degraded"
+    if status in ("down", "unavailable") and entry["load"] != "yes":
+        return "degraded"
+    return "unavailable"
+
+
 def overall_status(components: dict[str, dict[str, str]]) -> tuple[str, int]:
-    """``unavailable`` (503) when a ``LOAD: yes`` component is down; ``degraded`` when
-    an ``auto`` one is; else ``ok``."""
-    down = {
-        entry["load"]
-        for entry in components.values()
-        if entry["status"] not in ("ok", "skipped", "disabled")
-        or (entry["load"] == "yes" and entry["status"] != "ok")
-    }
-    if "yes" in down:
+    """The worst of the components' verdicts, and its HTTP status: only ``unavailable`` is 503."""
+    verdicts = {component_verdict(entry) for entry in components.values()}
+    if "unavailable" in verdicts:
         return "unavailable", 503
-    if down:
+    if "degraded" in verdicts:
         return "degraded", 200
     return "ok", 200
 

@@ -207,6 +207,8 @@ class Settings(BaseModel):
     HEALTH_TIMEOUT: Seconds = Field(description=_SECONDS)
     SHUTDOWN_TIMEOUT: Seconds = Field(description=_SECONDS)
     COMPONENT_BREAKER: bool = Field(description="true or false")
+    COMPONENT_PROBE_INTERVAL: Seconds = Field(description=_SECONDS)
+    COMPONENT_PROBE_MAX_INTERVAL: Seconds = Field(description=_SECONDS)
     # Last: its entries take COMPONENT_TIMEOUT, validated above, as their default TIMEOUT.
     OPTIONAL_COMPONENTS: tuple[ComponentSpec, ...] = Field(
         description="a mapping of component names to LOAD, DRIVER, OPTS and TIMEOUT"
@@ -228,6 +230,16 @@ class Settings(BaseModel):
             raise ConfigError(
                 "CORS_ORIGINS contains '*' while CORS_ALLOW_CREDENTIALS is true; list the "
                 "allowed origins explicitly (OPA_CORS_ORIGINS)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _probe_pauses_grow(self) -> Settings:
+        if self.COMPONENT_PROBE_MAX_INTERVAL < self.COMPONENT_PROBE_INTERVAL:
+            raise ConfigError(
+                f"setting COMPONENT_PROBE_MAX_INTERVAL ({self.COMPONENT_PROBE_MAX_INTERVAL:g}s) "
+                f"is shorter than COMPONENT_PROBE_INTERVAL ({self.COMPONENT_PROBE_INTERVAL:g}s); "
+                "raise the longest or lower the first (OPA_COMPONENT_PROBE_MAX_INTERVAL)"
             )
         return self
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -28,6 +30,7 @@ DEFAULT_REDIS_DB = 9
 START_TIMEOUT = 15.0
 STOP_TIMEOUT = 5.0
 PROBE_TIMEOUT = 0.5
+PORT_TRIES = 5
 
 
 class ServiceUnavailable(Exception):
@@ -52,6 +55,25 @@ def redis_answers(port: int, host: str = LOCALHOST, timeout: float = PROBE_TIMEO
             return sock.recv(64).startswith(b"+PONG")
     except OSError:
         return False
+
+
+def redis_process_id(
+    port: int, host: str = LOCALHOST, timeout: float = PROBE_TIMEOUT
+) -> int | None:
+    """The process id the Redis server there reports (``INFO server``), or None."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.sendall(b"*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n")
+            reply = b""
+            while b"process_id:" not in reply or not reply.endswith(b"\r\n"):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                reply += chunk
+    except OSError:
+        return None
+    found = re.search(rb"process_id:(\d+)", reply)
+    return int(found.group(1)) if found else None
 
 
 def free_port() -> int:
@@ -131,12 +153,16 @@ def log_tail(log: Path, lines: int = 5) -> str:
 
 
 class RedisServer:
-    """A private redis-server on a fixed port, for tests that stop and restart a server.
+    """A private redis-server on a fixed port, for tests that stop, pause and restart a server.
 
-    ``stop()`` then ``start()`` brings it back on the same port, as a real outage would.
+    ``stop()`` then ``start()`` brings it back on the same port, as a real outage would;
+    ``pause()`` and ``resume()`` stall it (SIGSTOP, SIGCONT), as a hung host would.
     """
 
     def __init__(self, port: int | None = None) -> None:
+        # redis-server cannot pick a port itself: one chosen here may be taken by another
+        # process before the server binds it, so the first start may move to another.
+        self._may_move = port is None
         self.port = port if port is not None else free_port()
         self.url = f"redis://{LOCALHOST}:{self.port}/0"
         self.folder = Path(tempfile.mkdtemp(prefix="opa-redis-"))
@@ -147,21 +173,59 @@ class RedisServer:
         """True while the server process is alive."""
         return self._process is not None and self._process.poll() is None
 
+    @property
+    def pid(self) -> int | None:
+        """The server's process id while it runs."""
+        return self._process.pid if self._process is not None and self.running else None
+
     def start(self) -> None:
-        """Start the server (again) and wait until it answers PING."""
+        """Start the server (again) and wait until it answers PING.
+
+        The first start on a port chosen here retries on another port when the server did
+        not get its own (another process took it); a restart keeps the port.
+        """
         if self.running:
             return
+        tries = PORT_TRIES if self._may_move else 1
+        for attempt in range(1, tries + 1):
+            try:
+                self._start_on_port()
+                break
+            except ServiceUnavailable:
+                if attempt == tries:
+                    raise
+                self.port = free_port()
+                self.url = f"redis://{LOCALHOST}:{self.port}/0"
+        self._may_move = False
+
+    def _start_on_port(self) -> None:
         command = [redis_server_binary(), "--port", str(self.port), "--bind", LOCALHOST]
         # Nothing on disk: a test server's data is thrown away with it.
         command += ["--save", "", "--appendonly", "no", "--dir", str(self.folder)]
         command += ["--logfile", ""]
-        self._process, log = spawn(command, self.folder, "redis.log")
+        process, log = spawn(command, self.folder, "redis.log")
+        self._process = process
         what = f"redis-server on port {self.port}"
-        wait_until_ready(lambda: redis_answers(self.port), self._process, what, log)
+        wait_until_ready(lambda: redis_answers(self.port), process, what, log)
+        # What answers must be this server, not another one that holds the port.
+        if redis_process_id(self.port) != process.pid:
+            stop_process(process)
+            raise ServiceUnavailable(f"port {self.port} is served by another process")
+
+    def pause(self) -> None:
+        """Stall the server (SIGSTOP): connections are accepted, nothing is answered."""
+        if self.pid is not None:
+            os.kill(self.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Let a paused server answer again (SIGCONT), the held commands first."""
+        if self.pid is not None:
+            os.kill(self.pid, signal.SIGCONT)
 
     def stop(self) -> None:
         """Stop the server; the port then refuses connections until ``start()``."""
         if self._process is not None:
+            self.resume()  # a stopped process would only meet SIGTERM once continued
             stop_process(self._process)
 
     def close(self) -> None:
