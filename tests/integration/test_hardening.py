@@ -26,7 +26,7 @@ from opa.cli import cli
 from opa.errors import ComponentError, ConfigError, OptionsError
 from opa.plugin_manager import PLUGIN_ENTRY_POINT_GROUP
 from opa.testing import build_app, chunked_body
-from opa.testing.services import LOCALHOST, free_port
+from opa.testing.services import LOCALHOST
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 ORIGIN = "https://elsewhere.example"
@@ -547,7 +547,7 @@ def test_opa_run_refuses_oversized_bodies_over_http(tmp_path: Path) -> None:
     settings = write_settings(
         tmp_path / "settings", {"PLUGIN_PATHS": [str(plugins)], "OPTIONAL_COMPONENTS": {}}
     )
-    run = OpaRun(settings, free_port(), tmp_path / "opa-run.log")
+    run = OpaRun(settings, tmp_path / "opa-run.log")
     try:
         run.wait_serving()
         declared, declared_time = raw_exchange(
@@ -616,7 +616,7 @@ def signing_run(
         **(extra or {}),
     }
     settings = write_settings(tmp_path / "settings", values)
-    return OpaRun(settings, free_port(), tmp_path / "opa-run.log", {"OPA_ENV": env})
+    return OpaRun(settings, tmp_path / "opa-run.log", {"OPA_ENV": env})
 
 
 @pytest.mark.parametrize("env", ["prod", "staging"])

@@ -26,16 +26,7 @@ from opa.cli import cli
 from opa.log import setup_logging
 from opa.testing import build_app
 from opa.testing.fixtures import skip_or_fail
-from opa.testing.services import (
-    LOCALHOST,
-    ServiceUnavailable,
-    free_port,
-    port_accepts,
-    redis_server_binary,
-    spawn,
-    stop_process,
-    wait_until_ready,
-)
+from opa.testing.services import LOCALHOST, RedisServer, ServiceUnavailable, free_port
 
 # One password per run, so a hit can only come from this test's configuration.
 PASSWORD = f"pw{uuid.uuid4().hex}"
@@ -55,25 +46,17 @@ def boom() -> None:
 
 
 @pytest.fixture(scope="module")
-def redis_with_password(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+def redis_with_password() -> Iterator[int]:
     """A private redis-server that requires PASSWORD; yields its port."""
-    try:
-        binary = redis_server_binary()
-    except ServiceUnavailable as error:
-        skip_or_fail(str(error))
-    folder = tmp_path_factory.mktemp("redis-auth")
-    port = free_port()
-    command = [binary, "--port", str(port), "--bind", LOCALHOST, "--requirepass", PASSWORD]
-    command += ["--save", "", "--appendonly", "no", "--dir", str(folder), "--logfile", ""]
-    process, log = spawn(command, folder, "redis.log")
+    server = RedisServer(args=["--requirepass", PASSWORD])
     try:
         try:
-            wait_until_ready(lambda: port_accepts(port), process, "redis-server", log)
+            server.start()
         except ServiceUnavailable as error:
             skip_or_fail(str(error))
-        yield port
+        yield server.port
     finally:
-        stop_process(process)
+        server.close()
 
 
 def components(auth_port: int, closed_port: int) -> dict[str, Any]:
@@ -201,7 +184,7 @@ def test_password_in_every_url_appears_in_no_output(
     env = {**os.environ, "OPA_SETTINGS_DIR": str(folder), "OPA_LOG_LEVEL": "DEBUG"}
     env.pop("OPA_ENV", None)
     run = subprocess.run(
-        [sys.executable, "-m", "opa.cli", "run", "--port", str(free_port())],
+        [sys.executable, "-m", "opa.cli", "run", "--port", "0"],
         env=env,
         capture_output=True,
         text=True,
