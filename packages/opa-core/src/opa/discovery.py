@@ -204,7 +204,7 @@ def shadowed_module(candidate: Candidate) -> str | None:
             return f"the distribution {', '.join(distributions)}"
         return f"the module at {spec.origin}"
     if name in SERVER_OPTIONAL_MODULES:
-        return "uvicorn's optional module of that name"
+        return "an optional module of uvicorn"
     return None
 
 
