@@ -1,12 +1,11 @@
 """A walrus bloom filter: POST words to it, GET whether a word was (probably) added."""
 
-import json
 from typing import Annotated, Any
 
 from fastapi import HTTPException, Query, Request
 from starlette.concurrency import run_in_threadpool
 
-from opa import config, get_instance, get_router, limit_body
+from opa import JsonBodyError, config, get_instance, get_router, limit_body, parse_json
 
 MAX_WORD = 100
 MAX_WORDS = 1000
@@ -27,9 +26,9 @@ def words_of(body: bytes, content_type: str) -> list[str]:
         return []
     if content_type.startswith("application/json"):
         try:
-            words = json.loads(body)
-        except ValueError:
-            raise HTTPException(422, "the body is not valid JSON") from None
+            words = parse_json(body)  # deep nesting and lone surrogates are refused too
+        except JsonBodyError as exc:
+            raise HTTPException(422, f"the body is not valid JSON: {exc.msg}") from None
         if not (isinstance(words, list) and all(isinstance(w, str) for w in words)):
             raise HTTPException(422, "a JSON body must be a list of strings")
         return words

@@ -24,10 +24,14 @@ import yaml
 
 from opa.testing.services import (
     LOCALHOST,
+    PortTaken,
     ServiceUnavailable,
+    bound_port,
     free_port,
+    listens_on,
     log_tail,
-    port_accepts,
+    on_free_port,
+    port_taken_by_another,
 )
 
 # A plugin driver that leaves a trace of its connect and disconnect: "<MARKER>.connected" and
@@ -42,12 +46,26 @@ from pathlib import Path
 from opa import Driver, get_router
 
 router = get_router()
+ARRIVED = 0
+EVERYONE = asyncio.Event()
 
 
 @router.get("/slow")
-async def slow() -> dict:
+async def slow(together: int = 1) -> dict:
+    """Once *together* requests have arrived, each takes a second."""
+    global ARRIVED
+    ARRIVED += 1
+    if ARRIVED >= together:
+        EVERYONE.set()
+    await asyncio.wait_for(EVERYONE.wait(), 60)
     await asyncio.sleep(1.0)
     return {"finished": time.monotonic()}
+
+
+@router.get("/arrived")
+async def arrived() -> int:
+    """How many /slow requests have arrived so far."""
+    return ARRIVED
 
 
 class MarkerDriver(Driver):
@@ -83,14 +101,14 @@ def write_settings(folder: Path, values: Mapping[str, Any]) -> Path:
 
 
 class OpaRun:
-    """`python -m opa.cli run` on a settings folder, in its own session, output in a file."""
+    """`python -m opa.cli run` on a settings folder, in its own session, output in a file.
+
+    It binds port 0, so the kernel picks a port no one else holds; ``wait_serving()`` reads
+    the port back from the process (``port`` is 0 until then).
+    """
 
     def __init__(
-        self,
-        settings_dir: Path,
-        port: int,
-        log: Path,
-        environ: Mapping[str, str] | None = None,
+        self, settings_dir: Path, log: Path, environ: Mapping[str, str] | None = None
     ) -> None:
         env = {
             name: value
@@ -100,8 +118,8 @@ class OpaRun:
         env.update(OPA_SETTINGS_DIR=str(settings_dir), PYTHONUNBUFFERED="1")
         env.update(environ or {})
         command = [sys.executable, "-m", "opa.cli", "run", "--host", LOCALHOST]
-        command += ["--port", str(port)]
-        self.port = port
+        command += ["--port", "0"]
+        self.port = 0
         self.log = log
         self.started = time.monotonic()
         with log.open("ab") as output:
@@ -131,6 +149,11 @@ class OpaRun:
         while time.monotonic() < deadline:
             if self.popen.poll() is not None:
                 raise AssertionError(f"opa run exited early:\n{self.output()[-3000:]}")
+            if not self.port:
+                try:
+                    self.port = bound_port(self.popen, "opa run", deadline - time.monotonic())
+                except ServiceUnavailable as error:
+                    raise AssertionError(f"{error}:\n{self.output()[-3000:]}") from None
             try:
                 with urllib.request.urlopen(f"http://{LOCALHOST}:{self.port}/health", timeout=2):
                     return
@@ -219,6 +242,9 @@ class PrivateRabbitMQ:
 
     Its node name, data, logs and Erlang cookie live in a folder of its own, so the shared
     broker on 5672 is never touched. ``stop()`` then ``start()`` keeps the port and the data.
+    At the first start, a port taken before the broker binds it (AMQP or distribution) is
+    given up for fresh ones (``on_free_port``); the broker is ready once its own Erlang VM
+    listens, not whoever answers on the port.
     """
 
     START_TIMEOUT = 90.0
@@ -230,8 +256,7 @@ class PrivateRabbitMQ:
         self.folder.chmod(0o777)
         (self.folder / "enabled_plugins").write_text("[].\n")
         (self.folder / "enabled_plugins").chmod(0o666)
-        self.port = free_port()
-        self.url = f"amqp://guest:guest@{LOCALHOST}:{self.port}//"
+        self.port = 0
         node = f"opa-faults-{uuid.uuid4().hex[:8]}@localhost"
         folder = str(self.folder)
         self.env = {
@@ -239,8 +264,6 @@ class PrivateRabbitMQ:
             "HOME": folder,
             "RABBITMQ_NODENAME": node,
             "RABBITMQ_NODE_IP_ADDRESS": LOCALHOST,
-            "RABBITMQ_NODE_PORT": str(self.port),
-            "RABBITMQ_DIST_PORT": str(free_port()),
             "RABBITMQ_MNESIA_BASE": f"{folder}/mnesia",
             "RABBITMQ_LOG_BASE": f"{folder}/log",
             "RABBITMQ_ENABLED_PLUGINS_FILE": f"{folder}/enabled_plugins",
@@ -251,8 +274,38 @@ class PrivateRabbitMQ:
         }
         self._process: subprocess.Popen[bytes] | None = None
 
+    @property
+    def url(self) -> str:
+        return f"amqp://guest:guest@{LOCALHOST}:{self.port}//"
+
     def start(self) -> float:
         """Start the broker and wait until its AMQP port accepts; the seconds it took."""
+        started = time.monotonic()
+        if self.port:
+            self._start_on(self.port)
+        else:
+            self.port = on_free_port(self._start_on, "private rabbitmq-server")
+        return time.monotonic() - started
+
+    def _beam_pid(self) -> int | None:
+        with suppress(OSError, ValueError):
+            return int((self.folder / "rabbitmq.pid").read_text().strip())
+        return None
+
+    def _listening(self, port: int) -> bool:
+        pid = self._beam_pid()
+        return pid is not None and listens_on(pid, port)
+
+    def _bind_failed(self) -> bool:
+        logs = [self.folder / "output.log", *(self.folder / "log").glob("*.log")]
+        return any(port_taken_by_another(log) for log in logs)
+
+    def _start_on(self, port: int) -> int:
+        if self.env.get("RABBITMQ_NODE_PORT") != str(port):
+            self.env["RABBITMQ_NODE_PORT"] = str(port)
+            self.env["RABBITMQ_DIST_PORT"] = str(free_port())
+            for log in [self.folder / "output.log", *(self.folder / "log").glob("*.log")]:
+                log.unlink(missing_ok=True)  # a bind failure is read from them
         started = time.monotonic()
         with (self.folder / "output.log").open("ab") as output:
             self._process = subprocess.Popen(
@@ -266,15 +319,17 @@ class PrivateRabbitMQ:
             )
         process = self._process
         deadline = started + self.START_TIMEOUT
-        while not port_accepts(self.port):
-            if process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
+        while not self._listening(port):
+            if process.poll() is not None or time.monotonic() > deadline or self._bind_failed():
+                taken = self._bind_failed()
+                self.stop(port)
                 tail = log_tail(self.folder / "output.log")
-                raise ServiceUnavailable(f"private rabbitmq-server did not start: {tail}")
+                error = PortTaken if taken else ServiceUnavailable
+                raise error(f"private rabbitmq-server on port {port} did not start: {tail}")
             time.sleep(0.2)
-        return time.monotonic() - started
+        return port
 
-    def stop(self) -> None:
+    def stop(self, port: int | None = None) -> None:
         """Stop the broker; the port refuses connections after.
 
         Run as root, rabbitmq-server re-executes itself as the rabbitmq user in a session of
@@ -283,19 +338,19 @@ class PrivateRabbitMQ:
         process, self._process = self._process, None
         if process is None:
             return
-        pid_file = self.folder / "rabbitmq.pid"
-        pids = [process.pid]
-        with suppress(OSError, ValueError):
-            pids.insert(0, int(pid_file.read_text().strip()))
+        beam = self._beam_pid()
+        pids = [process.pid] if beam is None else [beam, process.pid]
+        port = port or self.port
         for signum in (signal.SIGTERM, signal.SIGKILL):
             for pid in pids:
                 with suppress(ProcessLookupError, PermissionError):
                     os.kill(pid, signum)
             deadline = time.monotonic() + 30
-            while port_accepts(self.port) and time.monotonic() < deadline:
+            while any(listens_on(pid, port) for pid in pids) and time.monotonic() < deadline:
                 time.sleep(0.2)
-            if not port_accepts(self.port):
+            if not any(listens_on(pid, port) for pid in pids):
                 break
+        (self.folder / "rabbitmq.pid").unlink(missing_ok=True)
         with suppress(subprocess.TimeoutExpired):
             process.wait(10)
 

@@ -20,7 +20,7 @@ import pytest
 from faults import OpaRun, write_settings
 
 from opa.testing.fixtures import skip_or_fail
-from opa.testing.services import LOCALHOST, RedisServer, ServiceUnavailable, TestServices, free_port
+from opa.testing.services import LOCALHOST, RedisServer, ServiceUnavailable, TestServices
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "redis"
 ROUTES = ("/counter-sync", "/counter-async")
@@ -142,7 +142,7 @@ def serve(redis_url: str, tmp_path: Path, breaker: bool) -> OpaRun:
             "AIOREDIS": {"LOAD": "yes", "DRIVER": "redis-aioredis", "OPTS": opts},
         },
     }
-    run = OpaRun(write_settings(tmp_path / "settings", settings), free_port(), tmp_path / "log")
+    run = OpaRun(write_settings(tmp_path / "settings", settings), tmp_path / "log")
     run.wait_serving()
     return run
 

@@ -8,6 +8,7 @@ docs/reliability.md reports.
 from __future__ import annotations
 
 import shutil
+import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import faults
 import httpx
 import pytest
 from fastapi.testclient import TestClient
@@ -29,10 +31,18 @@ from faults import (
     write_settings,
 )
 
+import opa.testing.services
 from opa.errors import OpaError, PluginError
 from opa.testing import build_app
 from opa.testing.fixtures import skip_or_fail
-from opa.testing.services import LOCALHOST, RedisServer, ServiceUnavailable, TestServices, free_port
+from opa.testing.services import (
+    LOCALHOST,
+    RedisServer,
+    ServiceUnavailable,
+    TestServices,
+    closed_port,
+    port_accepts,
+)
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 # Seconds added to every configured timeout: Python start-up of `opa run`, a loaded machine.
@@ -103,6 +113,13 @@ def opa_runs() -> Iterator[list[OpaRun]]:
 # --- A backend down at start-up ---------------------------------------------------------
 
 
+@pytest.fixture
+def refused_port() -> Iterator[int]:
+    """A port that refuses connections, held for the test so no server can appear on it."""
+    with closed_port() as port:
+        yield port
+
+
 def closed_port_components(port: int, load: str, timeout: float) -> dict[str, Any]:
     """Every backend driver, each pointed at *port*, where nothing listens."""
     redis = f"redis://{LOCALHOST}:{port}/0"
@@ -121,10 +138,10 @@ def closed_port_components(port: int, load: str, timeout: float) -> dict[str, An
     }
 
 
-def test_backend_down_at_startup_under_load_auto(plugins: Path) -> None:
+def test_backend_down_at_startup_under_load_auto(plugins: Path, refused_port: int) -> None:
     """LOAD auto, nothing listening: the app starts at once and /health reports each skipped."""
     check_timeout = 1.0
-    components = closed_port_components(free_port(), "auto", timeout=5)
+    components = closed_port_components(refused_port, "auto", timeout=5)
     app = build_app(
         {
             "PLUGIN_PATHS": [str(plugins)],
@@ -146,16 +163,18 @@ def test_backend_down_at_startup_under_load_auto(plugins: Path) -> None:
     figure("down-at-start-auto", components=len(components), startup=startup)
 
 
-def test_backend_down_at_startup_under_load_yes(tmp_path: Path, opa_runs: list[OpaRun]) -> None:
+def test_backend_down_at_startup_under_load_yes(
+    tmp_path: Path, opa_runs: list[OpaRun], refused_port: int
+) -> None:
     """LOAD yes, nothing listening: `opa run` exits non-zero within the component's TIMEOUT,
     with one line naming the component and no traceback."""
     timeout = 3.0
-    component = closed_port_components(free_port(), "yes", timeout)["WALRUS"]
+    component = closed_port_components(refused_port, "yes", timeout)["WALRUS"]
     settings = write_settings(
         tmp_path / "settings",
         {"PLUGIN_ENTRY_POINTS": False, "OPTIONAL_COMPONENTS": {"CACHE_DOWN": component}},
     )
-    run = OpaRun(settings, free_port(), tmp_path / "opa-run.log")
+    run = OpaRun(settings, tmp_path / "opa-run.log")
     opa_runs.append(run)
     code = run.wait(timeout + SLACK)
     seconds = time.monotonic() - run.started
@@ -232,15 +251,19 @@ def publish() -> dict:
 '''
 
 
-@pytest.fixture(scope="module")
-def rabbitmq() -> Iterator[PrivateRabbitMQ]:
-    """A private RabbitMQ this module may stop and restart; never the shared one."""
+def rabbitmq_binary() -> str:
     binary = shutil.which("rabbitmq-server") or shutil.which(
         "rabbitmq-server", path="/usr/sbin:/usr/local/sbin:/opt/homebrew/sbin"
     )
     if binary is None:
         skip_or_fail("no rabbitmq-server binary to start a private broker with")
-    broker = PrivateRabbitMQ(binary)
+    return binary
+
+
+@pytest.fixture(scope="module")
+def rabbitmq() -> Iterator[PrivateRabbitMQ]:
+    """A private RabbitMQ this module may stop and restart; never the shared one."""
+    broker = PrivateRabbitMQ(rabbitmq_binary())
     try:
         try:
             seconds = broker.start()
@@ -250,6 +273,34 @@ def rabbitmq() -> Iterator[PrivateRabbitMQ]:
         yield broker
     finally:
         broker.close()
+
+
+@pytest.mark.timeout(300)
+def test_a_private_rabbitmq_whose_port_is_taken_starts_on_another(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The eaddrinuse race: the broker's first port is taken before it binds; it is not
+    mistaken for ready (someone else accepts there) and starts on a fresh port."""
+    with socket.socket() as squatter:
+        squatter.bind((LOCALHOST, faults.free_port()))
+        squatter.listen(8)
+        taken = squatter.getsockname()[1]
+        picks = iter([taken])
+        real_free_port = opa.testing.services.free_port
+        monkeypatch.setattr(
+            opa.testing.services, "free_port", lambda: next(picks, None) or real_free_port()
+        )
+        broker = PrivateRabbitMQ(rabbitmq_binary())
+        try:
+            try:
+                seconds = broker.start()
+            except ServiceUnavailable as error:
+                skip_or_fail(str(error))
+            assert broker.port != taken
+            assert port_accepts(broker.port)
+            figure("private-rabbitmq-port-taken", start=seconds)
+        finally:
+            broker.close()
 
 
 @pytest.mark.timeout(300)
@@ -329,7 +380,7 @@ def test_silent_host_at_startup_is_bounded_by_the_timeout(
             tmp_path / "settings",
             {"PLUGIN_ENTRY_POINTS": False, "OPTIONAL_COMPONENTS": {"SILENT": component}},
         )
-        run = OpaRun(settings, free_port(), tmp_path / "opa-run.log")
+        run = OpaRun(settings, tmp_path / "opa-run.log")
         opa_runs.append(run)
         code = run.wait(timeout + SLACK)
         seconds = time.monotonic() - run.started
@@ -405,19 +456,23 @@ def sigterm_in_flight(plugins: Path, tmp_path: Path, opa_runs: list[OpaRun]) -> 
             },
         },
     )
-    run = OpaRun(settings, free_port(), tmp_path / "opa-run.log")
+    run = OpaRun(settings, tmp_path / "opa-run.log")
     opa_runs.append(run)
     run.wait_serving()
     assert all(connected(marker) for marker in markers)
 
     def request() -> tuple[int, float]:
-        response = httpx.get(f"http://{LOCALHOST}:{run.port}/slow", timeout=30)
+        response = httpx.get(f"http://{LOCALHOST}:{run.port}/slow?together=5", timeout=90)
         status = response.status_code
         return status, response.json()["finished"] if status == 200 else 0.0
 
     with ThreadPoolExecutor(max_workers=5) as threads:
         futures = [threads.submit(request) for _ in range(5)]
-        time.sleep(0.4)  # all five are inside the route's one-second sleep
+        # All five inside the route, held until the fifth arrives, then a second each.
+        deadline = time.monotonic() + 30
+        while httpx.get(f"http://{LOCALHOST}:{run.port}/arrived").json() < 5:
+            assert time.monotonic() < deadline, "five /slow requests did not arrive in 30s"
+            time.sleep(0.02)
         assert not any(future.done() for future in futures)
         signalled = time.monotonic()
         run.terminate()
@@ -523,7 +578,7 @@ def test_plugin_import_error_names_the_plugin_and_connects_nothing(
     assert name in str(failure.value) and "opa_faults_no_such_module" in str(failure.value)
     assert not connected(marker)
 
-    run = OpaRun(write_settings(tmp_path / "settings", settings), free_port(), tmp_path / "log")
+    run = OpaRun(write_settings(tmp_path / "settings", settings), tmp_path / "log")
     opa_runs.append(run)
     code = run.wait(SLACK)
     seconds = time.monotonic() - run.started

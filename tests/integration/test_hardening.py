@@ -26,7 +26,7 @@ from opa.cli import cli
 from opa.errors import ComponentError, ConfigError, OptionsError
 from opa.plugin_manager import PLUGIN_ENTRY_POINT_GROUP
 from opa.testing import build_app, chunked_body
-from opa.testing.services import LOCALHOST, free_port
+from opa.testing.services import LOCALHOST
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 ORIGIN = "https://elsewhere.example"
@@ -413,6 +413,67 @@ def test_celery_task_accepts_a_call_within_the_limits(celery_example: TestClient
     assert unknown.status_code == 404
 
 
+# --- Hostile JSON on every example route that takes a body -------------------------------
+
+DEEP = b"[" * 8000 + b"]" * 8000  # past the recursion limit, within every route's cap
+JUST_TOO_DEEP = b"[" * 101 + b"]" * 101
+LONE_SURROGATE = b'["\\ud800"]'
+LONE_LOW_SURROGATE = b'["x\\udc00"]'
+RAW_SURROGATE = '["\ud800"]'.encode("utf-8", "surrogatepass")
+SURROGATE_KEY = b'{"\\ud800": 1}'
+NESTING, SURROGATE = "nested deeper than 100 levels", "lone surrogate"
+
+# Each route, the fixture serving it, and a body that carries a lone surrogate in a field
+# the route accepts: without the check, that string would reach Redis, MongoDB or the broker.
+BODY_ROUTES = {
+    "bloom": ("redis_example", "/bloom", b'["ok", "\\ud800"]'),
+    "notes": ("notes_example", "/notes", b'{"title": "\\ud800"}'),
+    "tasks": ("celery_example", CELERY_DIVIDER, b'{"args": ["\\udfff"]}'),
+}
+HOSTILE_JSON = {
+    "deep": (DEEP, NESTING),
+    "just-too-deep": (JUST_TOO_DEEP, NESTING),
+    "lone-surrogate": (LONE_SURROGATE, SURROGATE),
+    "lone-low-surrogate": (LONE_LOW_SURROGATE, SURROGATE),
+    "raw-surrogate-bytes": (RAW_SURROGATE, SURROGATE),
+    "surrogate-key": (SURROGATE_KEY, SURROGATE),
+    "surrogate-in-a-field": (None, SURROGATE),
+}
+
+
+def example_client(request: pytest.FixtureRequest, fixture: str) -> TestClient:
+    served = request.getfixturevalue(fixture)
+    client: TestClient = served[0] if isinstance(served, tuple) else served
+    return client
+
+
+@pytest.mark.parametrize("hostile", HOSTILE_JSON, ids=list(HOSTILE_JSON))
+@pytest.mark.parametrize("route", BODY_ROUTES, ids=list(BODY_ROUTES))
+def test_hostile_json_is_a_422_naming_the_problem_on_every_body_route(
+    request: pytest.FixtureRequest, route: str, hostile: str
+) -> None:
+    """Deep nesting and lone surrogates are a 422 that says so, on every example body route."""
+    fixture, path, field_body = BODY_ROUTES[route]
+    body, problem = HOSTILE_JSON[hostile]
+    client = example_client(request, fixture)
+    response = client.post(
+        path, content=body or field_body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422, response.text
+    assert problem in response.text
+
+
+def test_a_surrogate_pair_is_a_character_not_a_lone_surrogate(
+    redis_example: tuple[TestClient, str],
+) -> None:
+    """An escaped surrogate pair (an emoji) is one valid character and is accepted."""
+    client, _ = redis_example
+    body = b'["emoji-\\ud83d\\ude00"]'
+    response = client.post("/bloom", content=body, headers={"content-type": "application/json"})
+    assert response.json() == {"added": 1}
+    assert client.get("/bloom", params={"string": "emoji-\U0001f600"}).json()["member"] is True
+
+
 # --- The app-wide request body limit ----------------------------------------------------
 
 
@@ -486,7 +547,7 @@ def test_opa_run_refuses_oversized_bodies_over_http(tmp_path: Path) -> None:
     settings = write_settings(
         tmp_path / "settings", {"PLUGIN_PATHS": [str(plugins)], "OPTIONAL_COMPONENTS": {}}
     )
-    run = OpaRun(settings, free_port(), tmp_path / "opa-run.log")
+    run = OpaRun(settings, tmp_path / "opa-run.log")
     try:
         run.wait_serving()
         declared, declared_time = raw_exchange(
@@ -555,7 +616,7 @@ def signing_run(
         **(extra or {}),
     }
     settings = write_settings(tmp_path / "settings", values)
-    return OpaRun(settings, free_port(), tmp_path / "opa-run.log", {"OPA_ENV": env})
+    return OpaRun(settings, tmp_path / "opa-run.log", {"OPA_ENV": env})
 
 
 @pytest.mark.parametrize("env", ["prod", "staging"])

@@ -29,7 +29,7 @@ import pytest
 import redis
 import yaml
 
-from opa.testing.services import LOCALHOST, free_port
+from opa.testing.services import LOCALHOST, bound_port
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "redis"
 REQUESTS = 5000
@@ -221,12 +221,12 @@ def counter_server(redis_url: str, tmp_path: Path) -> Iterator[tuple[int, str, r
         "OPTIONAL_COMPONENTS": components,
     }
     folder = write_settings(tmp_path / "settings", settings)
-    port = free_port()
     log = tmp_path / "server.log"
     client = redis.Redis.from_url(redis_url)
-    command = [sys.executable, "-m", "opa.cli", "run", "--host", LOCALHOST, "--port", str(port)]
+    command = [sys.executable, "-m", "opa.cli", "run", "--host", LOCALHOST, "--port", "0"]
     try:
         with process(command, clean_environ(folder), log) as server:
+            port = bound_port(server, f"`opa run` (log {log})", START_TIMEOUT)
 
             def healthy() -> bool:
                 alive_or_fail(server, log)

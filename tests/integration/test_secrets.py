@@ -36,15 +36,7 @@ from opa.cli import cli
 from opa.log import MAX_LOGGED_URL, setup_logging
 from opa.testing import build_app
 from opa.testing.fixtures import skip_or_fail
-from opa.testing.services import (
-    LOCALHOST,
-    ServiceUnavailable,
-    free_port,
-    log_tail,
-    redis_server_binary,
-    spawn,
-    stop_process,
-)
+from opa.testing.services import LOCALHOST, RedisServer, ServiceUnavailable, free_port
 
 # Unique to the run, so a hit can only come from this test's configuration; names of
 # files and apps take another, so no output holds a piece of a password by right.
@@ -133,46 +125,25 @@ def assert_no_leaks(outputs: dict[str, str]) -> None:
     assert not found, "\n".join(found)
 
 
-def started_redis(folder: Path) -> tuple[subprocess.Popen[bytes], int]:
-    """A redis-server requiring PASSWORD; a port lost to another process is retried."""
-    binary = redis_server_binary()
-    for attempt in range(5):
-        port = free_port()
-        command = [binary, "--port", str(port), "--bind", LOCALHOST, "--requirepass", PASSWORD]
-        command += ["--save", "", "--appendonly", "no", "--dir", str(folder), "--logfile", ""]
-        process, log = spawn(command, folder, f"redis-{attempt}.log")
-        for _ in range(200):  # bounded: 10 s
-            if "Ready to accept connections" in log.read_text(errors="replace"):
-                return process, port
-            try:
-                process.wait(0.05)
-            except subprocess.TimeoutExpired:
-                continue
-            break
-        stop_process(process)
-        if "Address already in use" not in log.read_text(errors="replace"):
-            raise ServiceUnavailable(f"redis-server did not start: {log_tail(log)}")
-    raise ServiceUnavailable("redis-server lost its port to another process five times")
-
-
 @pytest.fixture(scope="module")
-def redis_with_password(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+def redis_with_password() -> Iterator[int]:
     """A private Redis: PASSWORD for the default user, user `u_<name>` per hostile password."""
     import redis
 
+    server = RedisServer(args=["--requirepass", PASSWORD])
     try:
-        process, port = started_redis(tmp_path_factory.mktemp("redis-auth"))
-    except ServiceUnavailable as error:
-        skip_or_fail(str(error))
-    try:
-        client = redis.Redis(host=LOCALHOST, port=port, password=PASSWORD)
+        try:
+            server.start()
+        except ServiceUnavailable as error:
+            skip_or_fail(str(error))
+        client = redis.Redis(host=LOCALHOST, port=server.port, password=PASSWORD)
         for name, secret in HOSTILE.items():
             client.acl_setuser(user_name(name), enabled=True, passwords=[f"+{secret}"])
             client.execute_command("ACL", "SETUSER", user_name(name), "~*", "&*", "+@all")
         client.close()
-        yield port
+        yield server.port
     finally:
-        stop_process(process)
+        server.close()
 
 
 def user_name(name: str) -> str:
@@ -384,7 +355,7 @@ def test_passwords_appear_in_no_output(
     env = {**os.environ, "OPA_SETTINGS_DIR": str(folder), "OPA_LOG_LEVEL": "DEBUG"}
     env.pop("OPA_ENV", None)
     run = subprocess.run(
-        [sys.executable, "-m", "opa.cli", "run", "--port", str(free_port())],
+        [sys.executable, "-m", "opa.cli", "run", "--port", "0"],
         env=env,
         capture_output=True,
         text=True,
@@ -411,7 +382,7 @@ def test_a_long_url_with_a_credential_is_cut_and_masked_in_the_access_line(
     secret = HOSTILE["spaces"]
     path = f"/missing?next=redis://:{quote(secret, safe='')}@cache:6379/0&pad=" + "x" * 6000
     folder = write_run_settings(tmp_path / "settings", {"LOG_LEVEL": "INFO"})
-    server = OpaRun(folder, free_port(), tmp_path / "opa.log")
+    server = OpaRun(folder, tmp_path / "opa.log")
     try:
         server.wait_serving()
         with pytest.raises(urllib.error.HTTPError) as answer:

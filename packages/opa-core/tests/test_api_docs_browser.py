@@ -16,7 +16,8 @@ import httpx
 import pytest
 
 from opa.testing.fixtures import skip_or_fail
-from support import free_port, write_plugin
+from opa.testing.services import bound_port
+from support import write_plugin
 
 PLUGIN = """
 from opa import get_router
@@ -72,18 +73,17 @@ def docs_server(tmp_path: Path) -> Iterator[str]:
     (tmp_path / "docs_app.py").write_text(
         APP_MODULE.format(plugins=str(tmp_path / "plugins")), encoding="utf-8"
     )
-    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPA_") and k != "ENV"}
     command = [sys.executable, "-m", "uvicorn", "docs_app:app", "--app-dir", str(tmp_path)]
     server = subprocess.Popen(
-        [*command, "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+        [*command, "--host", "127.0.0.1", "--port", "0", "--log-level", "warning"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
-    base = f"http://127.0.0.1:{port}"
     try:
+        base = f"http://127.0.0.1:{bound_port(server, 'uvicorn', SERVER_START_SECONDS)}"
         deadline = time.monotonic() + SERVER_START_SECONDS
         while True:
             try:

@@ -21,7 +21,6 @@ from opa import ConfigError, get_router, limit_body
 from opa.body_limit import BodyLimitMiddleware
 from opa.config import typed
 from opa.testing import build_app
-from support import free_port
 
 LIMIT = 100
 
@@ -228,11 +227,10 @@ def test_lifespan_and_get_requests_work_under_the_limit() -> None:
 
 @contextmanager
 def served(app: FastAPI) -> Iterator[int]:
-    """*app* on a uvicorn of its own in a thread; yields the port."""
-    port = free_port()
+    """*app* on a uvicorn of its own in a thread, on a port the kernel picks; yields it."""
     # No log settings: uvicorn would reconfigure the standard loggers other tests read.
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="on"
+        app, host="127.0.0.1", port=0, log_config=None, access_log=False, lifespan="on"
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -242,7 +240,7 @@ def served(app: FastAPI) -> Iterator[int]:
         assert time.monotonic() < deadline, "uvicorn did not start"
         time.sleep(0.01)
     try:
-        yield port
+        yield int(server.servers[0].sockets[0].getsockname()[1])
     finally:
         server.should_exit = True
         thread.join(10)

@@ -21,6 +21,7 @@ from click.testing import CliRunner, Result
 import opa.driver_registry
 from opa.cli import cli
 from opa.log import setup_logging
+from opa.testing.services import bound_port, free_port
 
 PASSWORD = "s3cret"
 
@@ -57,13 +58,6 @@ class TcpProbe(Driver):
     def disconnect(self):
         self.instance.close()
 '''
-
-
-def free_port() -> int:
-    """A port nothing listens on (bound then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
@@ -317,12 +311,12 @@ def test_worker_passes_celerys_exit_status_through(
     assert result.exit_code == 64, result.output
 
 
-def start_server(folder: Path, port: int) -> subprocess.Popen[str]:
-    """``python -m opa.cli run`` in a subprocess, output captured."""
+def start_server(folder: Path) -> subprocess.Popen[str]:
+    """``python -m opa.cli run`` on port 0 in a subprocess, output captured."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPA_") and k != "ENV"}
     command = [sys.executable, "-m", "opa.cli", "--settings-dir", str(folder), "run"]
     return subprocess.Popen(
-        [*command, "--port", str(port), "--no-reload"],
+        [*command, "--port", "0", "--no-reload"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -332,9 +326,9 @@ def start_server(folder: Path, port: int) -> subprocess.Popen[str]:
 
 def test_run_serves_a_plugin_route(tmp_path: Path, listener: int) -> None:
     """`opa run` serves the plugin's /hello with its LOAD: yes component connected."""
-    port = free_port()
-    server = start_server(project(tmp_path, {"probe": probe(listener)}), port)
+    server = start_server(project(tmp_path, {"probe": probe(listener)}))
     try:
+        port = bound_port(server, "opa run", 30)
         deadline, response = time.monotonic() + 30, None
         while time.monotonic() < deadline and server.poll() is None:
             try:
@@ -356,7 +350,7 @@ def test_run_serves_a_plugin_route(tmp_path: Path, listener: int) -> None:
 
 def test_run_exits_non_zero_when_a_required_component_is_down(tmp_path: Path) -> None:
     """`opa run` exits 3 with the masked reason when a LOAD: yes component cannot connect."""
-    server = start_server(project(tmp_path, {"probe": probe(free_port())}), free_port())
+    server = start_server(project(tmp_path, {"probe": probe(free_port())}))
     try:
         output, _ = server.communicate(timeout=30)
     finally:

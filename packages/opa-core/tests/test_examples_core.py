@@ -27,7 +27,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from opa.testing import build_app
-from support import free_port
+from opa.testing.services import bound_port
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES = ROOT / "examples"
@@ -56,14 +56,13 @@ def serve(example: Path) -> Iterator[str]:
         if not name.upper().startswith(("OPA_", "DYNACONF_")) and name.upper() != "ENV"
     }
     env.update(readme_run_command(example))
-    port = free_port()
     command = [sys.executable, "-m", "opa.cli", "run", "--host", "127.0.0.1"]
-    command += ["--port", str(port), "--no-reload"]
+    command += ["--port", "0", "--no-reload"]
     process = subprocess.Popen(
         command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
-    url = f"http://127.0.0.1:{port}"
     try:
+        url = f"http://127.0.0.1:{bound_port(process, f'opa run for {example.name}')}"
         deadline = time.monotonic() + START_TIMEOUT
         while True:
             if process.poll() is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -301,9 +302,14 @@ def opa_manager(app: Any) -> PluginManager:
     return manager
 
 
-def test_a_plugin_named_like_an_imported_module_is_refused(tmp_path: Path) -> None:
-    """A plugin called json.py would replace the standard library's json: it is refused."""
-    write_plugin(tmp_path / "p", "json", "VALUE = 1\n")
-    with pytest.raises(PluginError, match=r"has the name of the module 'json' that is already"):
+def test_a_plugin_named_like_an_imported_module_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plugin named like a module imported from outside sys.path is refused, naming it."""
+    stray = ModuleType("stray_library")
+    stray.__file__ = str(tmp_path / "elsewhere" / "stray_library.py")
+    monkeypatch.setitem(sys.modules, "stray_library", stray)
+    write_plugin(tmp_path / "p", "stray_library", "VALUE = 1\n")
+    with pytest.raises(PluginError, match=r"'stray_library' that is already imported"):
         manager_for(tmp_path, PLUGIN_PATHS=[str(tmp_path / "p")])
-    assert hasattr(sys.modules["json"], "dumps")
+    assert sys.modules["stray_library"] is stray

@@ -7,21 +7,28 @@ Redis on 6379 is only ever sent PING and SELECT.
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
+import opa.testing.services
 from opa.testing.fixtures import skip_or_fail
 from opa.testing.services import (
+    PortTaken,
     RedisServer,
     ServiceUnavailable,
     TestServices,
     free_port,
+    listening_ports,
+    on_free_port,
     port_accepts,
     redis_answers,
-    redis_process_id,
 )
 
 
@@ -62,23 +69,6 @@ def test_started_redis_answers_stops_and_restarts_on_the_same_port() -> None:
         server.start()
         assert server.running
         assert redis_command(server.port, "PING") == b"+PONG\r\n"
-
-
-def test_a_redis_whose_port_was_taken_moves_to_another() -> None:
-    """When another process takes the chosen port before the server binds it, the first
-    start retries on another port, and the server answering is the one started."""
-    server = RedisServer()
-    taken = server.port
-    try:
-        with socket.socket() as squatter:
-            squatter.bind(("127.0.0.1", taken))
-            squatter.listen(1)
-            server.start()
-        assert server.port != taken
-        assert server.url == f"redis://127.0.0.1:{server.port}/0"
-        assert redis_process_id(server.port) == server.pid
-    finally:
-        server.close()
 
 
 def test_a_paused_redis_answers_nothing_until_resumed() -> None:
@@ -197,3 +187,80 @@ def test_unavailable_service_fails_under_ci(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match="no broker"):
         skip_or_fail("no broker")
+
+
+# --- Ports without a race ------------------------------------------------------------------
+
+
+@contextmanager
+def someone_else_listening() -> Iterator[int]:
+    """A port taken by another listener (this process) for the length of the block."""
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", free_port()))
+        other.listen(8)
+        yield int(other.getsockname()[1])
+
+
+def test_free_port_is_bindable_and_outside_the_ephemeral_range() -> None:
+    """Ports come from below the range outgoing connections use, so no client takes them."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    for _ in range(20):
+        port = free_port()
+        assert port < low
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", port))
+
+
+def test_listening_ports_reads_back_what_a_process_listens_on() -> None:
+    """listening_ports(pid) finds this process's listener, and not a port it does not hold."""
+    with someone_else_listening() as port:
+        ports = listening_ports(os.getpid())
+        assert ports is not None and port in ports
+    assert port not in (listening_ports(os.getpid()) or set())
+
+
+def test_on_free_port_retries_a_taken_port_and_gives_up_bounded() -> None:
+    """A start that finds its port taken is tried on fresh ports, at most PORT_ATTEMPTS times."""
+    tried: list[int] = []
+
+    def taken_twice(port: int) -> int:
+        tried.append(port)
+        if len(tried) <= 2:
+            raise PortTaken(f"port {port} in use")
+        return port
+
+    assert on_free_port(taken_twice, "a server") == tried[-1]
+    assert len(tried) == 3
+
+    def always_taken(port: int) -> int:
+        raise PortTaken(f"port {port} in use")
+
+    with pytest.raises(ServiceUnavailable, match=r"a server: 5 free ports in a row were taken"):
+        on_free_port(always_taken, "a server")
+
+
+def test_a_redis_server_whose_port_is_taken_says_so() -> None:
+    """On a port another process holds, redis-server is not taken as ready: PortTaken."""
+    with someone_else_listening() as port:
+        server = RedisServer(port)
+        try:
+            with pytest.raises(PortTaken, match=rf"redis-server on port {port} exited"):
+                server.start()
+        finally:
+            server.close()
+
+
+def test_a_private_redis_moves_to_a_fresh_port_when_its_first_is_taken(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """start_redis() whose first chosen port is taken meanwhile starts on the next one."""
+    real_free_port = opa.testing.services.free_port
+    with someone_else_listening() as taken:
+        picks = iter([taken])
+        monkeypatch.setattr(
+            opa.testing.services, "free_port", lambda: next(picks, None) or real_free_port()
+        )
+        with TestServices() as services:
+            server = services.start_redis()
+            assert server.port != taken
+            assert redis_command(server.port, "PING") == b"+PONG\r\n"

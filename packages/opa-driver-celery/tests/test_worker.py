@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from opa.testing.compliance import closed_port
-from opa.testing.services import free_port
+from opa.testing.services import bound_port
 from support import (
     STORE_DB,
     Run,
@@ -134,10 +134,12 @@ def test_flower_runs_on_the_worker_app(
     """`celery -A opa_driver_celery.worker flower` serves its dashboard on the same app."""
     celery = celery_component(rabbitmq_url, backend_url, run)
     settings = write_settings(tmp_path / "settings", {"celery": celery, "store": {"LOAD": "no"}})
-    port = free_port()
     command = [sys.executable, "-m", "celery", "-A", "opa_driver_celery.worker", "flower"]
-    command += [f"--port={port}", "--address=127.0.0.1"]
-    with started(command, clean_environ(settings), tmp_path, tmp_path / "f.log", ready=False):
+    command += ["--port=0", "--address=127.0.0.1"]
+    with started(
+        command, clean_environ(settings), tmp_path, tmp_path / "f.log", ready=False
+    ) as flower:
+        port = bound_port(flower.popen, "flower", 40)
 
         def healthy() -> bool:
             try:

@@ -21,6 +21,7 @@ from opa.errors import (
     SignatureExpired,
 )
 from opa.hooks import Hook, HookDefinition
+from opa.json_body import JsonBodyError, parse_json
 from opa.log import log
 from opa.plugin_manager import Setup
 from opa.runtime import (
@@ -49,6 +50,7 @@ __all__ = [
     "HookDefinition",
     "HookError",
     "Instance",
+    "JsonBodyError",
     "OpaError",
     "OptionsError",
     "PluginError",
@@ -65,5 +67,6 @@ __all__ = [
     "get_router",
     "limit_body",
     "log",
+    "parse_json",
     "signer",
 ]

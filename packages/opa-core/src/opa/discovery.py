@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
 import sys
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from importlib.machinery import ModuleSpec, PathFinder
+from importlib.metadata import packages_distributions
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -134,6 +137,17 @@ PLUGIN_MARK = "__opa_plugin__"
 """Set on every module opa imports as a plugin, to tell them from library modules."""
 
 
+SERVER_OPTIONAL_MODULES = frozenset({"httptools", "uvloop", "websockets", "wsproto", "watchfiles"})
+"""Modules uvicorn imports when they are present and does without when not.
+
+Whether installed or not, a plugin of one of these names would be taken for it: uvicorn
+would parse HTTP with a plugin's ``httptools.py`` and drop every connection.
+"""
+
+_plugin_folders: set[Path] = set()
+"""The folders :func:`put_on_sys_path` added, left out when looking for what a name means."""
+
+
 def _same_file(module: ModuleType, path: Path) -> bool:
     location = getattr(module, "__file__", None)
     return location is not None and Path(location).resolve() == path.resolve()
@@ -144,16 +158,68 @@ def _forget(name: str) -> None:
         del sys.modules[loaded]
 
 
+def _spec_outside_plugin_folders(name: str) -> ModuleSpec | None:
+    """Where ``import name`` would lead if no plugin folder were on ``sys.path``."""
+    path = [
+        entry for entry in sys.path if Path(entry or os.getcwd()).resolve() not in _plugin_folders
+    ]
+    for finder in sys.meta_path:
+        find = getattr(finder, "find_spec", None)
+        if find is None:
+            continue
+        try:
+            spec = PathFinder.find_spec(name, path) if finder is PathFinder else find(name, None)
+        except (ImportError, ValueError):
+            continue
+        # A namespace portion (a bare folder of that name) is no module to shadow.
+        if spec is not None and spec.origin not in (None, "namespace"):
+            return spec
+    return None
+
+
+def shadowed_module(candidate: Candidate) -> str | None:
+    """What a plugin of this name would stand in for when imported under it, if anything.
+
+    The standard library, installed distributions (whose import name may differ from their
+    own name, as ``yaml`` from PyYAML) and the server's optional modules all count, imported
+    yet or not. The same file reached another way (an editable install, the working folder)
+    is the plugin itself, not something it shadows.
+    """
+    name = candidate.name
+    if name in sys.stdlib_module_names or name in sys.builtin_module_names:
+        return "the standard library"
+    spec = _spec_outside_plugin_folders(name)
+    if spec is not None and spec.origin is not None:
+        if Path(spec.origin).resolve() == candidate.path.resolve():
+            return None
+        # Looked up only on a clash: reading every distribution's metadata costs about 0.1 s.
+        distributions = sorted(set(packages_distributions().get(name, [])))
+        if distributions:
+            return f"the distribution {', '.join(distributions)}"
+        return f"the module at {spec.origin}"
+    if name in SERVER_OPTIONAL_MODULES:
+        return "an optional module of uvicorn"
+    return None
+
+
 def import_candidate(candidate: Candidate) -> ModuleType:
     """Import a plugin from its own file; a failure names the file and the original error.
 
     Importing by location, not by name, means a same-named module elsewhere on
-    ``sys.path`` (or one left by an earlier app in this process) never stands in.
+    ``sys.path`` (or one left by an earlier app in this process) never stands in. A plugin
+    whose name is taken by a module the process may import (see :func:`shadowed_module`)
+    is refused, since every later ``import`` of that name would get the plugin.
     """
     existing = sys.modules.get(candidate.name)
+    if existing is not None and _same_file(existing, candidate.path):
+        return existing
+    shadowed = shadowed_module(candidate)
+    if shadowed is not None:
+        raise PluginError(
+            f"plugin {candidate.identity} ({candidate.path}) has the module name "
+            f"{candidate.name!r} of {shadowed}, which it would shadow; rename the plugin"
+        )
     if existing is not None:
-        if _same_file(existing, candidate.path):
-            return existing
         if not getattr(existing, PLUGIN_MARK, False):
             location = getattr(existing, "__file__", None) or "built in"
             raise PluginError(
@@ -185,5 +251,7 @@ def put_on_sys_path(paths: Iterable[Path]) -> None:
     """Plugin folders go on ``sys.path`` so plugins can import each other."""
     for folder in paths:
         entry = str(folder)
-        if folder.is_dir() and entry not in sys.path:
-            sys.path.append(entry)
+        if folder.is_dir():
+            _plugin_folders.add(folder.resolve())
+            if entry not in sys.path:
+                sys.path.append(entry)

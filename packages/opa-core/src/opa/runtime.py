@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter
 
 from opa.errors import OpaError
+from opa.json_body import JsonBodyRoute
 
 if TYPE_CHECKING:
     from opa.components import Component
@@ -56,7 +57,12 @@ async def call_hook_async(name: str, *args: Any, **kwargs: Any) -> Any:
 
 
 def get_router(**kwargs: Any) -> APIRouter:
-    """A new router; a plugin assigns it to a module-level ``router`` to be included."""
+    """A new router; a plugin assigns it to a module-level ``router`` to be included.
+
+    Its routes parse JSON bodies with :func:`opa.parse_json` unless *route_class* says
+    otherwise, so a hostile body is a 422, never a 500.
+    """
+    kwargs.setdefault("route_class", JsonBodyRoute)
     return APIRouter(**kwargs)
 
 

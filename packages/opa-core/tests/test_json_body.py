@@ -1,0 +1,117 @@
+"""JSON bodies: deep nesting and lone surrogates are a 422 naming the problem, never a 500."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fastapi import APIRouter
+from fastapi.testclient import TestClient
+
+from opa import JsonBodyError, get_router, limit_body, parse_json
+from opa.json_body import MAX_JSON_DEPTH
+from support import make_app, write_plugin
+
+JSON = {"content-type": "application/json"}
+
+
+def nested(levels: int) -> bytes:
+    return b"[" * levels + b"]" * levels
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        (nested(100_000), "nested deeper than 100 levels"),
+        (nested(MAX_JSON_DEPTH + 1), "nested deeper than 100 levels"),
+        (b'{"a": ' * 101 + b"1" + b"}" * 101, "nested deeper than 100 levels"),
+        (b'["\\ud800"]', "lone surrogate"),
+        (b'{"k": "x\\uDFFF"}', "lone surrogate"),
+        (b'{"\\ud800": 1}', "lone surrogate"),
+        ('["\ud800"]'.encode("utf-8", "surrogatepass"), "lone surrogate"),
+        (b"{not json", "Expecting property name"),
+    ],
+    ids=["deep", "one-too-deep", "deep-objects", "escaped", "low", "key", "raw-bytes", "bad"],
+)
+def test_parse_json_refuses_what_would_end_in_a_500(body: bytes, problem: str) -> None:
+    """parse_json raises JsonBodyError (a ValueError) whose message names the problem."""
+    with pytest.raises(JsonBodyError, match=problem):
+        parse_json(body)
+
+
+def test_parse_json_reads_valid_json_as_json_loads_does() -> None:
+    """Nesting at the limit, surrogate pairs and a str argument parse as usual."""
+    assert parse_json(nested(MAX_JSON_DEPTH))
+    assert parse_json(b'["\\ud83d\\ude00", "\\\\ud800"]') == ["\U0001f600", "\\ud800"]
+    assert parse_json('{"a": [1, 2.5, null]}') == {"a": [1, 2.5, None]}
+
+
+PLUGIN = """
+from pydantic import BaseModel
+
+from opa import get_router, limit_body
+
+class Item(BaseModel):
+    name: str
+
+router = get_router({route_class})
+
+@router.post("{path}")
+def item(body: Item) -> str:
+    return body.name
+"""
+ROUTE_CLASSES = {"/item": "", "/limited": "route_class=limit_body(1_000_000)"}
+
+
+@pytest.mark.parametrize("path", ["/item", "/limited"])
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [(nested(5000), "nested deeper"), (b'{"name": "\\ud800"}', "lone surrogate")],
+    ids=["deep", "surrogate"],
+)
+def test_a_model_body_on_a_plugin_route_is_a_422_naming_the_problem(
+    tmp_path: Path, path: str, body: bytes, problem: str
+) -> None:
+    """FastAPI's parsing of a model body on get_router and limit_body routes answers 422."""
+    folder = tmp_path / "plugins"
+    source = PLUGIN.format(route_class=ROUTE_CLASSES[path], path=path)
+    write_plugin(folder, f"opa_json_body_plugin_{path.strip('/')}", source)
+    with TestClient(make_app(PLUGIN_PATHS=[str(folder)])) as client:
+        response = client.post(path, content=body, headers=JSON)
+        assert response.status_code == 422, response.text
+        (error,) = response.json()["detail"]
+        assert error["type"] == "json_invalid"
+        assert problem in error["ctx"]["error"]
+        assert client.post(path, json={"name": "ok"}).json() == "ok"
+
+
+def test_get_router_keeps_a_route_class_given_to_it() -> None:
+    """get_router(route_class=...) uses that class; the default parses JSON safely."""
+    assert get_router().route_class.__name__ == "JsonBodyRoute"
+    assert get_router(route_class=limit_body(10)).route_class.__name__ == "LimitedBodyRoute10"
+
+
+def test_a_422_echoing_a_lone_surrogate_is_rendered(tmp_path: Path) -> None:
+    """A route not made by get_router still answers 422, the surrogate written as its escape."""
+    folder = tmp_path / "plugins"
+    write_plugin(
+        folder,
+        "opa_plain_router_plugin",
+        """
+        from fastapi import APIRouter
+        router = APIRouter()
+
+        @router.post("/numbers")
+        def numbers(body: list[int]) -> int:
+            return sum(body)
+        """,
+    )
+    with TestClient(make_app(PLUGIN_PATHS=[str(folder)])) as client:
+        response = client.post("/numbers", content=b'["\\ud800"]', headers=JSON)
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["input"] == "\\ud800"
+
+
+def test_a_plain_fastapi_router_is_not_rewritten() -> None:
+    """Only opa's routers get the JSON route class; FastAPI's own APIRouter is left alone."""
+    assert APIRouter().route_class.__name__ == "APIRoute"
