@@ -1,9 +1,9 @@
 """opa's performance budget, measured side by side against bare FastAPI in one run.
 
 ``python benchmarks/run.py [--quick] [--loadgen auto|wrk|python] [--only core,redis,...]``
-prints opa-core's table, then the other parts (``bench_routing.py``, ``bench_redis.py``,
-``bench_mongodb.py``, ``bench_celery.py``), each printing its own; ``--only`` picks some of
-them. ``nox -s bench`` runs this with what every part needs installed.
+prints opa-core's table, then the other parts (``bench_routing.py``, ``bench_serving.py``,
+``bench_redis.py``, ``bench_mongodb.py``, ``bench_celery.py``), each printing its own;
+``--only`` picks some of them. ``nox -s bench`` runs this with what every part needs installed.
 
 Nothing here asserts: a MISS is a number to look at, not a failure. Compared variants take
 turns round after round and each figure is the median of its rounds, because the machine
@@ -299,11 +299,12 @@ def imports(plan: Plan, scratch: Path, report: Report) -> None:
     report.notes.append(f"5: modules checked: {', '.join(fixtures.BACKENDS)}")
 
 
-SECTIONS = ("core", "routing", "redis", "mongodb", "celery")
+SECTIONS = ("core", "routing", "serving", "redis", "mongodb", "celery")
 
 # Arguments of each driver benchmark's main() for a --quick run (a smoke run, not figures).
 QUICK_ARGS = {
     "routing": ["--rounds", "3", "--requests", "1000"],
+    "serving": ["--rounds", "2", "--requests", "3000", "--callgrind-requests", "200"],
     "redis": ["--rounds", "2", "--requests", "2000", "--warmup", "500"],
     "mongodb": ["--rounds", "2", "--requests", "200"],
     "celery": ["--rounds", "1", "--samples", "20", "--tasks", "200"],
@@ -340,7 +341,7 @@ def driver_section(name: str, options: argparse.Namespace, tool: str) -> int:
 
     module = importlib.import_module(f"bench_{name}")
     argv = list(QUICK_ARGS[name]) if options.quick else []
-    if name == "redis":
+    if name in ("redis", "serving"):
         argv += ["--loadgen", tool]
     code: int = module.main(argv)
     return code
@@ -349,6 +350,7 @@ def driver_section(name: str, options: argparse.Namespace, tool: str) -> int:
 TITLES = {
     "core": "opa-core against bare FastAPI",
     "routing": "Plugin routes: copied against include_router (benchmarks/bench_routing.py)",
+    "serving": "Serving layer: opa.serving against plain uvicorn h11 (benchmarks/bench_serving.py)",
     "redis": "Redis drivers (benchmarks/bench_redis.py)",
     "mongodb": "MongoDB drivers (benchmarks/bench_mongodb.py)",
     "celery": "Celery driver (benchmarks/bench_celery.py)",
