@@ -145,10 +145,11 @@ def pad_for_headers(length: int) -> list[tuple[str, str]]:
 
 def test_the_library_names_the_guard_builds_on_still_exist() -> None:
     """uvicorn's h11 protocol, h11 and asyncio still have what opa.serving relies on."""
-    for method in ("connection_made", "connection_lost", "on_response_complete"):
+    methods = ("connection_made", "connection_lost", "on_response_complete")
+    for method in (*methods, "_unset_keepalive_if_required"):
         assert callable(getattr(H11Protocol, method, None)), f"H11Protocol.{method} is gone"
     source = inspect.getsource(H11Protocol.__init__)
-    for attribute in ("self.conn =", "self.loop =", "self.transport"):
+    for attribute in ("self.conn =", "self.loop =", "self.transport", "self.connections ="):
         assert attribute in source, f"H11Protocol no longer sets {attribute}"
     assert "self.conn.next_event()" in inspect.getsource(H11Protocol.handle_events)
     assert h11.RemoteProtocolError("x", error_status_hint=431).error_status_hint == 431

@@ -111,9 +111,10 @@ def run(host: str | None, port: int | None, reload: bool | None, log_level: str 
     _export_choice("OPA_LOG_LEVEL", log_level.upper() if log_level else None)
     settings = prepared_settings()
     PluginManager(settings).load()  # surfaces configuration errors as one line, not a traceback
-    # uvicorn re-raises the SIGTERM it handled once it has shut down cleanly; a clean
-    # shutdown on request is a success, so that re-raised signal ends the process with 0.
+    # uvicorn re-raises the SIGTERM or SIGINT it handled once it has shut down cleanly; a
+    # clean shutdown on request is a success, so that re-raised signal ends the process with 0.
     signal.signal(signal.SIGTERM, _exit_cleanly)
+    signal.signal(signal.SIGINT, _exit_cleanly)
     serve(
         settings,
         host=host or str(settings.HOST),
