@@ -247,6 +247,20 @@ def test_a_100kb_url_does_not_hold_another_client(piece: int) -> None:
     assert waited < PROMPT
 
 
+def test_malformed_heads_are_400_without_a_line_each() -> None:
+    """Garbage heads get 400 before any route, and no line each in the log."""
+    lines: list[str] = []
+    sink = log.add(lines.append, level="WARNING", format="{message}")
+    try:
+        with serving() as served:
+            answers = [exchange(served.port, b"NOT HTTP AT ALL\r\n\r\n") for _ in range(20)]
+    finally:
+        log.remove(sink)
+    assert {status(answer) for answer in answers} == {400}
+    assert served.paths == []
+    assert not any("Invalid HTTP request" in line for line in lines), lines
+
+
 # --- head deadline --------------------------------------------------------------------------
 
 

@@ -51,6 +51,7 @@ REFUSED = "refused"
 EVICTED = "evicted"
 TIMED_OUT = "timed_out"
 OVERSIZED = "oversized"
+MALFORMED = "malformed"
 ACCEPT_ERRORS = "accept_errors"
 
 
@@ -134,6 +135,7 @@ def _response(status: int, reason: str, body: str) -> bytes:
 URI_TOO_LONG = _response(414, "URI Too Long", "Request line too long")
 HEADERS_TOO_LARGE = _response(431, "Request Header Fields Too Large", "Request headers too large")
 REQUEST_TIMEOUT = _response(408, "Request Timeout", "Request head not received in time")
+BAD_REQUEST = _response(400, "Bad Request", "Invalid HTTP request received.")
 BUSY = _response(503, "Service Unavailable", "Too many connections")
 
 
@@ -236,6 +238,7 @@ class ConnectionGuard:
             (EVICTED, "connections evicted while waiting for their head"),
             (TIMED_OUT, f"heads cut after HEADER_TIMEOUT={self.limits.header_timeout:g}s"),
             (OVERSIZED, "heads over MAX_REQUEST_LINE or MAX_HEADER_BYTES (414/431)"),
+            (MALFORMED, "malformed heads (400)"),
             (ACCEPT_ERRORS, "accept errors (out of file descriptors or memory)"),
         ]
         said = [f"{counts[key]} {text}" for key, text in parts if counts[key]]
@@ -288,7 +291,8 @@ class HeadLimitedConnection(h11.Connection):
             event = super().next_event()
         except h11.RemoteProtocolError as exc:
             if exc.error_status_hint != 431:  # h11's hint for "receive buffer too long"
-                raise
+                # Answered here rather than by uvicorn, which logs a line for each one.
+                return self._reject(BAD_REQUEST, MALFORMED)
             buffered = self.trailing_data[0]
             line_end = buffered.find(b"\r\n")
             too_long = line_end == -1 or line_end > self.limits.max_request_line
@@ -306,10 +310,10 @@ class HeadLimitedConnection(h11.Connection):
                 return self._reject(HEADERS_TOO_LARGE)
         return event
 
-    def _reject(self, response: bytes) -> Any:
+    def _reject(self, response: bytes, count: str = OVERSIZED) -> Any:
         if self.our_state is not h11.ERROR:
             self.send_failed()  # uvicorn then sends nothing more on this connection
-        self.protocol.guard_of().counts[OVERSIZED] += 1
+        self.protocol.guard_of().counts[count] += 1
         self.protocol.cut(response)
         return h11.NEED_DATA  # uvicorn stops reading events: no route runs
 
