@@ -10,6 +10,11 @@
 
     python benchmarks/bench_serving.py [--rounds 9] [--requests 30000] [--callgrind-requests 2000]
         [--no-callgrind]
+
+``--storm N`` measures instead what issue 13 measured before: N sockets (from two client
+processes) that send a request line, then one header line every 10 s, against each protocol
+for 30 s; it prints how /hello answered meanwhile, how the slow clients ended, the server's
+log lines and its resident memory.
 """
 
 from __future__ import annotations
@@ -23,6 +28,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
+import time
+import urllib.request
+from collections import Counter
 from pathlib import Path
 from statistics import median
 from typing import Any
@@ -163,6 +172,110 @@ def per_request(low: int, scratch: Path) -> dict[str, float]:
     return counts
 
 
+# --- --storm: the slow-header attack of issue 13 ------------------------------------------
+
+
+async def slow_clients(port: int, count: int, seconds: float) -> dict[str, Any]:
+    """*count* slow-header connections held for *seconds*: how they ended."""
+    loop = asyncio.get_running_loop()
+    endings: Counter[str] = Counter()
+    ended_after: list[float] = []
+
+    async def one() -> None:
+        started = loop.time()
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            endings["connect failed"] += 1
+            return
+        answer = b""
+        try:
+            writer.write(b"GET /hello HTTP/1.1\r\n")
+            while loop.time() - started < seconds:
+                try:
+                    data = await asyncio.wait_for(reader.read(4096), 10.0)
+                except TimeoutError:
+                    writer.write(b"x-slow: 1\r\n")
+                    continue
+                if not data:
+                    break
+                answer += data
+            else:
+                endings["still open"] += 1
+                return
+        except OSError:
+            answer = b"reset"
+        finally:
+            writer.close()
+        endings[answer[:12].decode(errors="replace") or "closed"] += 1
+        ended_after.append(loop.time() - started)
+
+    await asyncio.gather(*(one() for _ in range(count)))
+    ended_after.sort()
+    quantiles = {
+        f"p{q}": round(ended_after[int(len(ended_after) * q / 100) - 1], 2)
+        for q in (10, 50, 90, 100)
+        if ended_after
+    }
+    return {"endings": dict(endings), "ended_after": quantiles}
+
+
+def probe(url: str, children: list[subprocess.Popen[str]], answers: list[float | None]) -> None:
+    """GET *url* once a second while the slow clients run: each answer's seconds, or None."""
+    while any(child.poll() is None for child in children):
+        started = time.monotonic()
+        try:
+            with urllib.request.urlopen(url, timeout=10):
+                answers.append(time.monotonic() - started)
+        except OSError:
+            answers.append(None)
+        time.sleep(1.0)
+
+
+def storm(count: int, seconds: float, scratch: Path) -> None:
+    settings, _ = fixtures.hello_apps(scratch / "hello")
+    for name, protocol in PROTOCOLS.items():
+        log = scratch / f"storm-{protocol}.log"
+        server = start(name, protocol, settings, log)
+        lines_before = len(log.read_bytes().splitlines())
+        children = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    __file__,
+                    "--slow-clients",
+                    str(server.port),
+                    str(half),
+                    str(seconds),
+                ],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for half in (count // 2, count - count // 2)
+        ]
+        answers: list[float | None] = []
+
+        time.sleep(3.0)  # the sockets are opening
+        prober = threading.Thread(target=probe, args=(server.url, children, answers))
+        prober.start()
+        outcomes = [json.loads(child.communicate()[0]) for child in children]
+        prober.join()
+        lines = len(log.read_bytes().splitlines()) - lines_before
+        rss = server.rss_kib() / 1024
+        server.stop()
+        answered = sorted(a for a in answers if a is not None)
+        print(f"### {name}: {count} slow-header sockets for {seconds:g} s")
+        print(f"- /hello probes: {len(answered)} of {len(answers)} answered", end="")
+        if answered:
+            print(f", median {answered[len(answered) // 2]:.3f} s, max {answered[-1]:.3f} s")
+        else:
+            print()
+        print(f"- server log: {lines} lines ({lines / seconds:,.0f} a second); RSS {rss:.0f} MiB")
+        for number, outcome in enumerate(outcomes, 1):
+            print(f"- client process {number}: {outcome}")
+        print(flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=9)
@@ -174,9 +287,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-callgrind", action="store_true")
     hidden = argparse.SUPPRESS  # the callgrind child's own mode
     parser.add_argument("--drive", nargs=2, metavar=("PROTOCOL", "REQUESTS"), help=hidden)
+    parser.add_argument("--slow-clients", nargs=3, metavar=("PORT", "N", "SECONDS"), help=hidden)
+    parser.add_argument("--storm", type=int, metavar="N", help="the slow-header attack instead")
+    parser.add_argument("--storm-seconds", type=float, default=30.0)
     args = parser.parse_args(argv)
     if args.drive:
         asyncio.run(drive(args.drive[0], int(args.drive[1])))
+        return 0
+    if args.slow_clients:
+        port, count, seconds = args.slow_clients
+        print(json.dumps(asyncio.run(slow_clients(int(port), int(count), float(seconds)))))
+        return 0
+    if args.storm:
+        with tempfile.TemporaryDirectory(prefix="opa-bench-storm-") as folder:
+            storm(args.storm, args.storm_seconds, Path(folder))
         return 0
     tool = args.loadgen or ("wrk" if http.wrk_path() else "python")
     with tempfile.TemporaryDirectory(prefix="opa-bench-serving-") as folder:

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from faults import OpaRun, disconnected_at, marker_component, write_settings
+from test_faults import figure
 
 from opa.testing.services import LOCALHOST, free_port
 
@@ -203,6 +204,16 @@ def test_slow_header_clients_do_not_starve_hello(
     intervals = (time.monotonic() - storm_began) / 5.0
     assert len(lines) <= intervals + 1, lines
     assert len(log.read_text().splitlines()) < 30, "a line per slow client reached the log"
+    cut_after = sorted(ending.after for ending in endings)
+    figure(
+        "slow-headers",
+        clients=SLOW_CLIENTS,
+        hello=took,
+        cut_first=cut_after[0],
+        cut_last=cut_after[-1],
+        pressure_lines=len(lines),
+        log_lines=len(log.read_text().splitlines()),
+    )
 
 
 @pytest.mark.timeout(180)
@@ -229,6 +240,16 @@ def test_over_the_cap_new_clients_are_refused_quickly_and_hello_still_answered(
     assert any("refused over MAX_CONNECTIONS=300" in line for line in lines), lines
     assert any("evicted while waiting for their head" in line for line in lines), lines
     assert len(log.read_text().splitlines()) < 30, "a line per refused client reached the log"
+    figure(
+        "over-the-cap",
+        clients=SLOW_CLIENTS,
+        cap=cap,
+        hello=took,
+        refused_within_prompt=len(refused_at_once),
+        answered_503=sum(ending.status == 503 for ending in endings),
+        slowest_refusal=max(e.after for e in refused_at_once),
+        pressure_lines=len(lines),
+    )
 
 
 @pytest.mark.timeout(120)
@@ -263,6 +284,7 @@ def test_sigterm_cuts_requests_longer_than_the_grace(
     assert len(cut) == 1 and "Cancel 3 running task(s)" in cut[0], output
     assert "Traceback" not in output and "Exception in ASGI application" not in output, output
     assert disconnected_at(marker) is not None, output
+    figure("sigterm-past-grace", grace=grace, exited=exited, exit_code=code, cut=cut[0][-60:])
 
 
 def test_a_load_yes_component_failing_at_start_is_one_masked_error_line_and_status_1(

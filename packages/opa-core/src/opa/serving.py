@@ -207,7 +207,7 @@ class ConnectionGuard:
                 return False
             self.waiting.popleft()
             if protocol in self.open and protocol.awaits_head_since(since):
-                protocol.cut(BUSY)
+                protocol.stop_waiting(BUSY)
                 self.open.discard(protocol)
                 self.counts[EVICTED] += 1
                 return True
@@ -221,8 +221,13 @@ class ConnectionGuard:
             if protocol.transport.is_closing():
                 self.open.discard(protocol)
             elif protocol.conn.their_state is h11.IDLE:
+                if protocol.cycle is not protocol.seen_cycle:
+                    # A response ended since the last sweep, and the wait for the next head
+                    # with it: counting from now gives that head up to one interval more.
+                    protocol.seen_cycle = protocol.cycle
+                    protocol.head_since = now
                 if protocol.head_since <= deadline:
-                    protocol.cut_slow_head()
+                    protocol.stop_waiting(REQUEST_TIMEOUT)
                     self.open.discard(protocol)
                     self.counts[TIMED_OUT] += 1
                 else:
@@ -276,6 +281,10 @@ class _Drain(asyncio.Protocol):
         self.guard.draining -= 1
 
 
+# Called directly rather than through super(): this runs for every event of every request.
+_h11_next_event = h11.Connection.next_event
+
+
 class HeadLimitedConnection(h11.Connection):
     """h11's server connection that answers 414 or 431 for a head over the limits."""
 
@@ -288,7 +297,7 @@ class HeadLimitedConnection(h11.Connection):
 
     def next_event(self) -> Any:
         try:
-            event = super().next_event()
+            event = _h11_next_event(self)
         except h11.RemoteProtocolError as exc:
             if exc.error_status_hint != 431:  # h11's hint for "receive buffer too long"
                 # Answered here rather than by uvicorn, which logs a line for each one.
@@ -338,6 +347,7 @@ class GuardedH11Protocol(H11Protocol):
         super().__init__(config, server_state, app_state, _loop)
         self.conn = HeadLimitedConnection(self.guard_of().limits, self)
         self.head_since = 0.0  # loop time when this connection began waiting for a head
+        self.seen_cycle: Any = None  # the request cycle the last sweep saw
 
     @classmethod
     def guard_of(cls) -> ConnectionGuard:
@@ -356,10 +366,6 @@ class GuardedH11Protocol(H11Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.guard_of().release(self)
         super().connection_lost(exc)
-
-    def on_response_complete(self) -> None:
-        self.head_since = self.loop.time()  # the next head's deadline counts from here
-        super().on_response_complete()
 
     def awaits_head_since(self, since: float) -> bool:
         """Still waiting for the head it began waiting for at *since*."""
@@ -381,10 +387,11 @@ class GuardedH11Protocol(H11Protocol):
         self.transport.write(response)
         guard.drain(self.transport)
 
-    def cut_slow_head(self) -> None:
-        """408 to a client that sent part of a head; an idle keep-alive one is just closed."""
+    def stop_waiting(self, response: bytes) -> None:
+        """*response* to a client that sent part of a head; one that sent none is just closed,
+        as its next request may be on its way and must not read this answer as its own."""
         if self.conn.trailing_data[0]:
-            self.cut(REQUEST_TIMEOUT)
+            self.cut(response)
         else:
             self.transport.close()
 
