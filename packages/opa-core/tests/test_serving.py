@@ -25,6 +25,7 @@ from opa.serving import (
     ConnectionGuard,
     GuardedH11Protocol,
     ServingLimits,
+    connection_cap,
     guarded_protocol,
     serving_limits,
 )
@@ -189,6 +190,19 @@ def test_a_bad_limit_is_one_error_naming_the_setting(name: str, value: Any) -> N
     settings = load_settings(overrides={name: value})
     with pytest.raises(ConfigError, match=rf"setting {name} \(environment variable OPA_{name}\)"):
         serving_limits(settings)
+
+
+def test_the_cap_is_lowered_to_fit_the_open_file_limit_with_a_warning() -> None:
+    """Under a 1024 open-file limit, MAX_CONNECTIONS 4096 becomes 640, and a line says why."""
+    lines: list[str] = []
+    sink = log.add(lines.append, level="WARNING", format="{message}")
+    try:
+        cap = connection_cap(replace(LIMITS, max_connections=4096), 1024)
+        kept = connection_cap(replace(LIMITS, max_connections=100), 1024)
+    finally:
+        log.remove(sink)
+    assert (cap, kept) == (640, 100)
+    assert len(lines) == 1 and "MAX_CONNECTIONS=4096" in lines[0] and "ulimit -Hn" in lines[0]
 
 
 # --- request line and header limits --------------------------------------------------------

@@ -70,7 +70,8 @@ def serve(settings: Any, *, host: str, port: int, reload: bool, log_level: str) 
         uvicorn.run(APP, reload=True, http=PROTOCOL, **options)
         return
     guard = ConnectionGuard.from_settings(settings)
-    server = uvicorn.Server(uvicorn.Config(APP, http=guarded_protocol(guard), **options))
+    config = uvicorn.Config(APP, http=guarded_protocol(guard), backlog=guard.backlog, **options)
+    server = uvicorn.Server(config)
     errors = _StartupErrors(lambda: server.started)
     uvicorn_log = logging.getLogger("uvicorn.error")
     filters = [errors, _CutRequests()]

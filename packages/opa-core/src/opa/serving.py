@@ -107,9 +107,15 @@ def raise_open_file_limit() -> int:
     return soft
 
 
+def accept_backlog(open_files: int) -> int:
+    """The listen backlog: asyncio accepts up to this many sockets before any is admitted
+    or refused, so it is kept to a small share of the open-file limit."""
+    return max(64, min(2048, open_files // 8))
+
+
 def connection_cap(limits: ServingLimits, open_files: int) -> int:
     """MAX_CONNECTIONS, lowered (with a warning) to what the open-file limit can hold."""
-    room = max(open_files - RESERVED_FILES, 1)
+    room = max(open_files - RESERVED_FILES - accept_backlog(open_files), 1)
     if limits.max_connections <= room:
         return limits.max_connections
     log.warning(
@@ -142,9 +148,10 @@ BUSY = _response(503, "Service Unavailable", "Too many connections")
 class ConnectionGuard:
     """The connections of one serving process: the cap, the head deadlines, the counts."""
 
-    def __init__(self, limits: ServingLimits, cap: int) -> None:
+    def __init__(self, limits: ServingLimits, cap: int, backlog: int = 2048) -> None:
         self.limits = limits
         self.cap = cap
+        self.backlog = backlog
         self.open: set[GuardedH11Protocol] = set()
         # (when its wait began, connection): oldest first, rebuilt by every sweep.
         self.waiting: deque[tuple[float, GuardedH11Protocol]] = deque()
@@ -156,7 +163,8 @@ class ConnectionGuard:
     @classmethod
     def from_settings(cls, settings: Any) -> ConnectionGuard:
         limits = serving_limits(settings)
-        return cls(limits, connection_cap(limits, raise_open_file_limit()))
+        open_files = raise_open_file_limit()
+        return cls(limits, connection_cap(limits, open_files), accept_backlog(open_files))
 
     def watch(self, loop: asyncio.AbstractEventLoop) -> None:
         """Watch this loop's connections, and fold its accept errors into the counts."""
