@@ -193,7 +193,7 @@ def test_a_bad_limit_is_one_error_naming_the_setting(name: str, value: Any) -> N
 
 
 def test_the_cap_is_lowered_to_fit_the_open_file_limit_with_a_warning() -> None:
-    """Under a 1024 open-file limit, MAX_CONNECTIONS 4096 becomes 640, and a line says why."""
+    """Under a 1024 open-file limit, MAX_CONNECTIONS 4096 becomes 426, and a line says why."""
     lines: list[str] = []
     sink = log.add(lines.append, level="WARNING", format="{message}")
     try:
@@ -201,7 +201,7 @@ def test_the_cap_is_lowered_to_fit_the_open_file_limit_with_a_warning() -> None:
         kept = connection_cap(replace(LIMITS, max_connections=100), 1024)
     finally:
         log.remove(sink)
-    assert (cap, kept) == (640, 100)
+    assert (cap, kept) == (426, 100)
     assert len(lines) == 1 and "MAX_CONNECTIONS=4096" in lines[0] and "ulimit -Hn" in lines[0]
 
 

@@ -40,10 +40,10 @@ REPORT_INTERVAL = 5.0
 # Open files kept out of the connection cap: listening sockets, components, logs, imports.
 RESERVED_FILES = 256
 # Seconds a refused or cut connection keeps reading (and dropping) what its client still
-# sends after the answer, so that the client reads the answer instead of a reset; and how
-# many such connections may linger at once (beyond that they are closed at once).
+# sends after the answer, so that the client reads the answer instead of a reset. Up to half
+# the cap may linger so at once (beyond that they are closed at once); the cap leaves the
+# open files for them.
 DRAIN_SECONDS = 1.0
-MAX_DRAINING = 128
 # asyncio's exception-handler message when accept() fails for lack of descriptors or memory.
 ACCEPT_ERROR = "socket.accept() out of system resource"
 
@@ -115,7 +115,8 @@ def accept_backlog(open_files: int) -> int:
 
 def connection_cap(limits: ServingLimits, open_files: int) -> int:
     """MAX_CONNECTIONS, lowered (with a warning) to what the open-file limit can hold."""
-    room = max(open_files - RESERVED_FILES - accept_backlog(open_files), 1)
+    # Connections open, half as many again draining, the backlog and the reserve must fit.
+    room = max((open_files - RESERVED_FILES - accept_backlog(open_files)) * 2 // 3, 1)
     if limits.max_connections <= room:
         return limits.max_connections
     log.warning(
@@ -157,6 +158,7 @@ class ConnectionGuard:
         self.waiting: deque[tuple[float, GuardedH11Protocol]] = deque()
         self.counts: Counter[str] = Counter()
         self.draining = 0
+        self.max_draining = max(cap // 2, 1)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._watch: asyncio.Task[None] | None = None
 
@@ -198,7 +200,7 @@ class ConnectionGuard:
 
     def drain(self, transport: asyncio.Transport) -> None:
         """Close *transport* once its client has read the answer written to it, or soon."""
-        if self.draining >= MAX_DRAINING or not transport.can_write_eof():
+        if self.draining >= self.max_draining or not transport.can_write_eof():
             transport.close()
             return
         self.draining += 1
