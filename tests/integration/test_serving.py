@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import resource
+import signal
 import threading
 import time
 import urllib.request
@@ -285,6 +286,19 @@ def test_sigterm_cuts_requests_longer_than_the_grace(
     assert "Traceback" not in output and "Exception in ASGI application" not in output, output
     assert disconnected_at(marker) is not None, output
     figure("sigterm-past-grace", grace=grace, exited=exited, exit_code=code, cut=cut[0][-60:])
+
+
+def test_sigint_after_a_clean_shutdown_exits_0(
+    tmp_path: Path, plugins: Path, opa_runs: list[OpaRun]
+) -> None:
+    """Ctrl-C (SIGINT) shuts down like SIGTERM and exits with status 0, not click's 1."""
+    run, _ = start(tmp_path, plugins, opa_runs)
+    run.wait_serving()
+    run.popen.send_signal(signal.SIGINT)
+    code = run.wait(SLACK)
+    output = run.output()
+    assert code == 0, output
+    assert "all components disconnected" in output and "Aborted" not in output, output
 
 
 def test_a_load_yes_component_failing_at_start_is_one_masked_error_line_and_status_1(
