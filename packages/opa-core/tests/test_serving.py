@@ -280,22 +280,23 @@ def test_malformed_heads_are_400_without_a_line_each() -> None:
 def test_a_slow_head_is_cut_with_408_after_header_timeout() -> None:
     """A client that trickles header lines is answered 408 and closed after HEADER_TIMEOUT."""
     limits = replace(LIMITS, header_timeout=1.0)
-    with serving(limits) as served, connect(served.port) as sock:
-        started = time.monotonic()
-        sock.sendall(b"GET /hello HTTP/1.1\r\n")
-        sock.settimeout(0.2)
-        answer = b""
-        while time.monotonic() - started < 30:
-            try:
-                sock.sendall(b"x-slow: 1\r\n")
-                chunk = sock.recv(65536)
-            except TimeoutError:
-                continue
-            except OSError:
-                break
-            if not chunk:
-                break
-            answer += chunk
+    with serving(limits) as served:
+        started = time.monotonic()  # before connecting: the head's clock cannot start earlier
+        with connect(served.port) as sock:
+            sock.sendall(b"GET /hello HTTP/1.1\r\n")
+            sock.settimeout(0.2)
+            answer = b""
+            while time.monotonic() - started < 30:
+                try:
+                    sock.sendall(b"x-slow: 1\r\n")
+                    chunk = sock.recv(65536)
+                except TimeoutError:
+                    continue
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                answer += chunk
         took = time.monotonic() - started
     assert status(answer) == 408
     assert 1.0 <= took < 1.0 + PROMPT
