@@ -349,13 +349,15 @@ def test_run_serves_a_plugin_route(tmp_path: Path, listener: int) -> None:
 
 
 def test_run_exits_non_zero_when_a_required_component_is_down(tmp_path: Path) -> None:
-    """`opa run` exits 3 with the masked reason when a LOAD: yes component cannot connect."""
+    """`opa run` ends with one masked `error:` line and status 1 when a LOAD: yes component
+    cannot connect."""
     server = start_server(project(tmp_path, {"probe": probe(free_port())}))
     try:
         output, _ = server.communicate(timeout=30)
     finally:
         server.kill()
-    assert server.returncode == 3, output
+    assert server.returncode == 1, output
+    assert output.strip().splitlines()[-1].startswith("error: opa start-up failed: "), output
     assert "component 'probe' (tcp://probe:***@127.0.0.1" in output
     assert "pre-check failed" in output
     assert "Traceback" not in output

@@ -244,6 +244,8 @@ BAD_ITEMS = [
     ("PLUGIN_PATHS", ["/ok", "/nul\x00"], 1, "str '/nul\\x00'"),
     ("PLUGIN_BLACKLIST_TAGS", ["ok", [1]], 1, "list"),
     ("PLUGIN_PATHS", ["/ok", ""], 1, "str ''"),
+    ("PLUGIN_PATHS", ["/ok", "/" + "d" * 256], 1, "str of 257 characters"),
+    ("PLUGIN_PATHS", ["/d" * 2049], 0, "str of 4098 characters"),
 ]
 
 

@@ -106,23 +106,23 @@ def _exit_cleanly(signum: int, frame: Any) -> None:
 @click.option("--reload/--no-reload", default=None, help="Restart on code changes.")
 @click.option("--log-level", type=click.Choice(LOG_LEVELS, case_sensitive=False))
 def run(host: str | None, port: int | None, reload: bool | None, log_level: str | None) -> None:
-    """Serve the app with uvicorn; configuration errors are reported before it starts."""
-    import uvicorn
+    """Serve the app; configuration and start-up errors end it with one line and status 1."""
+    from opa.serve import serve
 
     _export_choice("OPA_LOG_LEVEL", log_level.upper() if log_level else None)
     settings = prepared_settings()
     PluginManager(settings).load()  # surfaces configuration errors as one line, not a traceback
-    # uvicorn re-raises the SIGTERM it handled once it has shut down cleanly; a clean
-    # shutdown on request is a success, so that re-raised signal ends the process with 0.
+    values = typed(settings)
+    # uvicorn re-raises the SIGTERM or SIGINT it handled once it has shut down cleanly; a
+    # clean shutdown on request is a success, so that re-raised signal ends the process with 0.
     signal.signal(signal.SIGTERM, _exit_cleanly)
-    uvicorn.run(
-        "opa.main:app",
-        host=host or str(settings.HOST),
-        port=port if port is not None else int(settings.PORT),
-        reload=bool(settings.get("RELOAD")) if reload is None else reload,
-        log_level=str(settings.get("LOG_LEVEL", "INFO")).lower(),
-        lifespan="on",  # a failed start-up (a LOAD: yes component down) must end the process
-        log_config=None,  # keep opa's masking log sink instead of uvicorn's own handlers
+    signal.signal(signal.SIGINT, _exit_cleanly)
+    serve(
+        settings,
+        host=host or values.HOST,
+        port=port if port is not None else values.PORT,
+        reload=values.RELOAD if reload is None else reload,
+        log_level=values.LOG_LEVEL.lower(),
     )
 
 

@@ -40,6 +40,9 @@ _PATH = re.compile(r"/[^\s{}?#]*")
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _ORIGIN = re.compile(r"\*|null|[a-zA-Z][a-zA-Z0-9+.\-]*://[!-.0-~]+")
 _HOST = re.compile(r"[^\s/]{1,253}")
+# Linux's limits on a path and on one name in it (PATH_MAX, NAME_MAX).
+_PATH_MAX = 4096
+_NAME_MAX = 255
 
 
 def _no_bool(value: Any) -> Any:
@@ -100,7 +103,9 @@ def _regex(value: str) -> str:
 
 def _folder(value: str) -> str:
     # An empty path would be the current folder: every module there imported as a plugin.
-    if not value or "\x00" in value:
+    # One longer than the system takes can name no folder, and looking it up would fail.
+    too_long = len(value) > _PATH_MAX or any(len(part) > _NAME_MAX for part in value.split("/"))
+    if not value or "\x00" in value or too_long:
         raise ValueError("not a folder")
     return value
 
