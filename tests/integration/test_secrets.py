@@ -335,7 +335,7 @@ def test_passwords_appear_in_no_output(
         with pytest.raises(Exception) as invalid:
             build_app(settings(plugin_dir, {**good, name: component}, True))
         outputs[f"invalid options {name}"] = f"{type(invalid.value).__name__}: {invalid.value}"
-        assert "invalid OPTS" in outputs[f"invalid options {name}"]
+        assert f"OPTIONAL_COMPONENTS.{name.lower()}.OPTS.URL" in outputs[f"invalid options {name}"]
 
     # The CLI on the same configuration, read from a settings folder.
     folder = write_settings(tmp_path / "settings", settings(plugin_dir, failing, True))
@@ -344,7 +344,7 @@ def test_passwords_appear_in_no_output(
     invalid_folder = write_settings(tmp_path / "refused", settings(plugin_dir, refused, True))
     for args in (["config"], ["check"]):
         outputs[f"opa {' '.join(args)} (invalid options)"] = run_cli(invalid_folder, *args)
-    assert "invalid OPTS" in outputs["opa check (invalid options)"]
+    assert ".OPTS.URL (OPA_OPTIONAL_COMPONENTS__" in outputs["opa check (invalid options)"]
     assert "-> 1" in outputs["opa check"] and "walrus_refused" in outputs["opa check"]
     assert "-> 0" in outputs["opa config"] and "-> 0" in outputs["opa config --json"]
     printed = json.loads(outputs["opa config --json"].split("\n", 1)[1])

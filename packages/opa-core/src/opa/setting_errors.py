@@ -69,11 +69,21 @@ def found(path: Sequence[Any], value: Any, show_value: bool = True) -> str:
 
 
 def problem(
-    path: Sequence[Any], expected: str, what_was_found: str, item: int | None = None
+    path: Sequence[Any],
+    expected: str,
+    what_was_found: str,
+    item: int | None = None,
+    *,
+    wrong: str = "",
 ) -> str:
-    """``setting A.B (OPA_A__B): expected ...; found ...``; *item* names an item of a list."""
+    """``setting A.B (OPA_A__B): expected ...; found ...``; *item* names an item of a list.
+
+    With *wrong* (a driver's own check saying what is wrong, "names no host"), that is
+    said instead of what was expected.
+    """
     name = ".".join(_key(part) for part in path) + ("" if item is None else f"[{item}]")
-    return f"setting {name} ({env_var(path)}): expected {expected}; found {what_was_found}"
+    said = wrong or f"expected {expected}"
+    return f"setting {name} ({env_var(path)}): {said}; found {what_was_found}"
 
 
 def bad_setting(
@@ -114,5 +124,9 @@ def validation_problems(
     for error in exc.errors(include_url=False):
         path = [*prefix, *error["loc"]]
         value = MISSING if error["type"] == "missing" else error.get("input")
-        problems.append(problem(path, pydantic_expected(error), found(path, value, show_value)))
+        what = found(path, value, show_value)
+        if error["type"] == "value_error":  # a validator's own sentence of what is wrong
+            problems.append(problem(path, "", what, wrong=pydantic_expected(error)))
+        else:
+            problems.append(problem(path, pydantic_expected(error), what))
     return problems
