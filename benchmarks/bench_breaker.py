@@ -320,17 +320,15 @@ def main(argv: list[str] | None = None) -> int:
         f"(on/off {cpu}); ratio of the medians {median(on.rates) / median(off.rates):.3f}"
     )
     elapsed = time.perf_counter() - started
-    print(
+    http.print_report(
         f"examples/redis under opa; stalls on a private Redis with the drivers' default options "
         f"(SOCKET_TIMEOUT 5 s, HEALTH_TIMEOUT 2 s), {CLIENTS} clients; healthy rounds on "
         f"{mask_secrets(url)}, {args.requests:,} requests x {args.rounds} rounds, "
         f"c={args.concurrency}, load from {args.loadgen}; redis-py {package_version('redis')}, "
-        f"Python {platform.python_version()}; {elapsed:.0f} s.\n"
+        f"Python {platform.python_version()}; {elapsed:.0f} s.\n",
+        rows,
+        notes,
     )
-    print(http.table(rows))
-    print()
-    for note in notes:
-        print(f"- {note}")
     return 0
 
 

@@ -180,3 +180,12 @@ def table(rows: list[Row]) -> str:
         cells = (row.number, row.measurement, row.opa, row.baseline, row.compared)
         lines.append("| " + " | ".join((*cells, row.target, row.result)) + " |")
     return "\n".join(lines)
+
+
+def print_report(heading: str, rows: list[Row], notes: list[str]) -> None:
+    """A benchmark's heading, its table, and its notes as a list, as every part prints them."""
+    print(heading)
+    print(table(rows))
+    print()
+    for note in notes:
+        print(f"- {note}")

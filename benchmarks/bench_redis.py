@@ -499,17 +499,15 @@ def main(argv: list[str] | None = None) -> int:
         notes.append(f"3: fastapi-plugins was not measured: {peer_note}")
 
     elapsed = time.perf_counter() - started
-    print(
+    http.print_report(
         f"Redis counters on {mask_secrets(url)}: opa (examples/redis) against bare FastAPI and "
         f"fastapi-plugins; {load}, load from {args.loadgen}; redis-py {redis_version}, walrus "
         f"{package_version('walrus')}, Python {platform.python_version()}; median rates of "
         f"alternating rounds, each on fresh servers; median per-round ratios with their 95% "
-        f"bootstrap interval; {elapsed:.0f} s.\n"
+        f"bootstrap interval; {elapsed:.0f} s.\n",
+        rows,
+        notes,
     )
-    print(http.table(rows))
-    print()
-    for note in notes:
-        print(f"- {note}")
     return 0
 
 
