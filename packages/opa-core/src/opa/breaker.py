@@ -115,13 +115,26 @@ class Breaker:
         self._watch(component)
 
     def _watch(self, component: Component) -> None:
-        if self._loop is None or not component.connected or component.name in self._watches:
+        if self._loop is None or not component.connected:
             return
-        task = self._loop.create_task(
-            self._ping_until_up(component), name=f"opa-breaker-{component.name}"
+        # A finished task may still be listed (one cancelled before its first step never
+        # runs its ``finally``): it pings no more, so it counts as none.
+        watch = self._watches.get(component.name)
+        if watch is not None and not watch.done():
+            return
+        self._watches[component.name] = self._loop.create_task(
+            self._watch_until_up(component), name=f"opa-breaker-{component.name}"
         )
-        self._watches[component.name] = task
-        task.add_done_callback(lambda _: self._watches.pop(component.name, None))
+
+    async def _watch_until_up(self, component: Component) -> None:
+        # The entry goes in the task's own last step, not in a done-callback run a loop pass
+        # later: an outage seen in between would find the entry, start no task, and leave
+        # the component down for good.
+        try:
+            await self._ping_until_up(component)
+        finally:
+            if self._watches.get(component.name) is asyncio.current_task():
+                del self._watches[component.name]
 
     async def _ping_until_up(self, component: Component) -> None:
         pause = self.settings.first_pause
