@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -360,6 +361,31 @@ def test_an_outage_just_as_a_ping_task_ends_starts_another(
             await group.stop()
 
     asyncio.run(scenario())
+
+
+def test_an_outage_reported_from_a_thread_after_the_loop_closed_is_ignored(
+    servers: tuple[EchoServer, EchoServer],
+) -> None:
+    """report_outage() from a worker thread once the serving loop has closed (the app is
+    going away) returns quietly instead of raising into the caller's route."""
+    server, _ = servers
+    group = echo_components("tcp-echo", server)
+    asyncio.run(group.start())  # the loop closes with the breaker still armed
+    store = group.get("store")
+    errors: list[BaseException] = []
+
+    def report() -> None:
+        try:
+            store.report_outage()
+        except BaseException as exc:  # whatever escapes is what the route would meet
+            errors.append(exc)
+
+    reporter = threading.Thread(target=report)
+    reporter.start()
+    reporter.join(BOUND)
+    assert errors == []
+    assert store.status is Status.OK
+    group.stop_sync()
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ on the serving event loop: a worker or a shell has no breaker.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -79,7 +80,7 @@ class Breaker:
         """An outage error was seen for *component*: ping it, and mark it down if it fails.
 
         Safe from any thread (a sync route runs in a worker thread); does nothing when the
-        breaker is not armed.
+        breaker is not armed or its loop has closed.
         """
         loop = self._loop
         if loop is None:
@@ -90,7 +91,10 @@ class Breaker:
             running = None
         if running is loop:
             self._watch(component)
-        else:
+            return
+        # The loop closed since it was read: the app is going away and nothing is served, so
+        # the caller's route must not fail for it.
+        with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(self._watch, component)
 
     def outage_in_request(self, error: BaseException, owners: list[Component]) -> None:
