@@ -296,6 +296,37 @@ def test_shutdown_stops_the_pings_of_a_down_component(
     assert app.state.opa.components.get("store").status is Status.STOPPED
 
 
+@pytest.mark.parametrize("breaker", [False, True])
+def test_polling_health_of_a_stalled_sync_backend_holds_one_ping_thread(
+    plugins: Path, servers: tuple[EchoServer, EchoServer], breaker: bool
+) -> None:
+    """/health polled while a sync backend stalls (breaker on or off) waits on the ping that
+    is stuck rather than starting another in a new driver thread; resumed, it answers ok."""
+    server, _ = servers
+    store = component("echo", server)
+    store["OPTS"]["SOCKET_TIMEOUT"] = BOUND  # the ping stays stuck until the server resumes
+    app = app_with(plugins, {"STORE": store}, HEALTH_TIMEOUT=0.2, COMPONENT_BREAKER=breaker)
+    with TestClient(app) as client:
+        driver = app.state.opa.components.get("store").driver
+        ping, threads = driver.ping, []
+
+        def recorded_ping() -> None:
+            threads.append(threading.current_thread().name)
+            ping()
+
+        driver.ping = recorded_ping
+        server.stall()
+        # Five /health polls at least, and time for the breaker's pings (its pause is 0.2s
+        # at most) when it is on.
+        polls, window_ends = 0, time.monotonic() + 1.0
+        while polls < 5 or time.monotonic() < window_ends:
+            assert state(client, "store") == ("down" if breaker else "unavailable")
+            polls += 1
+        assert len(threads) == 1, f"{len(threads)} ping threads for one stalled component"
+        server.resume()
+        wait_for(lambda: state(client, "store") == "ok", "answering /health again")
+
+
 def test_with_the_breaker_off_every_request_waits_as_before(
     plugins: Path, servers: tuple[EchoServer, EchoServer]
 ) -> None:

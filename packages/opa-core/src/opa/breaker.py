@@ -20,9 +20,9 @@ import asyncio
 import contextlib
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from opa.driver_calls import ping_failure, start_driver_call
+from opa.driver_calls import Pings
 from opa.log import log
 
 if TYPE_CHECKING:
@@ -48,14 +48,11 @@ def breaker_settings(settings: Settings) -> BreakerSettings | None:
 class Breaker:
     """Marks the components of one app down on an outage and pings each back, one task each."""
 
-    def __init__(self, settings: BreakerSettings, ping_timeout: float) -> None:
+    def __init__(self, settings: BreakerSettings, pings: Pings) -> None:
         self.settings = settings
-        self.ping_timeout = ping_timeout
+        self.pings = pings
         self._loop: asyncio.AbstractEventLoop | None = None
         self._watches: dict[str, asyncio.Task[None]] = {}
-        # A sync ping that outlived its bound: its thread cannot be stopped, so the next
-        # ping waits on it instead of taking another thread.
-        self._pings: dict[str, asyncio.Future[Any]] = {}
 
     @property
     def armed(self) -> bool:
@@ -74,7 +71,6 @@ class Breaker:
             task.cancel()
         await asyncio.gather(*watches, return_exceptions=True)
         self._watches.clear()
-        self._pings.clear()
 
     def suspect(self, component: Component) -> None:
         """An outage error was seen for *component*: ping it, and mark it down if it fails.
@@ -162,26 +158,7 @@ class Breaker:
         driver = component.driver
         if driver is None:
             return "not connected"
-        ping = self._pings.pop(component.name, None)
-        try:
-            ping = ping or start_driver_call(driver, driver.ping)
-            done, _ = await asyncio.wait({ping}, timeout=self.ping_timeout)
-        except asyncio.CancelledError:  # shutdown: an async ping must not outlive the loop
-            if ping is not None and component.is_async:
-                ping.cancel()
-            raise
-        except Exception as exc:  # the driver threads are gone (interpreter exit), say
-            return ping_failure(exc, self.ping_timeout)
-        if not done:
-            if component.is_async:
-                ping.cancel()
-            else:
-                self._pings[component.name] = ping
-            return ping_failure(None, self.ping_timeout)
-        if ping.cancelled():
-            return "ping cancelled"
-        error = ping.exception()
-        return None if error is None else ping_failure(error, self.ping_timeout)
+        return await self.pings.ping(component.name, driver)
 
     def _mark_down(self, component: Component, problem: str) -> None:
         if component.mark_down(problem):
