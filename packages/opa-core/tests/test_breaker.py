@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -11,10 +13,13 @@ import pytest
 from fastapi.testclient import TestClient
 from httpx import Response
 
-from opa.components import Status
+from opa.breaker import BreakerSettings
+from opa.component_config import ComponentSpec
+from opa.components import Components, Status
+from opa.driver_registry import DriverRegistry
 from opa.errors import ConfigError
 from support import make_app, write_plugin
-from tcp_driver import EchoServer
+from tcp_driver import AsyncTcpEchoDriver, EchoServer, TcpEchoDriver
 
 # Two drivers for a line-echo server, sync and async, each raising the builtin OSError family
 # as its outage errors (so two components share one exception type), and routes that use them.
@@ -291,6 +296,37 @@ def test_shutdown_stops_the_pings_of_a_down_component(
     assert app.state.opa.components.get("store").status is Status.STOPPED
 
 
+@pytest.mark.parametrize("breaker", [False, True])
+def test_polling_health_of_a_stalled_sync_backend_holds_one_ping_thread(
+    plugins: Path, servers: tuple[EchoServer, EchoServer], breaker: bool
+) -> None:
+    """/health polled while a sync backend stalls (breaker on or off) waits on the ping that
+    is stuck rather than starting another in a new driver thread; resumed, it answers ok."""
+    server, _ = servers
+    store = component("echo", server)
+    store["OPTS"]["SOCKET_TIMEOUT"] = BOUND  # the ping stays stuck until the server resumes
+    app = app_with(plugins, {"STORE": store}, HEALTH_TIMEOUT=0.2, COMPONENT_BREAKER=breaker)
+    with TestClient(app) as client:
+        driver = app.state.opa.components.get("store").driver
+        ping, threads = driver.ping, []
+
+        def recorded_ping() -> None:
+            threads.append(threading.current_thread().name)
+            ping()
+
+        driver.ping = recorded_ping
+        server.stall()
+        # Five /health polls at least, and time for the breaker's pings (its pause is 0.2s
+        # at most) when it is on.
+        polls, window_ends = 0, time.monotonic() + 1.0
+        while polls < 5 or time.monotonic() < window_ends:
+            assert state(client, "store") == ("down" if breaker else "unavailable")
+            polls += 1
+        assert len(threads) == 1, f"{len(threads)} ping threads for one stalled component"
+        server.resume()
+        wait_for(lambda: state(client, "store") == "ok", "answering /health again")
+
+
 def test_with_the_breaker_off_every_request_waits_as_before(
     plugins: Path, servers: tuple[EchoServer, EchoServer]
 ) -> None:
@@ -306,6 +342,81 @@ def test_with_the_breaker_off_every_request_waits_as_before(
             assert seconds >= SOCKET_TIMEOUT * 0.9
         assert state(client, "store") == "unavailable"
         assert app.state.opa.components.breaker is None
+
+
+def echo_components(driver: str, server: EchoServer) -> Components:
+    """One component STORE of a tcp-echo driver on *server*, with the breaker enabled."""
+    registry = DriverRegistry([])
+    for cls in (TcpEchoDriver, AsyncTcpEchoDriver):
+        registry.add_plugin_driver(cls, "tests")
+    spec = ComponentSpec(name="store", load="yes", driver=driver, opts={"URL": server.url})
+    group = Components([spec], registry, health_timeout=0.5)
+    group.enable_breaker(BreakerSettings(first_pause=0.05, longest_pause=0.2))
+    return group
+
+
+def test_an_outage_just_as_a_ping_task_ends_starts_another(
+    servers: tuple[EchoServer, EchoServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A request failing after the ping task served the component again, but before anything
+    saw the task end, marks it down and starts a new ping task, which serves it again."""
+    server, _ = servers
+    group = echo_components("tcp-echo-async", server)
+
+    async def scenario() -> None:
+        await group.start()
+        store, breaker = group.get("store"), group.breaker
+        assert breaker is not None
+        mark_up = store.mark_up
+
+        def mark_up_with_a_request_failing_next() -> bool:
+            # The failure is queued in the task's last step: it runs before what its end
+            # schedules, as a request's exception handler already waiting on the loop would.
+            loop = asyncio.get_running_loop()
+            loop.call_soon(breaker.trip, store, "ConnectionResetError in a request")
+            monkeypatch.undo()
+            return mark_up()
+
+        monkeypatch.setattr(store, "mark_up", mark_up_with_a_request_failing_next)
+        try:
+            breaker.trip(store, "ConnectionResetError in a request")
+            first = breaker._watches["store"]
+            await first
+            assert store.status is Status.DOWN
+            second = breaker._watches.get("store")
+            assert second is not None, "a down component has no ping task"
+            assert second is not first
+            await asyncio.wait_for(second, BOUND)
+            assert store.status is Status.OK
+        finally:
+            await group.stop()
+
+    asyncio.run(scenario())
+
+
+def test_an_outage_reported_from_a_thread_after_the_loop_closed_is_ignored(
+    servers: tuple[EchoServer, EchoServer],
+) -> None:
+    """report_outage() from a worker thread once the serving loop has closed (the app is
+    going away) returns quietly instead of raising into the caller's route."""
+    server, _ = servers
+    group = echo_components("tcp-echo", server)
+    asyncio.run(group.start())  # the loop closes with the breaker still armed
+    store = group.get("store")
+    errors: list[BaseException] = []
+
+    def report() -> None:
+        try:
+            store.report_outage()
+        except BaseException as exc:  # whatever escapes is what the route would meet
+            errors.append(exc)
+
+    reporter = threading.Thread(target=report)
+    reporter.start()
+    reporter.join(BOUND)
+    assert errors == []
+    assert store.status is Status.OK
+    group.stop_sync()
 
 
 @pytest.mark.parametrize(

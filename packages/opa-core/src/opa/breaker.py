@@ -17,11 +17,12 @@ on the serving event loop: a worker or a shell has no breaker.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from opa.driver_calls import ping_failure, start_driver_call
+from opa.driver_calls import Pings
 from opa.log import log
 
 if TYPE_CHECKING:
@@ -47,14 +48,11 @@ def breaker_settings(settings: Settings) -> BreakerSettings | None:
 class Breaker:
     """Marks the components of one app down on an outage and pings each back, one task each."""
 
-    def __init__(self, settings: BreakerSettings, ping_timeout: float) -> None:
+    def __init__(self, settings: BreakerSettings, pings: Pings) -> None:
         self.settings = settings
-        self.ping_timeout = ping_timeout
+        self.pings = pings
         self._loop: asyncio.AbstractEventLoop | None = None
         self._watches: dict[str, asyncio.Task[None]] = {}
-        # A sync ping that outlived its bound: its thread cannot be stopped, so the next
-        # ping waits on it instead of taking another thread.
-        self._pings: dict[str, asyncio.Future[Any]] = {}
 
     @property
     def armed(self) -> bool:
@@ -73,13 +71,12 @@ class Breaker:
             task.cancel()
         await asyncio.gather(*watches, return_exceptions=True)
         self._watches.clear()
-        self._pings.clear()
 
     def suspect(self, component: Component) -> None:
         """An outage error was seen for *component*: ping it, and mark it down if it fails.
 
         Safe from any thread (a sync route runs in a worker thread); does nothing when the
-        breaker is not armed.
+        breaker is not armed or its loop has closed.
         """
         loop = self._loop
         if loop is None:
@@ -90,7 +87,10 @@ class Breaker:
             running = None
         if running is loop:
             self._watch(component)
-        else:
+            return
+        # The loop closed since it was read: the app is going away and nothing is served, so
+        # the caller's route must not fail for it.
+        with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(self._watch, component)
 
     def outage_in_request(self, error: BaseException, owners: list[Component]) -> None:
@@ -115,13 +115,26 @@ class Breaker:
         self._watch(component)
 
     def _watch(self, component: Component) -> None:
-        if self._loop is None or not component.connected or component.name in self._watches:
+        if self._loop is None or not component.connected:
             return
-        task = self._loop.create_task(
-            self._ping_until_up(component), name=f"opa-breaker-{component.name}"
+        # A finished task may still be listed (one cancelled before its first step never
+        # runs its ``finally``): it pings no more, so it counts as none.
+        watch = self._watches.get(component.name)
+        if watch is not None and not watch.done():
+            return
+        self._watches[component.name] = self._loop.create_task(
+            self._watch_until_up(component), name=f"opa-breaker-{component.name}"
         )
-        self._watches[component.name] = task
-        task.add_done_callback(lambda _: self._watches.pop(component.name, None))
+
+    async def _watch_until_up(self, component: Component) -> None:
+        # The entry goes in the task's own last step, not in a done-callback run a loop pass
+        # later: an outage seen in between would find the entry, start no task, and leave
+        # the component down for good.
+        try:
+            await self._ping_until_up(component)
+        finally:
+            if self._watches.get(component.name) is asyncio.current_task():
+                del self._watches[component.name]
 
     async def _ping_until_up(self, component: Component) -> None:
         pause = self.settings.first_pause
@@ -145,26 +158,7 @@ class Breaker:
         driver = component.driver
         if driver is None:
             return "not connected"
-        ping = self._pings.pop(component.name, None)
-        try:
-            ping = ping or start_driver_call(driver, driver.ping)
-            done, _ = await asyncio.wait({ping}, timeout=self.ping_timeout)
-        except asyncio.CancelledError:  # shutdown: an async ping must not outlive the loop
-            if ping is not None and component.is_async:
-                ping.cancel()
-            raise
-        except Exception as exc:  # the driver threads are gone (interpreter exit), say
-            return ping_failure(exc, self.ping_timeout)
-        if not done:
-            if component.is_async:
-                ping.cancel()
-            else:
-                self._pings[component.name] = ping
-            return ping_failure(None, self.ping_timeout)
-        if ping.cancelled():
-            return "ping cancelled"
-        error = ping.exception()
-        return None if error is None else ping_failure(error, self.ping_timeout)
+        return await self.pings.ping(component.name, driver)
 
     def _mark_down(self, component: Component, problem: str) -> None:
         if component.mark_down(problem):

@@ -16,7 +16,7 @@ from typing import Any
 
 from opa.breaker import Breaker, BreakerSettings
 from opa.component_config import ComponentSpec, validate_options
-from opa.driver_calls import call_driver, ping_failure
+from opa.driver_calls import Pings, call_driver
 from opa.driver_registry import DriverRegistry, missing_driver_fix
 from opa.drivers import Driver, driver_is_async
 from opa.errors import ComponentError, ComponentUnavailableError, OpaError
@@ -147,11 +147,12 @@ class Components:
         self.shutdown_timeout = shutdown_timeout
         self.by_name: dict[str, Component] = {spec.name: Component(spec) for spec in specs}
         self._inherited: list[Component] = []
+        self.pings = Pings(health_timeout)
         self.breaker: Breaker | None = None
 
     def enable_breaker(self, settings: BreakerSettings) -> None:
         """Mark components down on an outage while serving (see :mod:`opa.breaker`)."""
-        self.breaker = Breaker(settings, ping_timeout=self.health_timeout)
+        self.breaker = Breaker(settings, self.pings)
         for component in self:
             component.breaker = self.breaker
 
@@ -321,6 +322,7 @@ class Components:
         the shutdown bound."""
         if self.breaker is not None:
             await self.breaker.disarm()
+        self.pings.clear()
         connected = [c for c in self if c.driver is not None and c.driver.instance is not None]
         await asyncio.gather(*(self._disconnect(c) for c in connected))
         for component in connected:
@@ -335,13 +337,10 @@ class Components:
         """
 
         async def one(component: Component) -> tuple[str, dict[str, str]]:
-            if component.status is Status.OK and component.driver is not None:
-                driver = component.driver
-                try:
-                    async with asyncio.timeout(self.health_timeout):
-                        await call_driver(driver, driver.ping)
-                except Exception as exc:
-                    problem = ping_failure(exc, self.health_timeout)
+            driver = component.driver
+            if component.status is Status.OK and driver is not None:
+                problem = await self.pings.ping(component.name, driver)
+                if problem is not None:
                     if self.breaker is None or not self.breaker.armed:
                         return component.name, self._entry(component, Status.UNAVAILABLE, problem)
                     self.breaker.trip(component, problem)

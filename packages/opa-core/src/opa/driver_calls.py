@@ -50,6 +50,61 @@ def start_driver_call(driver: Driver, method: Callable[[], Any]) -> asyncio.Futu
     return future
 
 
+class Pings:
+    """Pings components' drivers within one bound: ``/health`` and the breaker use the same.
+
+    A sync ping cannot be stopped once its thread runs, so while one is running every
+    caller for that component waits on it instead of starting another: a stalled backend
+    holds one of opa's driver threads however often ``/health`` is polled, and connects
+    never queue behind a pile of stuck pings. An async ping is cancelled at the bound.
+    """
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self._running: dict[str, asyncio.Future[Any]] = {}
+
+    async def ping(self, name: str, driver: Driver) -> str | None:
+        """None when component *name*'s *driver* answers within the bound, else why not."""
+        is_async = driver_is_async(type(driver))
+        try:
+            ping = (
+                start_driver_call(driver, driver.ping)
+                if is_async
+                else self._sync_ping(name, driver)
+            )
+        except Exception as exc:  # the driver threads are gone (interpreter exit), say
+            return ping_failure(exc, self.timeout)
+        try:
+            done, _ = await asyncio.wait({ping}, timeout=self.timeout)
+        finally:
+            # Past the bound, or cancelled (shutdown): an async ping must not outlive either.
+            if is_async and not ping.done():
+                ping.cancel()
+        if not done:
+            return ping_failure(None, self.timeout)
+        if ping.cancelled():
+            return "ping cancelled"
+        error = ping.exception()
+        return None if error is None else ping_failure(error, self.timeout)
+
+    def _sync_ping(self, name: str, driver: Driver) -> asyncio.Future[Any]:
+        running = self._running.get(name)
+        if running is not None and not running.done():
+            return running
+        ping = start_driver_call(driver, driver.ping)
+        self._running[name] = ping
+        ping.add_done_callback(lambda done: self._forget(name, done))
+        return ping
+
+    def _forget(self, name: str, ping: asyncio.Future[Any]) -> None:
+        if self._running.get(name) is ping:
+            del self._running[name]
+
+    def clear(self) -> None:
+        """Forget the running pings, at shutdown: their futures belong to the closing loop."""
+        self._running.clear()
+
+
 def ping_failure(error: BaseException | None, timeout: float) -> str:
     """Why a ping failed, for ``/health`` and logs: the exception's type, never its text,
     which may carry an address. *error* None (or a TimeoutError) means no answer in time."""
