@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,12 @@ def nested(levels: int) -> bytes:
     return b"[" * levels + b"]" * levels
 
 
+# One more digit than Python reads into an int: json.loads raises a plain ValueError.
+DIGITS = sys.get_int_max_str_digits()
+HUGE_INTEGER = b'{"name": ' + b"1" * (DIGITS + 1) + b"}"
+TOO_MANY_DIGITS = f"an integer has more than {DIGITS} digits"
+
+
 @pytest.mark.parametrize(
     ("body", "problem"),
     [
@@ -30,8 +37,21 @@ def nested(levels: int) -> bytes:
         (b'{"\\ud800": 1}', "lone surrogate"),
         ('["\ud800"]'.encode("utf-8", "surrogatepass"), "lone surrogate"),
         (b"{not json", "Expecting property name"),
+        (HUGE_INTEGER, TOO_MANY_DIGITS),
+        (b"[-" + b"9" * (DIGITS + 1) + b"]", TOO_MANY_DIGITS),
     ],
-    ids=["deep", "one-too-deep", "deep-objects", "escaped", "low", "key", "raw-bytes", "bad"],
+    ids=[
+        "deep",
+        "one-too-deep",
+        "deep-objects",
+        "escaped",
+        "low",
+        "key",
+        "raw-bytes",
+        "bad",
+        "huge-integer",
+        "huge-negative",
+    ],
 )
 def test_parse_json_refuses_what_would_end_in_a_500(body: bytes, problem: str) -> None:
     """parse_json raises JsonBodyError (a ValueError) whose message names the problem."""
@@ -44,6 +64,7 @@ def test_parse_json_reads_valid_json_as_json_loads_does() -> None:
     assert parse_json(nested(MAX_JSON_DEPTH))
     assert parse_json(b'["\\ud83d\\ude00", "\\\\ud800"]') == ["\U0001f600", "\\ud800"]
     assert parse_json('{"a": [1, 2.5, null]}') == {"a": [1, 2.5, None]}
+    assert parse_json(b"[" + b"7" * DIGITS + b"]") == [int("7" * DIGITS)]
 
 
 PLUGIN = """
@@ -66,8 +87,12 @@ ROUTE_CLASSES = {"/item": "", "/limited": "route_class=limit_body(1_000_000)"}
 @pytest.mark.parametrize("path", ["/item", "/limited"])
 @pytest.mark.parametrize(
     ("body", "problem"),
-    [(nested(5000), "nested deeper"), (b'{"name": "\\ud800"}', "lone surrogate")],
-    ids=["deep", "surrogate"],
+    [
+        (nested(5000), "nested deeper"),
+        (b'{"name": "\\ud800"}', "lone surrogate"),
+        (HUGE_INTEGER, TOO_MANY_DIGITS),
+    ],
+    ids=["deep", "surrogate", "huge-integer"],
 )
 def test_a_model_body_on_a_plugin_route_is_a_422_naming_the_problem(
     tmp_path: Path, path: str, body: bytes, problem: str

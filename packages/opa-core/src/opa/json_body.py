@@ -1,8 +1,9 @@
 """JSON request bodies parsed so that no body alone can turn into a 500.
 
-Python's parser raises ``RecursionError`` on deeply nested arrays and accepts lone
-surrogates (``"\\ud800"``), which no UTF-8 encoder can write back: a driver, a database or
-the 422 that echoes the input then fails. :func:`parse_json` refuses both as invalid JSON,
+Python's parser raises ``RecursionError`` on deeply nested arrays, a plain ``ValueError`` on
+an integer longer than ``sys.get_int_max_str_digits()`` digits, and accepts lone surrogates
+(``"\\ud800"``), which no UTF-8 encoder can write back: a driver, a database or the 422 that
+echoes the input then fails. :func:`parse_json` refuses all three as invalid JSON,
 and :class:`JsonBodyRoute`, the route class of :func:`opa.get_router`, makes FastAPI's own
 parsing of a model body use it, so the client gets FastAPI's 422 ``json_invalid`` with the
 reason.
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -68,9 +70,10 @@ def _holds_lone_surrogate(value: Any) -> bool:
 def parse_json(body: bytes | str) -> Any:
     """*body* parsed as JSON, or :class:`JsonBodyError` naming what is wrong with it.
 
-    Besides malformed JSON, refused are nesting deeper than :data:`MAX_JSON_DEPTH` and
-    lone surrogates, which are not characters. Other values are as :func:`json.loads`
-    reads them.
+    Besides malformed JSON, refused are nesting deeper than :data:`MAX_JSON_DEPTH`,
+    integers longer than Python reads (``sys.get_int_max_str_digits()``, 4300 digits by
+    default) and lone surrogates, which are not characters. Other values are as
+    :func:`json.loads` reads them.
     """
     raw = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else body
     try:
@@ -82,6 +85,10 @@ def parse_json(body: bytes | str) -> Any:
         deep = True
     except UnicodeDecodeError as exc:
         raise JsonBodyError(f"not UTF-8 text ({exc.reason})", "", exc.start) from None
+    except ValueError:
+        # The one other error json.loads raises: int() refusing a number that long.
+        limit = sys.get_int_max_str_digits()
+        raise JsonBodyError(f"an integer has more than {limit} digits", "", 0) from None
     else:
         # Fewer brackets than the limit cannot nest past it: most bodies stop here.
         deep = raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH and _nests_too_deep(raw)
