@@ -59,6 +59,8 @@ def free_text_forms(password: str) -> list[str]:
         f"Authorization: Bearer {password}",
         f"Authorization: Basic {password}",
         f"headers {{'authorization': {('Bearer ' + password)!r}}}",
+        f"Cookie: theme=dark; sid={password}; lang=en",
+        f"Set-Cookie: theme=dark; Path=/\nSet-Cookie: sid={password}; Path=/; HttpOnly",
     ]
     if not any(char.isspace() or char in "'\"&" for char in password):
         # Unquoted, a value ends at a blank, a quote or "&" (docs/configuration.md).
@@ -132,6 +134,9 @@ def test_hostile_passwords_are_masked_in_settings(name: str) -> None:
         ('{"api_key": "k\\"ey", "n": 1}', '{"api_key": "***", "n": 1}'),
         ("X-Api-Key: abc", "X-Api-Key: ***"),
         ("Authorization: Bearer a.b.c", "Authorization: Bearer ***"),
+        ("Cookie: theme=dark; sid=S3CRET; x=1", "Cookie: ***"),
+        ("Set-Cookie: sid=S3CRET; Path=/; HttpOnly\nnext", "Set-Cookie: ***\nnext"),
+        ('{"cookie": "sid=S3CRET; x=1", "n": 1}', '{"cookie": "***", "n": 1}'),
         ("sent Bearer a.b.c upstream", "sent Bearer *** upstream"),
         ("password='unterminated\nnext", "password='***\nnext"),
         ("İstanbul PASSWORD=x İ token=y", "İstanbul PASSWORD=*** İ token=***"),
@@ -208,6 +213,8 @@ HOSTILE_TEXTS: dict[str, Callable[[int], str]] = {
     "unclosed quotes": lambda n: "password='a\n" * (n // 12),
     "escaped quotes": lambda n: 'token=\\"a\\" ' * (n // 12),
     "bearer": lambda n: "Bearer " * (n // 7),
+    "cookie headers": lambda n: "Cookie: " * (n // 8),
+    "cookie lines": lambda n: "Cookie: a=b\n" * (n // 12),
     "mixed": lambda n: ("a://b:c@d=password=e @" * (n // 22 + 1))[:n],
 }
 

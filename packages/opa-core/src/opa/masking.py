@@ -67,6 +67,8 @@ _BRACKETED_VALUE = {
     "(": re.compile(r"[^)\n]*+"),
     "{": re.compile(r"[^}\n]*+"),
 }
+# What opens a quoted or bracketed value, which ends at its own closing character.
+_OPENERS = frozenset("\"'\\[({")
 # What follows the closing quote of a value; anything else continues the value.
 _AFTER_QUOTE = frozenset(" \t\r,;:)]}>&\"'")
 _AFTER_ESCAPED_QUOTE = _AFTER_QUOTE | frozenset("\\")
@@ -214,7 +216,9 @@ def _named_values(text: str, lowered: str) -> list[_Span]:
             continue
         name_end = _NAME_TAIL.match(text, match.end()).end()  # type: ignore[union-attr]
         scanned = name_end
-        span = _value_after(text, name_end, bearer=match[0].lower() == "bearer")
+        word = match[0].lower()
+        cookies = word == "cookie" and name_end == match.end()  # not COOKIE_SECURE
+        span = _value_after(text, name_end, bearer=word == "bearer", cookies=cookies)
         if span is not None:
             scanned = max(span[1], name_end)
             if not _already_masked(text, span):
@@ -232,20 +236,28 @@ def _already_masked(text: str, span: _Span) -> bool:
     return text[start:end].rstrip(",;)]}").lower() in _NOT_SECRETS
 
 
-def _value_after(text: str, position: int, bearer: bool) -> _Span | None:
-    """The span of the value that a name ending at *position* introduces, if any."""
+def _value_after(text: str, position: int, bearer: bool, cookies: bool) -> _Span | None:
+    """The span of the value that a name ending at *position* introduces, if any.
+
+    A ``Cookie:`` or ``Set-Cookie:`` header's unquoted value runs to the end of its line:
+    it holds several ``name=value`` pairs, any of which may be a session.
+    """
     if text.startswith(('"', "'"), position):  # the closing quote of a quoted key
         position += 1
     blank_end = _BLANKS.match(text, position).end()  # type: ignore[union-attr]
     if text.startswith(("=", ":"), blank_end):
+        header = text.startswith(":", blank_end)
         position = _BLANKS.match(text, blank_end + 1).end()  # type: ignore[union-attr]
     elif bearer and blank_end > position:
+        header = False
         position = blank_end
     else:
         return None
     scheme = _AUTH_SCHEME.match(text, position)
     if scheme is not None:
         return _to_line_end(text, scheme.end())
+    if cookies and header and text[position : position + 1] not in _OPENERS:
+        return _to_line_end(text, position)
     return _value_at(text, position)
 
 
