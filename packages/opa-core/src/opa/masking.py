@@ -19,9 +19,14 @@ MASK = "***"
 
 # Names that say a value is secret, both for settings (masked whole) and for free text
 # (``NAME=value``, ``NAME: value``, JSON and dict forms, HTTP authorization headers).
+# ``pass`` counts unless a letter follows it (``pass=``, ``DBPASS``, ``smtp_pass``; not
+# ``passed``, ``passive``). A bare ``key`` counts only as a URL's query parameter
+# (``?key=``, as many APIs take their keys): elsewhere it names a cache, routing or sort
+# key, which logs must show.
 _SECRET_NAMES = re.compile(
-    r"passw(?:or)?d|pwd|passphrase|secret|token|credential|bearer|authorization|cookie"
-    r"|api[-_]?key|private[-_]?key|access[-_]?key|session[-_]?id",
+    r"passw(?:or)?d|pwd|passphrase|pass(?![a-z])|secret|token|credential|bearer"
+    r"|authorization|cookie|api[-_]?key|private[-_]?key|access[-_]?key|(?<=[?&])key(?![a-z])"
+    r"|session[-_]?id",
     re.IGNORECASE,
 )
 # The same names, searched in lower-cased text: ten times faster than ignoring case.
