@@ -25,7 +25,7 @@ MASK = "***"
 # key, which logs must show.
 _SECRET_NAMES = re.compile(
     r"passw(?:or)?d|pwd|passphrase|pass(?![a-z])|secret|token|credential|bearer"
-    r"|authorization|cookie|api[-_]?key|private[-_]?key|access[-_]?key|(?<=[?&])key(?![a-z])"
+    r"|authorization|cookie|api[-_]?key|private[-_]?key|access[-_]?key|key(?<=[?&]key)(?![a-z])"
     r"|session[-_]?id",
     re.IGNORECASE,
 )
@@ -251,17 +251,19 @@ def _value_after(text: str, position: int, bearer: bool, cookies: bool) -> _Span
         position += 1
     blank_end = _BLANKS.match(text, position).end()  # type: ignore[union-attr]
     if text.startswith(("=", ":"), blank_end):
-        header = text.startswith(":", blank_end)
         position = _BLANKS.match(text, blank_end + 1).end()  # type: ignore[union-attr]
     elif bearer and blank_end > position:
-        header = False
         position = blank_end
     else:
         return None
     scheme = _AUTH_SCHEME.match(text, position)
     if scheme is not None:
         return _to_line_end(text, scheme.end())
-    if cookies and header and text[position : position + 1] not in _OPENERS:
+    if (
+        cookies
+        and text.startswith(":", blank_end)
+        and text[position : position + 1] not in _OPENERS
+    ):
         return _to_line_end(text, position)
     return _value_at(text, position)
 
