@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import select
 import socket
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -421,7 +422,10 @@ LONE_SURROGATE = b'["\\ud800"]'
 LONE_LOW_SURROGATE = b'["x\\udc00"]'
 RAW_SURROGATE = '["\ud800"]'.encode("utf-8", "surrogatepass")
 SURROGATE_KEY = b'{"\\ud800": 1}'
+# An integer longer than Python reads (json.loads raises a plain ValueError, not a JSON one).
+HUGE_INTEGER = b"[" + b"1" * (sys.get_int_max_str_digits() + 1) + b"]"
 NESTING, SURROGATE = "nested deeper than 100 levels", "lone surrogate"
+DIGITS = f"more than {sys.get_int_max_str_digits()} digits"
 
 # Each route, the fixture serving it, and a body that carries a lone surrogate in a field
 # the route accepts: without the check, that string would reach Redis, MongoDB or the broker.
@@ -438,6 +442,7 @@ HOSTILE_JSON = {
     "raw-surrogate-bytes": (RAW_SURROGATE, SURROGATE),
     "surrogate-key": (SURROGATE_KEY, SURROGATE),
     "surrogate-in-a-field": (None, SURROGATE),
+    "huge-integer": (HUGE_INTEGER, DIGITS),
 }
 
 
@@ -452,7 +457,7 @@ def example_client(request: pytest.FixtureRequest, fixture: str) -> TestClient:
 def test_hostile_json_is_a_422_naming_the_problem_on_every_body_route(
     request: pytest.FixtureRequest, route: str, hostile: str
 ) -> None:
-    """Deep nesting and lone surrogates are a 422 that says so, on every example body route."""
+    """Deep nesting, lone surrogates, overlong integers: a 422 saying so on every body route."""
     fixture, path, field_body = BODY_ROUTES[route]
     body, problem = HOSTILE_JSON[hostile]
     client = example_client(request, fixture)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -9,7 +12,7 @@ from fastapi import APIRouter
 from fastapi.testclient import TestClient
 
 from opa import JsonBodyError, get_router, limit_body, parse_json
-from opa.json_body import MAX_JSON_DEPTH
+from opa.json_body import MAX_JSON_DEPTH, _nests_too_deep
 from support import make_app, write_plugin
 
 JSON = {"content-type": "application/json"}
@@ -17,6 +20,12 @@ JSON = {"content-type": "application/json"}
 
 def nested(levels: int) -> bytes:
     return b"[" * levels + b"]" * levels
+
+
+# One more digit than Python reads into an int: json.loads raises a plain ValueError.
+DIGITS = sys.get_int_max_str_digits()
+HUGE_INTEGER = b'{"name": ' + b"1" * (DIGITS + 1) + b"}"
+TOO_MANY_DIGITS = f"an integer has more than {DIGITS} digits"
 
 
 @pytest.mark.parametrize(
@@ -30,8 +39,21 @@ def nested(levels: int) -> bytes:
         (b'{"\\ud800": 1}', "lone surrogate"),
         ('["\ud800"]'.encode("utf-8", "surrogatepass"), "lone surrogate"),
         (b"{not json", "Expecting property name"),
+        (HUGE_INTEGER, TOO_MANY_DIGITS),
+        (b"[-" + b"9" * (DIGITS + 1) + b"]", TOO_MANY_DIGITS),
     ],
-    ids=["deep", "one-too-deep", "deep-objects", "escaped", "low", "key", "raw-bytes", "bad"],
+    ids=[
+        "deep",
+        "one-too-deep",
+        "deep-objects",
+        "escaped",
+        "low",
+        "key",
+        "raw-bytes",
+        "bad",
+        "huge-integer",
+        "huge-negative",
+    ],
 )
 def test_parse_json_refuses_what_would_end_in_a_500(body: bytes, problem: str) -> None:
     """parse_json raises JsonBodyError (a ValueError) whose message names the problem."""
@@ -44,6 +66,38 @@ def test_parse_json_reads_valid_json_as_json_loads_does() -> None:
     assert parse_json(nested(MAX_JSON_DEPTH))
     assert parse_json(b'["\\ud83d\\ude00", "\\\\ud800"]') == ["\U0001f600", "\\ud800"]
     assert parse_json('{"a": [1, 2.5, null]}') == {"a": [1, 2.5, None]}
+    assert parse_json(b"[" + b"7" * DIGITS + b"]") == [int("7" * DIGITS)]
+
+
+# About 1 MB of groups exactly MAX_JSON_DEPTH deep side by side: peeling "[]" one level a
+# pass would go over nearly all of it MAX_JSON_DEPTH times.
+GROUP = b"[" * (MAX_JSON_DEPTH - 1) + b"]" * (MAX_JSON_DEPTH - 1) + b","
+AT_THE_LIMIT = b"[" + GROUP * (1_000_000 // len(GROUP)) + b"[]]"
+
+
+def test_nesting_is_measured_over_many_groups_at_the_limit() -> None:
+    """Groups at the limit side by side pass; one group a level deeper after them does not."""
+    assert parse_json(AT_THE_LIMIT)
+    with pytest.raises(JsonBodyError, match="nested deeper than 100 levels"):
+        parse_json(AT_THE_LIMIT[:-1] + b"," + nested(MAX_JSON_DEPTH) + b"]")
+    assert parse_json(b"[" + b'["]]]", {"[": "{{"}],' * 200 + b"1]")
+
+
+def cpu_seconds(function: Callable[[], object]) -> float:
+    """The least CPU time of three calls: the least is the one other load disturbed least."""
+    best = float("inf")
+    for _ in range(3):
+        start = time.process_time()
+        function()
+        best = min(best, time.process_time() - start)
+    return best
+
+
+def test_checking_the_nesting_costs_a_few_passes_over_the_body_not_one_per_level() -> None:
+    """The check of a 1 MB body at the limit costs under 15 plain passes over it (about 2)."""
+    one_pass = cpu_seconds(lambda: AT_THE_LIMIT.replace(b"[]", b""))
+    check = cpu_seconds(lambda: _nests_too_deep(AT_THE_LIMIT))
+    assert check < 15 * one_pass, f"one pass {one_pass:.4f} s, check {check:.4f} s"
 
 
 PLUGIN = """
@@ -66,8 +120,12 @@ ROUTE_CLASSES = {"/item": "", "/limited": "route_class=limit_body(1_000_000)"}
 @pytest.mark.parametrize("path", ["/item", "/limited"])
 @pytest.mark.parametrize(
     ("body", "problem"),
-    [(nested(5000), "nested deeper"), (b'{"name": "\\ud800"}', "lone surrogate")],
-    ids=["deep", "surrogate"],
+    [
+        (nested(5000), "nested deeper"),
+        (b'{"name": "\\ud800"}', "lone surrogate"),
+        (HUGE_INTEGER, TOO_MANY_DIGITS),
+    ],
+    ids=["deep", "surrogate", "huge-integer"],
 )
 def test_a_model_body_on_a_plugin_route_is_a_422_naming_the_problem(
     tmp_path: Path, path: str, body: bytes, problem: str

@@ -59,10 +59,15 @@ def free_text_forms(password: str) -> list[str]:
         f"Authorization: Bearer {password}",
         f"Authorization: Basic {password}",
         f"headers {{'authorization': {('Bearer ' + password)!r}}}",
+        f"Cookie: theme=dark; sid={password}; lang=en",
+        f"Set-Cookie: theme=dark; Path=/\nSet-Cookie: sid={password}; Path=/; HttpOnly",
+        f"connecting with user='app' pass={password!r}",
+        f"{{'DB_PASS': {password!r}}}",
     ]
     if not any(char.isspace() or char in "'\"&" for char in password):
         # Unquoted, a value ends at a blank, a quote or "&" (docs/configuration.md).
         forms += [f"SECRET_KEY={password} next", f"token={password}&page=2"]
+        forms += [f"pass={password} next", f'"GET /maps?key={password}&zoom=3 HTTP/1.1" 200']
     return forms
 
 
@@ -132,6 +137,12 @@ def test_hostile_passwords_are_masked_in_settings(name: str) -> None:
         ('{"api_key": "k\\"ey", "n": 1}', '{"api_key": "***", "n": 1}'),
         ("X-Api-Key: abc", "X-Api-Key: ***"),
         ("Authorization: Bearer a.b.c", "Authorization: Bearer ***"),
+        ("Cookie: theme=dark; sid=S3CRET; x=1", "Cookie: ***"),
+        ("Set-Cookie: sid=S3CRET; Path=/; HttpOnly\nnext", "Set-Cookie: ***\nnext"),
+        ('{"cookie": "sid=S3CRET; x=1", "n": 1}', '{"cookie": "***", "n": 1}'),
+        ("pass=hunter2 next", "pass=*** next"),
+        ("DBPASS: hunter2", "DBPASS: ***"),
+        ("/maps?key=AIza5ecret&zoom=3", "/maps?key=***&zoom=3"),
         ("sent Bearer a.b.c upstream", "sent Bearer *** upstream"),
         ("password='unterminated\nnext", "password='***\nnext"),
         ("İstanbul PASSWORD=x İ token=y", "İstanbul PASSWORD=*** İ token=***"),
@@ -153,6 +164,8 @@ def test_masked_forms_keep_scheme_host_and_structure(raw: str, masked: str) -> N
         "the password was rejected",
         "tokens are counted per minute",
         "CORS_ALLOW_CREDENTIALS: false",
+        "cache key=user:42 missed; routing key: tasks.add",
+        "42 passed: 3 skipped, passive=1",
         '  "COOKIE_SECURE": true,',
         "SESSION_ID=null",
         "2026-11-30 14:27:49.123 | INFO     | opa.components:96 - component 'cache' connected",
@@ -183,9 +196,40 @@ def test_secret_looking_names() -> None:
     """Setting names that say they hold a secret are recognised, others are not."""
     secret = ["SECRET_KEY", "DB_PASSWORD", "passwd", "MYSQL_PWD", "API_KEY", "x-api-key", "TOKEN"]
     secret += ["AWS_SECRET_ACCESS_KEY", "PRIVATE_KEY", "SESSION_ID", "AUTHORIZATION", "COOKIE"]
+    secret += ["PASS", "SMTP_PASS", "DBPASS"]
     plain = ["URL", "HOST", "PORT", "LOG_LEVEL", "PLUGIN_PATHS", "MAX_REQUEST_BODY", "DEBUG"]
+    plain += ["KEY_PREFIX", "CACHE_KEY", "PASSIVE_MODE"]
     assert all(is_secret_key(name) for name in secret)
     assert not any(is_secret_key(name) for name in plain)
+
+
+# One name for each of the pattern's names: each holds a marker of the fast path, or a line
+# holding only it would pass unmasked.
+EVERY_SECRET_NAME = [
+    "password",
+    "passwd",
+    "pwd",
+    "passphrase",
+    "pass",
+    "secret",
+    "token",
+    "credential",
+    "bearer",
+    "authorization",
+    "cookie",
+    "api-key",
+    "private_key",
+    "accesskey",
+    "?key",
+    "session_id",
+]
+
+
+@pytest.mark.parametrize("name", EVERY_SECRET_NAME)
+def test_every_secret_name_is_masked_past_the_fast_path(name: str) -> None:
+    """Each name the pattern knows, alone on its line, gets its value masked."""
+    assert mask_secrets(f"{name}=s3cr3t") == f"{name}={MASK}"
+    assert mask_secrets(f"{name.upper()}: s3cr3t") == f"{name.upper()}: {MASK}"
 
 
 MB = 1_000_000
@@ -208,6 +252,10 @@ HOSTILE_TEXTS: dict[str, Callable[[int], str]] = {
     "unclosed quotes": lambda n: "password='a\n" * (n // 12),
     "escaped quotes": lambda n: 'token=\\"a\\" ' * (n // 12),
     "bearer": lambda n: "Bearer " * (n // 7),
+    "cookie headers": lambda n: "Cookie: " * (n // 8),
+    "cookie lines": lambda n: "Cookie: a=b\n" * (n // 12),
+    "pass names": lambda n: "pass=" * (n // 5),
+    "key parameters": lambda n: "?key=" * (n // 5),
     "mixed": lambda n: ("a://b:c@d=password=e @" * (n // 22 + 1))[:n],
 }
 

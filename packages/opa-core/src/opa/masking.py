@@ -19,9 +19,14 @@ MASK = "***"
 
 # Names that say a value is secret, both for settings (masked whole) and for free text
 # (``NAME=value``, ``NAME: value``, JSON and dict forms, HTTP authorization headers).
+# ``pass`` counts unless a letter follows it (``pass=``, ``DBPASS``, ``smtp_pass``; not
+# ``passed``, ``passive``). A bare ``key`` counts only as a URL's query parameter
+# (``?key=``, as many APIs take their keys): elsewhere it names a cache, routing or sort
+# key, which logs must show.
 _SECRET_NAMES = re.compile(
-    r"passw(?:or)?d|pwd|passphrase|secret|token|credential|bearer|authorization|cookie"
-    r"|api[-_]?key|private[-_]?key|access[-_]?key|session[-_]?id",
+    r"passw(?:or)?d|pwd|passphrase|pass(?![a-z])|secret|token|credential|bearer"
+    r"|authorization|cookie|api[-_]?key|private[-_]?key|access[-_]?key|key(?<=[?&]key)(?![a-z])"
+    r"|session[-_]?id",
     re.IGNORECASE,
 )
 # The same names, searched in lower-cased text: ten times faster than ignoring case.
@@ -67,6 +72,8 @@ _BRACKETED_VALUE = {
     "(": re.compile(r"[^)\n]*+"),
     "{": re.compile(r"[^}\n]*+"),
 }
+# What opens a quoted or bracketed value, which ends at its own closing character.
+_OPENERS = frozenset("\"'\\[({")
 # What follows the closing quote of a value; anything else continues the value.
 _AFTER_QUOTE = frozenset(" \t\r,;:)]}>&\"'")
 _AFTER_ESCAPED_QUOTE = _AFTER_QUOTE | frozenset("\\")
@@ -214,7 +221,9 @@ def _named_values(text: str, lowered: str) -> list[_Span]:
             continue
         name_end = _NAME_TAIL.match(text, match.end()).end()  # type: ignore[union-attr]
         scanned = name_end
-        span = _value_after(text, name_end, bearer=match[0].lower() == "bearer")
+        word = match[0].lower()
+        cookies = word == "cookie" and name_end == match.end()  # not COOKIE_SECURE
+        span = _value_after(text, name_end, bearer=word == "bearer", cookies=cookies)
         if span is not None:
             scanned = max(span[1], name_end)
             if not _already_masked(text, span):
@@ -232,8 +241,12 @@ def _already_masked(text: str, span: _Span) -> bool:
     return text[start:end].rstrip(",;)]}").lower() in _NOT_SECRETS
 
 
-def _value_after(text: str, position: int, bearer: bool) -> _Span | None:
-    """The span of the value that a name ending at *position* introduces, if any."""
+def _value_after(text: str, position: int, bearer: bool, cookies: bool) -> _Span | None:
+    """The span of the value that a name ending at *position* introduces, if any.
+
+    A ``Cookie:`` or ``Set-Cookie:`` header's unquoted value runs to the end of its line:
+    it holds several ``name=value`` pairs, any of which may be a session.
+    """
     if text.startswith(('"', "'"), position):  # the closing quote of a quoted key
         position += 1
     blank_end = _BLANKS.match(text, position).end()  # type: ignore[union-attr]
@@ -246,6 +259,12 @@ def _value_after(text: str, position: int, bearer: bool) -> _Span | None:
     scheme = _AUTH_SCHEME.match(text, position)
     if scheme is not None:
         return _to_line_end(text, scheme.end())
+    if (
+        cookies
+        and text.startswith(":", blank_end)
+        and text[position : position + 1] not in _OPENERS
+    ):
+        return _to_line_end(text, position)
     return _value_at(text, position)
 
 
