@@ -138,6 +138,11 @@ def test_hostile_passwords_are_masked_in_settings(name: str) -> None:
         ("X-Api-Key: abc", "X-Api-Key: ***"),
         ("Authorization: Bearer a.b.c", "Authorization: Bearer ***"),
         ("Cookie: theme=dark; sid=S3CRET; x=1", "Cookie: ***"),
+        (
+            "[(b'cookie', b'sid=S3CRET'), (b'authorization', b'Basic dXM='), (b'host', b'h')]",
+            "[(b'cookie', b'***'), (b'authorization', b'***'), (b'host', b'h')]",
+        ),
+        ("[('password', 'hunter2'), ('user', 'bob')]", "[('password', '***'), ('user', 'bob')]"),
         ("Set-Cookie: sid=S3CRET; Path=/; HttpOnly\nnext", "Set-Cookie: ***\nnext"),
         ('{"cookie": "sid=S3CRET; x=1", "n": 1}', '{"cookie": "***", "n": 1}'),
         ("pass=hunter2 next", "pass=*** next"),

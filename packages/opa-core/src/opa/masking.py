@@ -56,6 +56,8 @@ _AUTHORITY_END = re.compile(r"[/?#\s]")
 
 _NAME_TAIL = re.compile(r"[\w.\-]*+")
 _BLANKS = re.compile(r"[ \t]*+")
+# After a quoted name, the comma and opening of a quoted value: ``(b'cookie', b'sid=...')``.
+_PAIR_VALUE = re.compile(r",[ \t]*+b?+(?=[\"'])")
 _UNQUOTED_VALUE = re.compile(r"[^\s\"'&]*+")
 _QUOTED_VALUE = {
     '"': re.compile(r'(?:[^"\\\n]++|\\.)*+'),
@@ -247,9 +249,13 @@ def _value_after(text: str, position: int, bearer: bool, cookies: bool) -> _Span
     A ``Cookie:`` or ``Set-Cookie:`` header's unquoted value runs to the end of its line:
     it holds several ``name=value`` pairs, any of which may be a session.
     """
-    if text.startswith(('"', "'"), position):  # the closing quote of a quoted key
+    quoted_key = text.startswith(('"', "'"), position)
+    if quoted_key:  # the closing quote of a quoted key
         position += 1
     blank_end = _BLANKS.match(text, position).end()  # type: ignore[union-attr]
+    pair = _PAIR_VALUE.match(text, blank_end) if quoted_key else None
+    if pair is not None:  # a (name, value) pair's repr: ASGI headers, list(dict.items())
+        return _value_at(text, pair.end())
     if text.startswith(("=", ":"), blank_end):
         position = _BLANKS.match(text, blank_end + 1).end()  # type: ignore[union-attr]
     elif bearer and blank_end > position:
