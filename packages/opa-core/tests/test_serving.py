@@ -4,21 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import io
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import h11
 import pytest
 import uvicorn
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.lifespan.on import LifespanOn
+from uvicorn.protocols.http.h11_impl import H11Protocol, RequestResponseCycle
 
-from opa.log import log
+import opa.serve
+from opa.config import load_settings
+from opa.errors import OpaError
+from opa.log import log, setup_logging
+from opa.serve import UVICORN_STARTUP_FAILED, serve
 from opa.serving import (
     ACCEPT_ERROR,
     ConnectionGuard,
@@ -144,7 +152,7 @@ def pad_for_headers(length: int) -> list[tuple[str, str]]:
 
 
 def test_the_library_names_the_guard_builds_on_still_exist() -> None:
-    """uvicorn's h11 protocol, h11 and asyncio still have what opa.serving relies on."""
+    """uvicorn, h11 and asyncio still have what opa.serving and opa.serve rely on."""
     for method in ("connection_made", "connection_lost", "_unset_keepalive_if_required"):
         assert callable(getattr(H11Protocol, method, None)), f"H11Protocol.{method} is gone"
     source = inspect.getsource(H11Protocol.__init__)
@@ -156,6 +164,15 @@ def test_the_library_names_the_guard_builds_on_still_exist() -> None:
     assert isinstance(h11.Connection(h11.SERVER).trailing_data, tuple)
     assert ACCEPT_ERROR in inspect.getsource(asyncio.selector_events), "asyncio's accept line"
     assert "timeout graceful shutdown exceeded" in inspect.getsource(uvicorn.Server.shutdown)
+    # opa.serve: a failed start-up told by Server.started and held back until then.
+    server = uvicorn.Server(uvicorn.Config(hello_app, log_config=None))
+    assert server.started is False, "Server.started"
+    assert "self.started = True" in inspect.getsource(uvicorn.Server.startup)
+    assert UVICORN_STARTUP_FAILED in inspect.getsource(LifespanOn.startup)
+    # The record _CutRequests drops: a cancelled request's error, logged on uvicorn.error.
+    assert 'getLogger("uvicorn.error")' in inspect.getsource(H11Protocol.__init__)
+    run_asgi = inspect.getsource(RequestResponseCycle.run_asgi)
+    assert "except BaseException as exc" in run_asgi and "exc_info=exc" in run_asgi
 
 
 # --- settings -----------------------------------------------------------------------------
@@ -163,8 +180,6 @@ def test_the_library_names_the_guard_builds_on_still_exist() -> None:
 
 def test_defaults_give_the_documented_limits() -> None:
     """The packaged defaults parse into the documented limits."""
-    from opa.config import load_settings
-
     limits = serving_limits(load_settings())
     assert limits == ServingLimits(10.0, 8192, 32768, 4096, 20.0)
 
@@ -360,3 +375,72 @@ def test_the_import_string_form_builds_its_guard_from_settings() -> None:
         assert GuardedH11Protocol.guard_of().limits.max_request_line == 8192
     finally:
         GuardedH11Protocol.guard = None
+
+
+# --- a failed start-up (opa.serve) -------------------------------------------------------------
+
+FAILING_LIFESPAN = """
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+
+
+@asynccontextmanager
+async def lifespan(app):
+    raise RuntimeError("cannot reach redis://:s3cr3tpw@cache:6379/0")
+    yield
+
+
+app = Starlette(lifespan=lifespan)
+"""
+
+OPA_ERROR_ON_IMPORT = """
+from opa.entry_errors import exit_on_opa_error
+from opa.errors import PluginError
+
+with exit_on_opa_error():
+    raise PluginError("plugin 'broken' failed to import: no module named 'nowhere'")
+"""
+
+
+def serve_app(source: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """opa.serve.serve() on the module *source* instead of opa.main, on port 0."""
+    module = f"serve_app_{uuid.uuid4().hex[:12]}"
+    (tmp_path / f"{module}.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(opa.serve, "APP", f"{module}:app")
+    serve(load_settings(), host=LOCALHOST, port=0, reload=False, log_level="info")
+
+
+def test_a_failed_lifespan_is_one_opa_error_and_its_traceback_goes_to_debug(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A start-up failed by an error that is not opa's raises one OpaError naming it, on every
+    uvicorn in range; what uvicorn said meanwhile is logged at DEBUG, masked."""
+    stream = io.StringIO()
+    setup_logging("DEBUG", stream=stream)
+    try:
+        with pytest.raises(OpaError) as failed:
+            serve_app(FAILING_LIFESPAN, tmp_path, monkeypatch)
+    finally:
+        setup_logging("INFO")
+    assert str(failed.value) == (
+        "opa start-up failed: RuntimeError: cannot reach redis://:s3cr3tpw@cache:6379/0"
+    )
+    output = stream.getvalue()
+    held = [line for line in output.splitlines() if "held back from uvicorn" in line]
+    assert held and "DEBUG" in held[0], output
+    assert "Traceback" in output and "in lifespan" in output, output
+    assert "s3cr3tpw" not in output, output
+
+
+def test_opa_mains_own_error_line_is_not_followed_by_a_second(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An opa error while uvicorn imports the app ends serve() with opa.main's one line and
+    its status 1, untouched."""
+    with pytest.raises(SystemExit) as exited:
+        serve_app(OPA_ERROR_ON_IMPORT, tmp_path, monkeypatch)
+    assert exited.value.code == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line.lower()]
+    assert errors == ["error: plugin 'broken' failed to import: no module named 'nowhere'"]
