@@ -29,12 +29,15 @@ from opa.log import log, setup_logging
 from opa.serve import UVICORN_STARTUP_FAILED, serve
 from opa.serving import (
     ACCEPT_ERROR,
+    SWEEP_FLOOR,
+    SWEEP_INTERVAL,
     ConnectionGuard,
     GuardedH11Protocol,
     ServingLimits,
     connection_cap,
     guarded_protocol,
     serving_limits,
+    sweep_interval,
 )
 from opa.testing.services import LOCALHOST
 
@@ -308,6 +311,41 @@ def test_the_next_head_on_a_kept_alive_connection_has_the_same_deadline() -> Non
     assert status(first) == 200
     assert status(answer) == 408
     assert took < 1.0 + PROMPT
+
+
+def test_a_failing_sweep_is_one_masked_line_and_head_deadlines_go_on() -> None:
+    """A sweep that raises is logged once, masked, with its traceback; later sweeps still cut
+    a slow head with 408."""
+    stream = io.StringIO()
+    setup_logging("INFO", stream=stream)
+    try:
+        with serving(replace(LIMITS, header_timeout=1.0)) as served:
+            sweep, failures = served.guard.sweep, []
+
+            def sweep_failing_twice(now: float) -> None:
+                if len(failures) < 2:
+                    failures.append(now)
+                    raise RuntimeError("sweep broke near redis://:s3cr3tpw@cache:6379/0")
+                sweep(now)
+
+            served.guard.sweep = sweep_failing_twice  # type: ignore[method-assign]
+            with connect(served.port) as sock:
+                sock.sendall(b"GET /hello HTTP/1.1\r\nhost: x\r\n")
+                answer = read_until_closed(sock)
+    finally:
+        setup_logging("INFO")
+    output = stream.getvalue()
+    assert len(failures) == 2
+    assert status(answer) == 408
+    assert output.count("sweep failed") == 1, output
+    assert "RuntimeError: sweep broke near" in output and "s3cr3tpw" not in output, output
+
+
+def test_the_sweep_interval_has_a_floor_for_a_tiny_header_timeout() -> None:
+    """A quarter of HEADER_TIMEOUT between sweeps, never under SWEEP_FLOOR nor over a second."""
+    assert sweep_interval(0.001) == SWEEP_FLOOR
+    assert sweep_interval(1.0) == 0.25
+    assert sweep_interval(60.0) == SWEEP_INTERVAL
 
 
 # --- connection cap ---------------------------------------------------------------------------
