@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import io
+import logging
 import socket
 import threading
 import time
@@ -39,6 +40,7 @@ from opa.serving import (
     serving_limits,
     sweep_interval,
 )
+from opa.settings_model import MAX_LIMIT_BYTES
 from opa.testing.services import LOCALHOST
 
 LIMITS = ServingLimits(
@@ -73,7 +75,9 @@ class Served:
 
 
 @contextmanager
-def serving(limits: ServingLimits = LIMITS, cap: int | None = None) -> Iterator[Served]:
+def serving(
+    limits: ServingLimits = LIMITS, cap: int | None = None, access_log: bool = False
+) -> Iterator[Served]:
     """uvicorn with the guarded protocol in a thread, on a port of its own."""
     guard = ConnectionGuard(limits, cap or limits.max_connections)
     paths: list[str] = []
@@ -88,7 +92,7 @@ def serving(limits: ServingLimits = LIMITS, cap: int | None = None) -> Iterator[
         http=guarded_protocol(guard),
         lifespan="off",
         log_config=None,
-        access_log=False,
+        access_log=access_log,
     )
     server = uvicorn.Server(config)
     listener = socket.create_server((LOCALHOST, 0), backlog=4096)
@@ -253,6 +257,41 @@ def test_a_100kb_url_does_not_hold_another_client(piece: int) -> None:
         assert status(attack.result(timeout=30)) == 414
     assert status(answer) == 200
     assert waited < PROMPT
+
+
+@pytest.mark.parametrize("piece", [0, 4096], ids=["at-once", "trickled"])
+def test_a_100kb_url_served_and_access_logged_does_not_hold_another_client(
+    piece: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With MAX_REQUEST_LINE at its 1 MiB maximum, a 100 KB URL reaches the route and its
+    access line goes through opa's masking sink, while other clients' /hello is answered
+    promptly, before and after that line."""
+    limits = replace(LIMITS, max_request_line=MAX_LIMIT_BYTES, max_header_bytes=32768)
+    hostile = head("/hello?q=" + "a" * 100_000)
+    # As `opa run` leaves it, whatever earlier servers of this process did to it.
+    access_logger = logging.getLogger("uvicorn.access")
+    monkeypatch.setattr(access_logger, "propagate", True)
+    monkeypatch.setattr(access_logger, "handlers", [])
+    stream = io.StringIO()
+    setup_logging("INFO", stream=stream)
+    try:
+        with serving(limits, access_log=True) as served, ThreadPoolExecutor(1) as threads:
+            attack = threads.submit(exchange, served.port, hostile, piece, 0.02)
+            waits, answers = [], []
+            while not waits or not attack.done():
+                started = time.monotonic()
+                answers.append(status(exchange(served.port, head())))
+                waits.append(time.monotonic() - started)
+            assert status(attack.result(timeout=30)) == 200
+            started = time.monotonic()
+            answers.append(status(exchange(served.port, head())))
+            waits.append(time.monotonic() - started)
+    finally:
+        setup_logging("INFO")
+    assert set(answers) == {200}
+    assert max(waits) < PROMPT, waits
+    access = [line for line in stream.getvalue().splitlines() if "/hello?q=aaa" in line]
+    assert len(access) == 1 and "[cut: " in access[0], [line[:300] for line in access]
 
 
 def test_malformed_heads_are_400_without_a_line_each() -> None:
