@@ -471,6 +471,12 @@ async def lifespan(app):
 app = Starlette(lifespan=lifespan)
 """
 
+SILENT_LIFESPAN_FAILURE = """
+async def app(scope, receive, send):
+    await receive()
+    await send({"type": "lifespan.startup.failed", "message": ""})
+"""
+
 OPA_ERROR_ON_IMPORT = """
 from opa.entry_errors import exit_on_opa_error
 from opa.errors import PluginError
@@ -509,6 +515,15 @@ def test_a_failed_lifespan_is_one_opa_error_and_its_traceback_goes_to_debug(
     assert held and "DEBUG" in held[0], output
     assert "Traceback" in output and "in lifespan" in output, output
     assert "s3cr3tpw" not in output, output
+
+
+def test_a_lifespan_failing_without_a_message_is_still_one_opa_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A start-up failed with no message is an OpaError saying where to look, not a silent
+    exit."""
+    with pytest.raises(OpaError, match="uvicorn stopped before serving; --log-level debug"):
+        serve_app(SILENT_LIFESPAN_FAILURE, tmp_path, monkeypatch)
 
 
 def test_opa_mains_own_error_line_is_not_followed_by_a_second(

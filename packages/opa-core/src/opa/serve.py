@@ -54,7 +54,11 @@ class _StartupErrors(logging.Filter):
         if not self.reported_by_opa:
             for message in self.held:
                 log.debug("held back from uvicorn before a failed start-up: {}", message)
-        return OpaError(self.reason or f"{OPA_STARTUP_FAILED}uvicorn stopped before serving")
+        return OpaError(
+            self.reason
+            or f"{OPA_STARTUP_FAILED}uvicorn stopped before serving; --log-level debug shows "
+            "what it said"
+        )
 
 
 class _CutRequests(logging.Filter):
@@ -96,9 +100,9 @@ def serve(settings: Any, *, host: str, port: int, reload: bool, log_level: str) 
     try:
         server.run()
     except SystemExit:
-        # Without a reason held back, whatever exited said why itself (opa.main's one
+        # With nothing held back, whatever exited said why itself (opa.main's one
         # `error:` line for an opa error while uvicorn imports the app): leave it alone.
-        if server.started or not errors.reason:
+        if server.started or not errors.held:
             raise
         raise errors.failure() from None
     finally:
