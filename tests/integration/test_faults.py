@@ -21,7 +21,6 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 from faults import (
-    MARKER_PLUGIN,
     OpaRun,
     PrivateRabbitMQ,
     SilentProxy,
@@ -90,24 +89,6 @@ def redis_server() -> Iterator[RedisServer]:
             yield services.start_redis()
         except ServiceUnavailable as error:
             skip_or_fail(str(error))
-
-
-@pytest.fixture
-def plugins(tmp_path: Path) -> Path:
-    """A plugin folder holding the marker driver and the one-second /slow route."""
-    folder = tmp_path / "plugins"
-    folder.mkdir()
-    (folder / f"{unique('fault_marker_')}.py").write_text(MARKER_PLUGIN)
-    return folder
-
-
-@pytest.fixture
-def opa_runs() -> Iterator[list[OpaRun]]:
-    """`opa run` processes a test started; each is killed, with its group, at the end."""
-    runs: list[OpaRun] = []
-    yield runs
-    for run in runs:
-        run.close()
 
 
 # --- A backend down at start-up ---------------------------------------------------------

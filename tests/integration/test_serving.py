@@ -10,7 +10,6 @@ import threading
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,11 +26,10 @@ SLACK = 15.0
 PROMPT = 5.0
 SLOW_CLIENTS = 2000
 
-PLUGIN = '''"""Routes and drivers of the serving tests."""
+# Added to the fault tests' plugin folder (the marker driver, conftest.py's `plugins`).
+SERVING_PLUGIN = '''"""Routes and a driver of the serving tests."""
 
 import asyncio
-import time
-from pathlib import Path
 
 from opa import Driver, get_router
 
@@ -49,18 +47,6 @@ async def sleep(seconds: float) -> dict:
     return {"slept": seconds}
 
 
-class MarkerDriver(Driver):
-    name = "fault-marker"
-    is_async = False
-
-    def connect(self) -> None:
-        Path(f"{self.opts.MARKER}.connected").write_text(repr(time.monotonic()))
-        self.instance = self.opts.MARKER
-
-    def disconnect(self) -> None:
-        Path(f"{self.opts.MARKER}.disconnected").write_text(repr(time.monotonic()))
-
-
 class RefusingDriver(Driver):
     name = "refusing"
     is_async = False
@@ -71,20 +57,10 @@ class RefusingDriver(Driver):
 
 
 @pytest.fixture
-def plugins(tmp_path: Path) -> Path:
-    folder = tmp_path / "plugins"
-    folder.mkdir()
-    (folder / f"serving_{uuid.uuid4().hex[:12]}.py").write_text(PLUGIN)
-    return folder
-
-
-@pytest.fixture
-def opa_runs() -> Iterator[list[OpaRun]]:
-    """`opa run` processes a test started; each is killed, with its group, at the end."""
-    runs: list[OpaRun] = []
-    yield runs
-    for run in runs:
-        run.close()
+def plugins(plugins: Path) -> Path:
+    """The fault tests' plugin folder, with the serving routes and the refusing driver."""
+    (plugins / f"serving_{uuid.uuid4().hex[:12]}.py").write_text(SERVING_PLUGIN)
+    return plugins
 
 
 @pytest.fixture

@@ -348,6 +348,15 @@ def test_run_serves_a_plugin_route(tmp_path: Path, listener: int) -> None:
     assert PASSWORD not in output
 
 
+@pytest.mark.parametrize("port", ["99999", "-1"])
+def test_run_refuses_a_port_out_of_range_as_a_usage_error(tmp_path: Path, port: str) -> None:
+    """`opa run --port 99999` is click's usage error (status 2) before anything loads."""
+    result = invoke(project(tmp_path, {"probe": probe(free_port())}), "run", "--port", port)
+    assert result.exit_code == 2, result.output
+    assert f"Invalid value for '--port': {port} is not in the range 0<=x<=65535" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
 def test_run_exits_non_zero_when_a_required_component_is_down(tmp_path: Path) -> None:
     """`opa run` ends with one masked `error:` line and status 1 when a LOAD: yes component
     cannot connect."""

@@ -4,30 +4,43 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import io
+import logging
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import h11
 import pytest
 import uvicorn
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.lifespan.on import LifespanOn
+from uvicorn.protocols.http.h11_impl import H11Protocol, RequestResponseCycle
 
-from opa.log import log
+import opa.serve
+from opa.config import load_settings
+from opa.errors import OpaError
+from opa.log import log, setup_logging
+from opa.serve import UVICORN_STARTUP_FAILED, serve
 from opa.serving import (
     ACCEPT_ERROR,
+    SWEEP_FLOOR,
+    SWEEP_INTERVAL,
     ConnectionGuard,
     GuardedH11Protocol,
     ServingLimits,
     connection_cap,
     guarded_protocol,
     serving_limits,
+    sweep_interval,
 )
+from opa.settings_model import MAX_LIMIT_BYTES
 from opa.testing.services import LOCALHOST
 
 LIMITS = ServingLimits(
@@ -62,7 +75,9 @@ class Served:
 
 
 @contextmanager
-def serving(limits: ServingLimits = LIMITS, cap: int | None = None) -> Iterator[Served]:
+def serving(
+    limits: ServingLimits = LIMITS, cap: int | None = None, access_log: bool = False
+) -> Iterator[Served]:
     """uvicorn with the guarded protocol in a thread, on a port of its own."""
     guard = ConnectionGuard(limits, cap or limits.max_connections)
     paths: list[str] = []
@@ -77,7 +92,7 @@ def serving(limits: ServingLimits = LIMITS, cap: int | None = None) -> Iterator[
         http=guarded_protocol(guard),
         lifespan="off",
         log_config=None,
-        access_log=False,
+        access_log=access_log,
     )
     server = uvicorn.Server(config)
     listener = socket.create_server((LOCALHOST, 0), backlog=4096)
@@ -144,7 +159,7 @@ def pad_for_headers(length: int) -> list[tuple[str, str]]:
 
 
 def test_the_library_names_the_guard_builds_on_still_exist() -> None:
-    """uvicorn's h11 protocol, h11 and asyncio still have what opa.serving relies on."""
+    """uvicorn, h11 and asyncio still have what opa.serving and opa.serve rely on."""
     for method in ("connection_made", "connection_lost", "_unset_keepalive_if_required"):
         assert callable(getattr(H11Protocol, method, None)), f"H11Protocol.{method} is gone"
     source = inspect.getsource(H11Protocol.__init__)
@@ -156,6 +171,15 @@ def test_the_library_names_the_guard_builds_on_still_exist() -> None:
     assert isinstance(h11.Connection(h11.SERVER).trailing_data, tuple)
     assert ACCEPT_ERROR in inspect.getsource(asyncio.selector_events), "asyncio's accept line"
     assert "timeout graceful shutdown exceeded" in inspect.getsource(uvicorn.Server.shutdown)
+    # opa.serve: a failed start-up told by Server.started and held back until then.
+    server = uvicorn.Server(uvicorn.Config(hello_app, log_config=None))
+    assert server.started is False, "Server.started"
+    assert "self.started = True" in inspect.getsource(uvicorn.Server.startup)
+    assert UVICORN_STARTUP_FAILED in inspect.getsource(LifespanOn.startup)
+    # The record _CutRequests drops: a cancelled request's error, logged on uvicorn.error.
+    assert 'getLogger("uvicorn.error")' in inspect.getsource(H11Protocol.__init__)
+    run_asgi = inspect.getsource(RequestResponseCycle.run_asgi)
+    assert "except BaseException as exc" in run_asgi and "exc_info=exc" in run_asgi
 
 
 # --- settings -----------------------------------------------------------------------------
@@ -163,8 +187,6 @@ def test_the_library_names_the_guard_builds_on_still_exist() -> None:
 
 def test_defaults_give_the_documented_limits() -> None:
     """The packaged defaults parse into the documented limits."""
-    from opa.config import load_settings
-
     limits = serving_limits(load_settings())
     assert limits == ServingLimits(10.0, 8192, 32768, 4096, 20.0)
 
@@ -237,6 +259,41 @@ def test_a_100kb_url_does_not_hold_another_client(piece: int) -> None:
     assert waited < PROMPT
 
 
+@pytest.mark.parametrize("piece", [0, 4096], ids=["at-once", "trickled"])
+def test_a_100kb_url_served_and_access_logged_does_not_hold_another_client(
+    piece: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With MAX_REQUEST_LINE at its 1 MiB maximum, a 100 KB URL reaches the route and its
+    access line goes through opa's masking sink, while other clients' /hello is answered
+    promptly, before and after that line."""
+    limits = replace(LIMITS, max_request_line=MAX_LIMIT_BYTES, max_header_bytes=32768)
+    hostile = head("/hello?q=" + "a" * 100_000)
+    # As `opa run` leaves it, whatever earlier servers of this process did to it.
+    access_logger = logging.getLogger("uvicorn.access")
+    monkeypatch.setattr(access_logger, "propagate", True)
+    monkeypatch.setattr(access_logger, "handlers", [])
+    stream = io.StringIO()
+    setup_logging("INFO", stream=stream)
+    try:
+        with serving(limits, access_log=True) as served, ThreadPoolExecutor(1) as threads:
+            attack = threads.submit(exchange, served.port, hostile, piece, 0.02)
+            waits, answers = [], []
+            while not waits or not attack.done():
+                started = time.monotonic()
+                answers.append(status(exchange(served.port, head())))
+                waits.append(time.monotonic() - started)
+            assert status(attack.result(timeout=30)) == 200
+            started = time.monotonic()
+            answers.append(status(exchange(served.port, head())))
+            waits.append(time.monotonic() - started)
+    finally:
+        setup_logging("INFO")
+    assert set(answers) == {200}
+    assert max(waits) < PROMPT, waits
+    access = [line for line in stream.getvalue().splitlines() if "/hello?q=aaa" in line]
+    assert len(access) == 1 and "[cut: " in access[0], [line[:300] for line in access]
+
+
 def test_malformed_heads_are_400_without_a_line_each() -> None:
     """Garbage heads get 400 before any route, and no line each in the log."""
     lines: list[str] = []
@@ -293,6 +350,41 @@ def test_the_next_head_on_a_kept_alive_connection_has_the_same_deadline() -> Non
     assert status(first) == 200
     assert status(answer) == 408
     assert took < 1.0 + PROMPT
+
+
+def test_a_failing_sweep_is_one_masked_line_and_head_deadlines_go_on() -> None:
+    """A sweep that raises is logged once, masked, with its traceback; later sweeps still cut
+    a slow head with 408."""
+    stream = io.StringIO()
+    setup_logging("INFO", stream=stream)
+    try:
+        with serving(replace(LIMITS, header_timeout=1.0)) as served:
+            sweep, failures = served.guard.sweep, []
+
+            def sweep_failing_twice(now: float) -> None:
+                if len(failures) < 2:
+                    failures.append(now)
+                    raise RuntimeError("sweep broke near redis://:s3cr3tpw@cache:6379/0")
+                sweep(now)
+
+            served.guard.sweep = sweep_failing_twice  # type: ignore[method-assign]
+            with connect(served.port) as sock:
+                sock.sendall(b"GET /hello HTTP/1.1\r\nhost: x\r\n")
+                answer = read_until_closed(sock)
+    finally:
+        setup_logging("INFO")
+    output = stream.getvalue()
+    assert len(failures) == 2
+    assert status(answer) == 408
+    assert output.count("sweep failed") == 1, output
+    assert "RuntimeError: sweep broke near" in output and "s3cr3tpw" not in output, output
+
+
+def test_the_sweep_interval_has_a_floor_for_a_tiny_header_timeout() -> None:
+    """A quarter of HEADER_TIMEOUT between sweeps, never under SWEEP_FLOOR nor over a second."""
+    assert sweep_interval(0.001) == SWEEP_FLOOR
+    assert sweep_interval(1.0) == 0.25
+    assert sweep_interval(60.0) == SWEEP_INTERVAL
 
 
 # --- connection cap ---------------------------------------------------------------------------
@@ -360,3 +452,87 @@ def test_the_import_string_form_builds_its_guard_from_settings() -> None:
         assert GuardedH11Protocol.guard_of().limits.max_request_line == 8192
     finally:
         GuardedH11Protocol.guard = None
+
+
+# --- a failed start-up (opa.serve) -------------------------------------------------------------
+
+FAILING_LIFESPAN = """
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+
+
+@asynccontextmanager
+async def lifespan(app):
+    raise RuntimeError("cannot reach redis://:s3cr3tpw@cache:6379/0")
+    yield
+
+
+app = Starlette(lifespan=lifespan)
+"""
+
+SILENT_LIFESPAN_FAILURE = """
+async def app(scope, receive, send):
+    await receive()
+    await send({"type": "lifespan.startup.failed", "message": ""})
+"""
+
+OPA_ERROR_ON_IMPORT = """
+from opa.entry_errors import exit_on_opa_error
+from opa.errors import PluginError
+
+with exit_on_opa_error():
+    raise PluginError("plugin 'broken' failed to import: no module named 'nowhere'")
+"""
+
+
+def serve_app(source: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """opa.serve.serve() on the module *source* instead of opa.main, on port 0."""
+    module = f"serve_app_{uuid.uuid4().hex[:12]}"
+    (tmp_path / f"{module}.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(opa.serve, "APP", f"{module}:app")
+    serve(load_settings(), host=LOCALHOST, port=0, reload=False, log_level="info")
+
+
+def test_a_failed_lifespan_is_one_opa_error_and_its_traceback_goes_to_debug(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A start-up failed by an error that is not opa's raises one OpaError naming it, on every
+    uvicorn in range; what uvicorn said meanwhile is logged at DEBUG, masked."""
+    stream = io.StringIO()
+    setup_logging("DEBUG", stream=stream)
+    try:
+        with pytest.raises(OpaError) as failed:
+            serve_app(FAILING_LIFESPAN, tmp_path, monkeypatch)
+    finally:
+        setup_logging("INFO")
+    assert str(failed.value) == (
+        "opa start-up failed: RuntimeError: cannot reach redis://:s3cr3tpw@cache:6379/0"
+    )
+    output = stream.getvalue()
+    held = [line for line in output.splitlines() if "held back from uvicorn" in line]
+    assert held and "DEBUG" in held[0], output
+    assert "Traceback" in output and "in lifespan" in output, output
+    assert "s3cr3tpw" not in output, output
+
+
+def test_a_lifespan_failing_without_a_message_is_still_one_opa_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A start-up failed with no message is an OpaError saying where to look, not a silent
+    exit."""
+    with pytest.raises(OpaError, match="uvicorn stopped before serving; --log-level debug"):
+        serve_app(SILENT_LIFESPAN_FAILURE, tmp_path, monkeypatch)
+
+
+def test_opa_mains_own_error_line_is_not_followed_by_a_second(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An opa error while uvicorn imports the app ends serve() with opa.main's one line and
+    its status 1, untouched."""
+    with pytest.raises(SystemExit) as exited:
+        serve_app(OPA_ERROR_ON_IMPORT, tmp_path, monkeypatch)
+    assert exited.value.code == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line.lower()]
+    assert errors == ["error: plugin 'broken' failed to import: no module named 'nowhere'"]

@@ -102,7 +102,7 @@ def _exit_cleanly(signum: int, frame: Any) -> None:
 
 @cli.command()
 @click.option("--host", help="Interface to bind (default: setting HOST).")
-@click.option("--port", type=int, help="Port to bind (default: setting PORT).")
+@click.option("--port", type=click.IntRange(0, 65535), help="Port to bind (default: setting PORT).")
 @click.option("--reload/--no-reload", default=None, help="Restart on code changes.")
 @click.option("--log-level", type=click.Choice(LOG_LEVELS, case_sensitive=False))
 def run(host: str | None, port: int | None, reload: bool | None, log_level: str | None) -> None:

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import traceback
 from collections.abc import Callable
 from typing import Any
 
 import uvicorn
 
 from opa.errors import OpaError
+from opa.log import log
 from opa.serving import ConnectionGuard, guarded_protocol, serving_limits
 
 APP = "opa.main:app"
@@ -27,18 +29,36 @@ class _StartupErrors(logging.Filter):
         super().__init__()
         self.started = started
         self.reason = ""
+        self.reported_by_opa = False  # the reason is an opa error's own one line
+        self.held: list[str] = []  # every line held back, with its traceback
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno < logging.ERROR or self.started():
             return True
         message = record.getMessage()
+        if record.exc_info:
+            message += "\n" + "".join(traceback.format_exception(*record.exc_info))
+        self.held.append(message)
         if message.startswith(OPA_STARTUP_FAILED):
             self.reason = message
+            self.reported_by_opa = True
         elif message != UVICORN_STARTUP_FAILED and not self.reason:
             # Any other failure (a traceback from the app, a port in use): its last line.
             lines = [line.strip() for line in message.splitlines() if line.strip()]
             self.reason = OPA_STARTUP_FAILED + (lines[-1] if lines else message)
         return False
+
+    def failure(self) -> OpaError:
+        """The one error for a start-up that failed. Unless an opa error's line said it all,
+        what was held back goes to DEBUG (masked by opa's sink), tracebacks included."""
+        if not self.reported_by_opa:
+            for message in self.held:
+                log.debug("held back from uvicorn before a failed start-up: {}", message)
+        return OpaError(
+            self.reason
+            or f"{OPA_STARTUP_FAILED}uvicorn stopped before serving; --log-level debug shows "
+            "what it said"
+        )
 
 
 class _CutRequests(logging.Filter):
@@ -80,9 +100,15 @@ def serve(settings: Any, *, host: str, port: int, reload: bool, log_level: str) 
     try:
         server.run()
     except SystemExit:
-        if server.started:
+        # With nothing held back, whatever exited said why itself (opa.main's one
+        # `error:` line for an opa error while uvicorn imports the app): leave it alone.
+        if server.started or not errors.held:
             raise
-        raise OpaError(errors.reason or f"{OPA_STARTUP_FAILED}see the lines above") from None
+        raise errors.failure() from None
     finally:
         for each in filters:
             uvicorn_log.removeFilter(each)
+    if not server.started:
+        # uvicorn 0.29 returns from run() after a failed lifespan start-up (0.54 exits with
+        # status 3): a server that never started failed all the same.
+        raise errors.failure()

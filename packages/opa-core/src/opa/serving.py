@@ -34,6 +34,10 @@ from opa.log import log
 
 # Seconds between two sweeps for heads past their deadline, at most.
 SWEEP_INTERVAL = 1.0
+# ... and at least: each sweep walks every open connection, so a tiny HEADER_TIMEOUT (any
+# positive number is a valid setting) must not make the loop sweep instead of serving. A head
+# is then cut up to this much after its deadline.
+SWEEP_FLOOR = 0.05
 # Seconds covered by one "serving under pressure" line.
 REPORT_INTERVAL = 5.0
 # Open files kept out of the connection cap: listening sockets, components, logs, imports.
@@ -143,6 +147,7 @@ class ConnectionGuard:
         self.max_draining = max(cap // 2, 1)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._watch: asyncio.Task[None] | None = None
+        self._watch_failed = False
 
     @classmethod
     def from_settings(cls, settings: Any) -> ConnectionGuard:
@@ -249,15 +254,26 @@ class ConnectionGuard:
 
     async def _watch_heads(self) -> None:
         assert self._loop is not None
-        interval = min(SWEEP_INTERVAL, self.limits.header_timeout / 4)
+        interval = sweep_interval(self.limits.header_timeout)
         next_report = self._loop.time() + REPORT_INTERVAL
         while True:
             await asyncio.sleep(interval)
             now = self._loop.time()
-            self.sweep(now)
-            if now >= next_report:
-                self.report()
-                next_report = now + REPORT_INTERVAL
+            try:
+                self.sweep(now)
+                if now >= next_report:
+                    self.report()
+                    next_report = now + REPORT_INTERVAL
+            except Exception:
+                # Ending this task would end every head deadline for the life of the process.
+                if not self._watch_failed:
+                    self._watch_failed = True
+                    log.exception("the serving guard's sweep failed; it goes on (said once)")
+
+
+def sweep_interval(header_timeout: float) -> float:
+    """Seconds between two sweeps: a quarter of HEADER_TIMEOUT, within the bounds above."""
+    return max(SWEEP_FLOOR, min(SWEEP_INTERVAL, header_timeout / 4))
 
 
 class _Drain(asyncio.Protocol):
