@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+import opa.testing.ports
 import opa.testing.services
 from opa.testing.fixtures import skip_or_fail
 from opa.testing.services import (
@@ -254,13 +255,22 @@ def test_a_private_redis_moves_to_a_fresh_port_when_its_first_is_taken(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """start_redis() whose first chosen port is taken meanwhile starts on the next one."""
-    real_free_port = opa.testing.services.free_port
+    real_free_port = opa.testing.ports.free_port
     with someone_else_listening() as taken:
         picks = iter([taken])
         monkeypatch.setattr(
-            opa.testing.services, "free_port", lambda: next(picks, None) or real_free_port()
+            opa.testing.ports, "free_port", lambda: next(picks, None) or real_free_port()
         )
         with TestServices() as services:
             server = services.start_redis()
+            assert next(picks, None) is None, "the taken port was never tried"
             assert server.port != taken
             assert redis_command(server.port, "PING") == b"+PONG\r\n"
+
+
+def test_the_port_helpers_are_still_importable_from_services() -> None:
+    """Code importing the port helpers from opa.testing.services gets those of ports."""
+    for name in ("PortTaken", "ServiceUnavailable", "bound_port", "closed_port", "free_port"):
+        assert getattr(opa.testing.services, name) is getattr(opa.testing.ports, name)
+    for name in ("listening_ports", "listens_on", "on_free_port", "port_accepts"):
+        assert getattr(opa.testing.services, name) is getattr(opa.testing.ports, name)
