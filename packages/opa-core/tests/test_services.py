@@ -7,12 +7,10 @@ Redis on 6379 is only ever sent PING and SELECT.
 from __future__ import annotations
 
 import importlib.util
-import os
 import re
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -26,8 +24,6 @@ from opa.testing.services import (
     ServiceUnavailable,
     TestServices,
     free_port,
-    listening_ports,
-    on_free_port,
     port_accepts,
     redis_answers,
 )
@@ -200,44 +196,6 @@ def someone_else_listening() -> Iterator[int]:
         other.bind(("127.0.0.1", free_port()))
         other.listen(8)
         yield int(other.getsockname()[1])
-
-
-def test_free_port_is_bindable_and_outside_the_ephemeral_range() -> None:
-    """Ports come from below the range outgoing connections use, so no client takes them."""
-    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    for _ in range(20):
-        port = free_port()
-        assert port < low
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", port))
-
-
-def test_listening_ports_reads_back_what_a_process_listens_on() -> None:
-    """listening_ports(pid) finds this process's listener, and not a port it does not hold."""
-    with someone_else_listening() as port:
-        ports = listening_ports(os.getpid())
-        assert ports is not None and port in ports
-    assert port not in (listening_ports(os.getpid()) or set())
-
-
-def test_on_free_port_retries_a_taken_port_and_gives_up_bounded() -> None:
-    """A start that finds its port taken is tried on fresh ports, at most PORT_ATTEMPTS times."""
-    tried: list[int] = []
-
-    def taken_twice(port: int) -> int:
-        tried.append(port)
-        if len(tried) <= 2:
-            raise PortTaken(f"port {port} in use")
-        return port
-
-    assert on_free_port(taken_twice, "a server") == tried[-1]
-    assert len(tried) == 3
-
-    def always_taken(port: int) -> int:
-        raise PortTaken(f"port {port} in use")
-
-    with pytest.raises(ServiceUnavailable, match=r"a server: 5 free ports in a row were taken"):
-        on_free_port(always_taken, "a server")
 
 
 def test_a_redis_server_whose_port_is_taken_says_so() -> None:

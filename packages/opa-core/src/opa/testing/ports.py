@@ -26,6 +26,8 @@ LOCALHOST = "127.0.0.1"
 START_TIMEOUT = 15.0
 PROBE_TIMEOUT = 0.5
 PORT_ATTEMPTS = 5
+# Ports of the band tried, by binding each, before the kernel's pick.
+PORT_PICKS = 100
 # Chosen ports come from here up to the start of the ephemeral range: high enough to miss
 # the usual services, below the ports the kernel gives outgoing connections.
 PORT_BAND_START = 20000
@@ -59,14 +61,48 @@ def _ephemeral_range() -> tuple[int, int]:
         return 49152, 65535  # the IANA range, which BSD and macOS use
 
 
-def _bindable(port: int) -> bool:
-    # No SO_REUSEADDR: a port still in TIME_WAIT is not free for a server that wants it.
-    with socket.socket() as sock:
-        try:
-            sock.bind((LOCALHOST, port))
-        except OSError:
-            return False
-        return True
+def _bound_to(port: int) -> socket.socket | None:
+    """A socket bound to *port* on :data:`LOCALHOST`, or None when the port is taken."""
+    sock = socket.socket()
+    try:
+        # No SO_REUSEADDR: a port still in TIME_WAIT is not free for a server that wants it.
+        sock.bind((LOCALHOST, port))
+    except OSError:
+        sock.close()
+        return None
+    return sock
+
+
+def _bound_socket() -> socket.socket:
+    """A socket bound to a free port, outside the kernel's ephemeral range when it can be.
+
+    Ports are tried by binding them, so one taken between the pick and the bind is passed
+    over for the next pick, never lost to a race. Failing that, the kernel's pick.
+    """
+    low, _ = _ephemeral_range()
+    if low - PORT_BAND_START >= 1000:
+        for _ in range(PORT_PICKS):
+            sock = _bound_to(random.randrange(PORT_BAND_START, low))
+            if sock is not None:
+                return sock
+    sock = _bound_to(0)
+    if sock is None:
+        raise ServiceUnavailable(
+            f"no port on {LOCALHOST} could be bound, not even one the kernel picks"
+        )
+    return sock
+
+
+@contextmanager
+def closed_port() -> Iterator[int]:
+    """A port that refuses connections for the length of the block, and no one can take.
+
+    It is bound here and never listened on: a connection is refused at once, and no other
+    process can bind it while the block runs, as one could a port that is merely free.
+    """
+    with _bound_socket() as sock:
+        port: int = sock.getsockname()[1]
+        yield port
 
 
 def free_port() -> int:
@@ -74,31 +110,11 @@ def free_port() -> int:
 
     A port the kernel picks (bind to port 0) is an ephemeral one, which any outgoing
     connection may take before a server binds it; outside that range only a process
-    choosing ports the same way can. Failing that, the kernel's pick.
+    choosing ports the same way can. Failing that, the kernel's pick. The port is let go
+    on return: one that must stay closed is held with :func:`closed_port`.
     """
-    low, _ = _ephemeral_range()
-    if low - PORT_BAND_START >= 1000:
-        for _ in range(100):
-            port = random.randrange(PORT_BAND_START, low)
-            if _bindable(port):
-                return port
-    with socket.socket() as sock:
-        sock.bind((LOCALHOST, 0))
-        chosen: int = sock.getsockname()[1]
-        return chosen
-
-
-@contextmanager
-def closed_port() -> Iterator[int]:
-    """A port that refuses connections for the length of the block, and no one can take.
-
-    It is bound here and never listened on: a connection gets a reset at once, and no other
-    process can bind it while the block runs, as one could a port that is merely free.
-    """
-    with socket.socket() as sock:
-        sock.bind((LOCALHOST, free_port()))
-        port: int = sock.getsockname()[1]
-        yield port
+    with closed_port() as port:
+        return port
 
 
 def on_free_port(start: Callable[[int], T], what: str, attempts: int = PORT_ATTEMPTS) -> T:
