@@ -4,8 +4,10 @@ Ports are chosen outside the kernel's ephemeral range, which outgoing connection
 from; a server that still finds its port taken (by another test choosing the same one) is
 started again on a fresh port, a bounded number of times (:func:`on_free_port`); a server
 counts as ready only once the process started here is the one listening
-(:func:`listening_ports`), not whoever answers; and a server started on port 0 has its
-port read back (:func:`bound_port`). Only the standard library is imported here.
+(:func:`listening_ports`), not whoever answers; a server started on port 0 has its port
+read back (:func:`bound_port`); and a port that must refuse connections is held, bound and
+never listened on, so no server can start there (:func:`closed_port`). Only the standard
+library is imported here.
 """
 
 from __future__ import annotations
