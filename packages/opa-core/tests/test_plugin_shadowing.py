@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -72,32 +73,41 @@ def test_a_filtered_out_module_in_a_plugin_folder_is_refused(
 
 
 @pytest.mark.parametrize(
-    ("name", "package", "shadowed"),
+    ("name", "kind", "shadowed"),
     [
-        ("_strptime", False, "the standard library"),  # "_" names are never plugins
-        ("uvloop", True, "an optional module of uvicorn"),
+        ("_strptime", "module", "the standard library"),  # "_" names are never plugins
+        ("uvloop", "package", "an optional module of uvicorn"),
+        ("uvloop", "bare folder", "an optional module of uvicorn"),  # a namespace package
     ],
 )
 def test_every_module_in_a_plugin_folder_is_checked(
-    tmp_path: Path, name: str, package: bool, shadowed: str
+    tmp_path: Path, name: str, kind: str, shadowed: str
 ) -> None:
-    """Private modules and packages are checked like plugins; the rest of the folder loads."""
+    """Private modules, packages and bare folders are checked; the rest of the folder loads."""
     folder = tmp_path / "plugins"
     write_plugin(folder, "opa_helped_plugin", "VALUE = 'plugin'\n")
     write_plugin(folder, "_opa_helpers", "VALUE = 'helper'\n")
-    module = write_plugin(folder, name, "VALUE = 'module'\n", package=package)
+    if kind == "bare folder":
+        module = folder / name
+        module.mkdir()
+    else:
+        module = write_plugin(folder, name, "VALUE = 'module'\n", package=kind == "package")
     expected = f"({module}) has the module name '{name}' of {shadowed}, which it would shadow"
     with pytest.raises(PluginError, match=re.escape(expected)):
         make_app(PLUGIN_PATHS=[str(folder)])
-    module.unlink()
+    if kind == "module":
+        module.unlink()
+    else:
+        shutil.rmtree(folder / name)
     app = make_app(PLUGIN_PATHS=[str(folder)])
     assert [p.identity for p in app.state.opa.plugins] == [f"{folder}/opa_helped_plugin"]
 
 
 def test_a_filtered_out_module_of_another_name_leaves_the_app_alone(tmp_path: Path) -> None:
-    """A left-out module that shadows nothing is no error, and is still not loaded."""
+    """A left-out module that shadows nothing, or a data folder, is no error, and not loaded."""
     folder = tmp_path / "plugins"
     write_plugin(folder, "opa_kept_plugin", "VALUE = 'plugin'\n")
+    (folder / "json").mkdir()  # a namespace package never wins over the real json
     write_plugin(folder, "opa_left_out_plugin", "raise RuntimeError('imported')\n")
     left_out = [f"{folder}/opa_left_out_plugin"]
     app = make_app(PLUGIN_PATHS=[str(folder)], PLUGIN_BLACKLIST_LIST=left_out)

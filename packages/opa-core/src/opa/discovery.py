@@ -259,21 +259,40 @@ def import_candidate(candidate: Candidate) -> ModuleType:
     return module
 
 
+def _importable_name(name: str) -> bool:
+    # A name that is no identifier cannot be imported; dunder files (__init__.py of a folder
+    # that is itself a package, __pycache__) are not imported by their name.
+    return name.isidentifier() and not name.startswith("__")
+
+
+def _bare_folders_in(folder: Path) -> Iterable[Candidate]:
+    """The subfolders of *folder* without ``__init__.py``, importable as namespace packages."""
+    for entry in sorted(folder.iterdir()):
+        if entry.is_dir() and not (entry / "__init__.py").is_file():
+            yield Candidate(entry.name, folder, entry)
+
+
 def put_on_sys_path(paths: Iterable[Path]) -> None:
     """Plugin folders go on ``sys.path`` so plugins can import each other.
 
     Every module in them then answers an ``import`` of its name, whether it passes the
     plugin filters or not: a black-listed ``uvloop.py`` would still be what uvicorn imports
-    when uvloop is not installed. So each module is checked first, as a plugin is (see
-    :func:`shadowed_module`), and no folder goes on ``sys.path`` unless all pass.
+    when uvloop is not installed, and so would a bare ``uvloop/`` folder, as a namespace
+    package. So each is checked first, as a plugin is (see :func:`shadowed_module`), and no
+    folder goes on ``sys.path`` unless all pass.
     """
     folders = [folder for folder in paths if folder.is_dir()]
     for folder in folders:
         for module in _modules_in(folder):
-            # A name that is no identifier cannot be imported; dunder files (__init__.py of
-            # a folder that is itself a package) are not imported by their name.
-            if module.name.isidentifier() and not module.name.startswith("__"):
+            if _importable_name(module.name):
                 refuse_shadowing(module)
+        for portion in _bare_folders_in(folder):
+            # A namespace package is what an import finds only when no module has the name.
+            if (
+                _importable_name(portion.name)
+                and _spec_outside_plugin_folders(portion.name) is None
+            ):
+                refuse_shadowing(portion)
     for folder in folders:
         _plugin_folders.add(folder.resolve())
         entry = str(folder)
