@@ -30,7 +30,7 @@ from faults import (
     write_settings,
 )
 
-import opa.testing.services
+import opa.testing.ports
 from opa.errors import OpaError, PluginError
 from opa.testing import build_app
 from opa.testing.fixtures import skip_or_fail
@@ -267,9 +267,9 @@ def test_a_private_rabbitmq_whose_port_is_taken_starts_on_another(
         squatter.listen(8)
         taken = squatter.getsockname()[1]
         picks = iter([taken])
-        real_free_port = opa.testing.services.free_port
+        real_free_port = opa.testing.ports.free_port
         monkeypatch.setattr(
-            opa.testing.services, "free_port", lambda: next(picks, None) or real_free_port()
+            opa.testing.ports, "free_port", lambda: next(picks, None) or real_free_port()
         )
         broker = PrivateRabbitMQ(rabbitmq_binary())
         try:

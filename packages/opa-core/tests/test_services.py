@@ -7,16 +7,15 @@ Redis on 6379 is only ever sent PING and SELECT.
 from __future__ import annotations
 
 import importlib.util
-import os
 import re
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
+import opa.testing.ports
 import opa.testing.services
 from opa.testing.fixtures import skip_or_fail
 from opa.testing.services import (
@@ -25,8 +24,6 @@ from opa.testing.services import (
     ServiceUnavailable,
     TestServices,
     free_port,
-    listening_ports,
-    on_free_port,
     port_accepts,
     redis_answers,
 )
@@ -201,44 +198,6 @@ def someone_else_listening() -> Iterator[int]:
         yield int(other.getsockname()[1])
 
 
-def test_free_port_is_bindable_and_outside_the_ephemeral_range() -> None:
-    """Ports come from below the range outgoing connections use, so no client takes them."""
-    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    for _ in range(20):
-        port = free_port()
-        assert port < low
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", port))
-
-
-def test_listening_ports_reads_back_what_a_process_listens_on() -> None:
-    """listening_ports(pid) finds this process's listener, and not a port it does not hold."""
-    with someone_else_listening() as port:
-        ports = listening_ports(os.getpid())
-        assert ports is not None and port in ports
-    assert port not in (listening_ports(os.getpid()) or set())
-
-
-def test_on_free_port_retries_a_taken_port_and_gives_up_bounded() -> None:
-    """A start that finds its port taken is tried on fresh ports, at most PORT_ATTEMPTS times."""
-    tried: list[int] = []
-
-    def taken_twice(port: int) -> int:
-        tried.append(port)
-        if len(tried) <= 2:
-            raise PortTaken(f"port {port} in use")
-        return port
-
-    assert on_free_port(taken_twice, "a server") == tried[-1]
-    assert len(tried) == 3
-
-    def always_taken(port: int) -> int:
-        raise PortTaken(f"port {port} in use")
-
-    with pytest.raises(ServiceUnavailable, match=r"a server: 5 free ports in a row were taken"):
-        on_free_port(always_taken, "a server")
-
-
 def test_a_redis_server_whose_port_is_taken_says_so() -> None:
     """On a port another process holds, redis-server is not taken as ready: PortTaken."""
     with someone_else_listening() as port:
@@ -254,13 +213,22 @@ def test_a_private_redis_moves_to_a_fresh_port_when_its_first_is_taken(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """start_redis() whose first chosen port is taken meanwhile starts on the next one."""
-    real_free_port = opa.testing.services.free_port
+    real_free_port = opa.testing.ports.free_port
     with someone_else_listening() as taken:
         picks = iter([taken])
         monkeypatch.setattr(
-            opa.testing.services, "free_port", lambda: next(picks, None) or real_free_port()
+            opa.testing.ports, "free_port", lambda: next(picks, None) or real_free_port()
         )
         with TestServices() as services:
             server = services.start_redis()
+            assert next(picks, None) is None, "the taken port was never tried"
             assert server.port != taken
             assert redis_command(server.port, "PING") == b"+PONG\r\n"
+
+
+def test_the_port_helpers_are_still_importable_from_services() -> None:
+    """Code importing the port helpers from opa.testing.services gets those of ports."""
+    for name in ("PortTaken", "ServiceUnavailable", "bound_port", "closed_port", "free_port"):
+        assert getattr(opa.testing.services, name) is getattr(opa.testing.ports, name)
+    for name in ("listening_ports", "listens_on", "on_free_port", "port_accepts"):
+        assert getattr(opa.testing.services, name) is getattr(opa.testing.ports, name)

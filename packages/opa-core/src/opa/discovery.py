@@ -14,7 +14,7 @@ import re
 import sys
 import warnings
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib.machinery import ModuleSpec, PathFinder
 from importlib.metadata import packages_distributions
 from pathlib import Path
@@ -66,17 +66,24 @@ def read_meta(path: Path) -> dict[str, Any]:
     return meta
 
 
-def _candidates_in(folder: Path) -> Iterable[Candidate]:
+def _modules_in(folder: Path) -> Iterable[Candidate]:
+    """Every module (``name.py``) and package (``name/__init__.py``) in *folder*."""
     for entry in sorted(folder.iterdir()):
-        if entry.name.startswith((".", "_")):
-            continue
         if entry.is_dir() and (entry / "__init__.py").is_file():
-            yield Candidate(
-                entry.name, folder, entry / "__init__.py", read_meta(entry / "meta.json")
-            )
+            yield Candidate(entry.name, folder, entry / "__init__.py")
         elif entry.is_file() and entry.suffix == ".py":
-            meta = read_meta(folder / f"{entry.stem}-meta.json")
-            yield Candidate(entry.stem, folder, entry, meta)
+            yield Candidate(entry.stem, folder, entry)
+
+
+def _candidates_in(folder: Path) -> Iterable[Candidate]:
+    for module in _modules_in(folder):
+        if module.name.startswith((".", "_")):
+            continue
+        if module.is_package:
+            meta = read_meta(module.path.with_name("meta.json"))
+        else:
+            meta = read_meta(folder / f"{module.name}-meta.json")
+        yield replace(module, meta=meta)
 
 
 def discover(paths: Iterable[Path]) -> list[Candidate]:
@@ -202,6 +209,16 @@ def shadowed_module(candidate: Candidate) -> str | None:
     return None
 
 
+def refuse_shadowing(candidate: Candidate) -> None:
+    """Raise a one-line :class:`PluginError` when *candidate* would shadow another module."""
+    shadowed = shadowed_module(candidate)
+    if shadowed is not None:
+        raise PluginError(
+            f"plugin {candidate.identity} ({candidate.path}) has the module name "
+            f"{candidate.name!r} of {shadowed}, which it would shadow; rename the plugin"
+        )
+
+
 def import_candidate(candidate: Candidate) -> ModuleType:
     """Import a plugin from its own file; a failure names the file and the original error.
 
@@ -213,12 +230,7 @@ def import_candidate(candidate: Candidate) -> ModuleType:
     existing = sys.modules.get(candidate.name)
     if existing is not None and _same_file(existing, candidate.path):
         return existing
-    shadowed = shadowed_module(candidate)
-    if shadowed is not None:
-        raise PluginError(
-            f"plugin {candidate.identity} ({candidate.path}) has the module name "
-            f"{candidate.name!r} of {shadowed}, which it would shadow; rename the plugin"
-        )
+    refuse_shadowing(candidate)
     if existing is not None:
         if not getattr(existing, PLUGIN_MARK, False):
             location = getattr(existing, "__file__", None) or "built in"
@@ -247,11 +259,42 @@ def import_candidate(candidate: Candidate) -> ModuleType:
     return module
 
 
+def _importable_name(name: str) -> bool:
+    # A name that is no identifier cannot be imported; dunder files (__init__.py of a folder
+    # that is itself a package, __pycache__) are not imported by their name.
+    return name.isidentifier() and not name.startswith("__")
+
+
+def _bare_folders_in(folder: Path) -> Iterable[Candidate]:
+    """The subfolders of *folder* without ``__init__.py``, importable as namespace packages."""
+    for entry in sorted(folder.iterdir()):
+        if entry.is_dir() and not (entry / "__init__.py").is_file():
+            yield Candidate(entry.name, folder, entry)
+
+
 def put_on_sys_path(paths: Iterable[Path]) -> None:
-    """Plugin folders go on ``sys.path`` so plugins can import each other."""
-    for folder in paths:
+    """Plugin folders go on ``sys.path`` so plugins can import each other.
+
+    Every module in them then answers an ``import`` of its name, whether it passes the
+    plugin filters or not: a black-listed ``uvloop.py`` would still be what uvicorn imports
+    when uvloop is not installed, and so would a bare ``uvloop/`` folder, as a namespace
+    package. So each is checked first, as a plugin is (see :func:`shadowed_module`), and no
+    folder goes on ``sys.path`` unless all pass.
+    """
+    folders = [folder for folder in paths if folder.is_dir()]
+    for folder in folders:
+        for module in _modules_in(folder):
+            if _importable_name(module.name):
+                refuse_shadowing(module)
+        for portion in _bare_folders_in(folder):
+            # A namespace package is what an import finds only when no module has the name.
+            if (
+                _importable_name(portion.name)
+                and _spec_outside_plugin_folders(portion.name) is None
+            ):
+                refuse_shadowing(portion)
+    for folder in folders:
+        _plugin_folders.add(folder.resolve())
         entry = str(folder)
-        if folder.is_dir():
-            _plugin_folders.add(folder.resolve())
-            if entry not in sys.path:
-                sys.path.append(entry)
+        if entry not in sys.path:
+            sys.path.append(entry)

@@ -28,6 +28,7 @@ with the driver. They are plain sync tests: no asyncio plugin for pytest is need
 from __future__ import annotations
 
 import asyncio
+import atexit
 import inspect
 import io
 import logging
@@ -35,7 +36,7 @@ import re
 import secrets
 import traceback
 from collections.abc import Awaitable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from importlib.metadata import EntryPoint
 from typing import Any, ClassVar, TypeVar
 
@@ -55,14 +56,26 @@ from opa.drivers import (
 from opa.errors import ComponentError, ComponentUnavailableError, OptionsError
 from opa.log import setup_logging
 from opa.masking import mask_secrets
-from opa.testing.services import free_port
+from opa.testing import ports
 
 T = TypeVar("T")
 
 
+_held_ports = ExitStack()
+atexit.register(_held_ports.close)
+
+
 def closed_port() -> int:
-    """A port on 127.0.0.1 that nothing listens on, for ``unreachable_options``."""
-    return free_port()
+    """A port on 127.0.0.1 that refuses connections until the test process ends.
+
+    For ``unreachable_options`` and ``credential_options``, which return a bare port number
+    that a test may dial at any point, teardown included. The port is held with
+    :func:`opa.testing.ports.closed_port` (bound, never listened on), so no private server
+    of another test can start on it meanwhile, as one could on a port that was merely free.
+    Each call keeps one socket open; a test that knows how long it needs the port uses
+    ``with opa.testing.ports.closed_port() as port:`` instead.
+    """
+    return _held_ports.enter_context(ports.closed_port())
 
 
 def _canonical(distribution: str) -> str:
