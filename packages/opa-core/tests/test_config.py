@@ -53,7 +53,24 @@ def test_every_documented_key_has_a_default(tmp_path: Path) -> None:
     missing = [key for key in DOCUMENTED_KEYS if key not in settings]
     assert missing == []
     assert settings.CORS_ORIGINS == []
-    assert set(settings.OPTIONAL_COMPONENTS) == {"MONGODB", "WALRUS", "AIOREDIS", "CELERY"}
+
+
+def test_no_component_is_configured_unless_the_settings_name_one(tmp_path: Path) -> None:
+    """opa's defaults name no component, so an empty settings folder connects nothing."""
+    settings = load_settings(settings_dir=tmp_path)
+    assert settings.OPTIONAL_COMPONENTS == {}
+    assert typed(settings).OPTIONAL_COMPONENTS == ()
+
+
+def test_a_component_can_come_from_opa_variables_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """OPA_OPTIONAL_COMPONENTS__NAME__KEY variables configure a component no file names."""
+    monkeypatch.setenv("OPA_OPTIONAL_COMPONENTS__CACHE__DRIVER", "redis-walrus")
+    monkeypatch.setenv("OPA_OPTIONAL_COMPONENTS__CACHE__OPTS__URL", "redis://cache:6379/0")
+    [cache] = typed(load_settings(settings_dir=tmp_path)).OPTIONAL_COMPONENTS
+    assert (cache.name, cache.load, cache.driver) == ("cache", "auto", "redis-walrus")
+    assert cache.opts == {"URL": "redis://cache:6379/0"}
 
 
 def test_prod_is_the_default_environment_and_dev_turns_on_reload(
@@ -80,6 +97,9 @@ def test_prefixed_environment_variables_override_nested_keys(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """OPA_ variables set settings, with __ reaching into nested keys."""
+    (tmp_path / "components.yaml").write_text(
+        "default:\n  OPTIONAL_COMPONENTS:\n    WALRUS: {LOAD: auto, DRIVER: redis-walrus}\n"
+    )
     monkeypatch.setenv("OPA_PROJECT_NAME", "from-env")
     monkeypatch.setenv("OPA_OPTIONAL_COMPONENTS__WALRUS__LOAD", "no")
     settings = load_settings(settings_dir=tmp_path)
@@ -122,8 +142,11 @@ def test_settings_dir_comes_from_opa_settings_dir(
 
 
 def test_dynaconf_merge_extends_components_and_lists(tmp_path: Path) -> None:
-    """dynaconf_merge adds to the default components and lists instead of replacing them."""
-    (tmp_path / "merge.yaml").write_text(
+    """dynaconf_merge adds to the components and lists set before instead of replacing them."""
+    (tmp_path / "a-components.yaml").write_text(
+        "default:\n  OPTIONAL_COMPONENTS:\n    CACHE: {LOAD: auto, DRIVER: redis-aioredis}\n"
+    )
+    (tmp_path / "b-merge.yaml").write_text(
         """
 myenv:
   OPTIONAL_COMPONENTS:
@@ -139,7 +162,7 @@ myenv:
     )
     settings = load_settings(settings_dir=tmp_path, env="myenv")
     components = settings.OPTIONAL_COMPONENTS
-    assert set(components) == {"MONGODB", "WALRUS", "AIOREDIS", "CELERY"}
+    assert set(components) == {"CACHE", "WALRUS"}
     assert components.WALRUS.LOAD == "yes"
     assert components.WALRUS.OPTS.URL == "redis://redis"
     assert settings.CORS_METHODS[-1] == "TRACE"
@@ -147,7 +170,10 @@ myenv:
 
 
 def test_a_file_without_merge_replaces_the_components(tmp_path: Path) -> None:
-    """Without dynaconf_merge a settings file replaces OPTIONAL_COMPONENTS whole."""
+    """Without dynaconf_merge a later settings file replaces OPTIONAL_COMPONENTS whole."""
+    (tmp_path / "first.yaml").write_text(
+        "default:\n  OPTIONAL_COMPONENTS:\n    WALRUS: {LOAD: auto, DRIVER: redis-walrus}\n"
+    )
     (tmp_path / "only.yaml").write_text(
         "default:\n  OPTIONAL_COMPONENTS:\n    CACHE: {LOAD: 'no', DRIVER: redis-walrus}\n"
     )
