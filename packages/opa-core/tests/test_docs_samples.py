@@ -9,7 +9,8 @@ A ```python block of docs/*.md is marked by its first line:
 - ``# run``: executed as it is;
 - ``# needs: ...``: needs something beyond opa-core (a driver, a backend) and is not run.
 
-Every python block must carry one of these marks.
+Every python block must carry one of these marks. A yaml block offered as a settings file to
+copy (migrating.md's opa-stack components) is loaded as one.
 """
 
 from __future__ import annotations
@@ -25,10 +26,12 @@ import yaml
 from fastapi.testclient import TestClient
 
 from opa.config import DEFAULTS_FILE as DEFAULTS
+from opa.config import load_settings, typed
 from opa.testing import build_app
 
 DOCS = Path(__file__).resolve().parents[3] / "docs"
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.MULTILINE | re.DOTALL)
+YAML_BLOCK = re.compile(r"^```yaml\n(.*?)^```", re.MULTILINE | re.DOTALL)
 EXPECT = re.compile(
     r"^# expect: (?P<method>[A-Z]+) (?P<path>\S+) -> (?P<status>\d{3})(?P<body> .+)?$"
 )
@@ -121,3 +124,32 @@ def test_configuration_reference_names_every_default_key() -> None:
     text = (DOCS / "configuration.md").read_text(encoding="utf-8")
     missing = sorted(key for key in keys if f"`{key}`" not in text)
     assert not missing, f"configuration.md does not name {missing}"
+
+
+# opa-stack's default components, as opa-core's defaults had them before it dropped them.
+OPA_STACK_FILE = "opa-stack-components.yaml"
+OPA_STACK_COMPONENTS = {
+    "mongodb": ("auto", "mongodb-async-motor", {"URL": "mongodb://127.0.0.1:27017/opa"}),
+    "walrus": ("auto", "redis-walrus", {"URL": "redis://127.0.0.1:6379/0"}),
+    "aioredis": ("auto", "redis-aioredis", {"URL": "redis://127.0.0.1:6379/0"}),
+    "celery": (
+        "auto",
+        "celery",
+        {"BROKER_URL": "redis://127.0.0.1:6379/1", "BACKEND_URL": "redis://127.0.0.1:6379/2"},
+    ),
+}
+
+
+def test_migrating_gives_opa_stacks_default_components_as_a_settings_file(
+    tmp_path: Path,
+) -> None:
+    """The settings file migrating.md offers loads as opa-stack's four components, LOAD auto."""
+    text = (DOCS / "migrating.md").read_text(encoding="utf-8")
+    [block] = [
+        b for b in YAML_BLOCK.findall(text) if b.startswith(f"# settings/{OPA_STACK_FILE}\n")
+    ]
+    folder = tmp_path / "settings"
+    folder.mkdir()
+    (folder / OPA_STACK_FILE).write_text(block, encoding="utf-8")
+    specs = typed(load_settings(folder)).OPTIONAL_COMPONENTS
+    assert {s.name: (s.load, s.driver, s.opts) for s in specs} == OPA_STACK_COMPONENTS
