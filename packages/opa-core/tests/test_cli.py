@@ -83,7 +83,7 @@ def probe(port: int, load: str = "yes", **opts: Any) -> dict[str, Any]:
 
 
 def project(tmp_path: Path, components: dict[str, Any], **settings: Any) -> Path:
-    """A settings folder (and plugin folder) whose components replace opa's defaults."""
+    """A settings folder (and plugin folder) that names *components* and nothing else."""
     plugins = tmp_path / "plugins"
     plugins.mkdir(exist_ok=True)
     # A per-test module name, so one test's plugin module never stands in for another's.
@@ -163,6 +163,17 @@ def test_drivers_shows_a_broken_installed_driver_in_its_row(
     row = next(line for line in result.stdout.splitlines() if line.startswith("broken"))
     assert "opa-driver-broken" in row and "9.9" in row and "failed to load" in row
     assert "tcp-probe" in result.stdout
+
+
+def test_check_and_drivers_from_an_empty_folder_name_no_component(tmp_path: Path) -> None:
+    """With no settings, `opa check` connects nothing and `opa drivers` reports nothing missing."""
+    check = invoke(tmp_path, "check")
+    assert check.exit_code == 0, check.output
+    assert check.stdout == "no components configured\n"
+    drivers = invoke(tmp_path, "drivers")
+    assert drivers.exit_code == 0, drivers.output
+    assert "not installed" not in drivers.stdout
+    assert "WARNING" not in check.output + drivers.output
 
 
 def test_check_passes_with_a_reachable_component(tmp_path: Path, listener: int) -> None:

@@ -48,8 +48,9 @@ def readme_run_command(example: Path) -> dict[str, str]:
 
 
 @contextmanager
-def serve(example: Path) -> Iterator[str]:
-    """Run the example's README command with a real uvicorn; yield its base URL."""
+def serve(example: Path, output: list[str] | None = None) -> Iterator[str]:
+    """Run the example's README command with a real uvicorn; yield its base URL. What it
+    printed is appended to *output* once it has stopped."""
     env = {
         name: value
         for name, value in os.environ.items()
@@ -85,6 +86,8 @@ def serve(example: Path) -> Iterator[str]:
             process.kill()
             process.wait()
         if process.stdout:
+            if output is not None:
+                output.append(process.stdout.read())
             process.stdout.close()
 
 
@@ -131,11 +134,17 @@ def test_every_example_readme_has_a_one_line_run_command() -> None:
 
 
 def test_hello_world_readme_command_serves_hello() -> None:
-    """The hello-world README command, run for real, answers GET /hello."""
-    with serve(EXAMPLES / "hello-world") as url:
+    """The hello-world README command, run for real, answers GET /hello; with no component
+    configured it starts without a warning and /health answers ok."""
+    output: list[str] = []
+    with serve(EXAMPLES / "hello-world", output) as url:
         response = httpx.get(f"{url}/hello", timeout=10)
+        health = httpx.get(f"{url}/health", timeout=10)
     assert response.status_code == 200
     assert response.json() == "Hello, world!"
+    assert health.status_code == 200
+    assert health.json() == {"status": "ok", "components": {}}
+    assert "WARNING" not in output[0], output[0]
 
 
 def test_timekeeper_formats_the_time(timekeeper_url: str) -> None:
