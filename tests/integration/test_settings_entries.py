@@ -27,7 +27,10 @@ BAD_SETTINGS = [
         "error: setting PORT (OPA_PORT): expected a whole number from 1 to 65535; found int 99999",
     ),
     (
-        {"OPA_OPTIONAL_COMPONENTS__CELERY__TIMEOUT": "nan"},
+        {
+            "OPA_OPTIONAL_COMPONENTS__CELERY__DRIVER": "celery",
+            "OPA_OPTIONAL_COMPONENTS__CELERY__TIMEOUT": "nan",
+        },
         "error: setting OPTIONAL_COMPONENTS.CELERY.TIMEOUT "
         "(OPA_OPTIONAL_COMPONENTS__CELERY__TIMEOUT): "
         "expected a number of seconds above 0 and at most 3600; found float nan",
