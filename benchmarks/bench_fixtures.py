@@ -74,7 +74,7 @@ async def item(item: int, limit: int = 10) -> dict[str, int]:
 def write_settings(
     root: Path, plugin_paths: list[Path], components: dict[str, Any] | None = None
 ) -> Path:
-    """A settings folder with one yaml: these plugin paths, no default components, quiet logs."""
+    """A settings folder with one yaml: these plugin paths and components, quiet logs."""
     folder = root / "settings"
     folder.mkdir(parents=True, exist_ok=True)
     lines = [

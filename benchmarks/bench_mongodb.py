@@ -80,7 +80,6 @@ def write_app(folder: Path, driver: str, opts: dict[str, str]) -> Path:
             "LOG_LEVEL": "WARNING",
             "PLUGIN_PATHS": [str(folder / "plugins")],
             "PLUGIN_ENTRY_POINTS": False,
-            # No dynaconf_merge: this replaces the default components, so only MongoDB runs.
             "OPTIONAL_COMPONENTS": {"MONGODB": {"LOAD": "yes", "DRIVER": driver, "OPTS": opts}},
         }
     }

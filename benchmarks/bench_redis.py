@@ -228,7 +228,6 @@ def write_opa_app(folder: Path, url: str, prefix: str) -> Path:
             "PLUGIN_PATHS": [str(EXAMPLE)],
             "PLUGIN_ENTRY_POINTS": False,
             "EXAMPLE_KEY_PREFIX": prefix,
-            # No dynaconf_merge: only the example's two components run.
             "OPTIONAL_COMPONENTS": {
                 "WALRUS": component | {"DRIVER": "redis-walrus"},
                 "AIOREDIS": component | {"DRIVER": "redis-aioredis"},
