@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Sequence
+from importlib.machinery import ModuleSpec
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -13,6 +16,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from opa.component_config import ComponentSpec, validate_options
 from opa.errors import OptionsError
 from opa_driver_celery import SAFE_DEFAULTS, CeleryDriver, CeleryOptions
+from opa_driver_celery.options import REDIS_EXTRA
 
 BROKER = "amqp://guest:guest@127.0.0.1:5672//"
 
@@ -148,3 +152,55 @@ def test_importing_the_entry_point_does_not_import_celery() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
     )
     assert output.stdout.strip() == "[]"
+
+
+class _NoRedisPy:
+    """A meta-path finder that makes redis-py look uninstalled, as in the base install."""
+
+    def find_spec(
+        self, name: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> ModuleSpec | None:
+        if name == "redis" or name.startswith("redis."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+
+@pytest.fixture
+def without_redis_py(monkeypatch: pytest.MonkeyPatch) -> None:
+    """redis-py cannot be imported for the test's duration; its loaded modules come back after."""
+    for name in [name for name in sys.modules if name == "redis" or name.startswith("redis.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setattr(sys, "meta_path", [_NoRedisPy(), *sys.meta_path])
+
+
+@pytest.mark.parametrize(
+    "opts",
+    [
+        {"BROKER_URL": "redis://:s3cret@cache:6379/1"},
+        {"BROKER_URL": f"{BROKER};rediss://:s3cret@cache:6379/1"},
+        {"BACKEND_URL": "redis://:s3cret@cache:6379/2"},
+        {"BACKEND_URL": "sentinel://:s3cret@cache:26379/2"},
+        {"BACKEND_URL": "redis+socket:///run/redis.sock"},
+    ],
+)
+@pytest.mark.usefixtures("without_redis_py")
+def test_a_redis_url_without_redis_py_names_the_extra(opts: dict[str, str]) -> None:
+    """A Redis broker or backend with no redis-py is a start-up error giving the install line."""
+    message = refused(**opts)
+    assert REDIS_EXTRA in message
+    assert "component 'celery'" in message
+    assert next(iter(opts)) in message
+    assert "s3cret" not in message
+
+
+@pytest.mark.usefixtures("without_redis_py")
+def test_rabbitmq_works_without_redis_py(rabbitmq_url: str) -> None:
+    """The base install (no redis-py) connects to RabbitMQ and maps its outages, Redis unused."""
+    celery = driver(BROKER_URL=rabbitmq_url, BACKEND_URL="rpc://")
+    celery.connect()
+    try:
+        celery.validate()
+        assert celery.unavailable_errors() == (OperationalError,)
+    finally:
+        celery.disconnect()
+    assert "redis" not in sys.modules

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from opa import runtime
 from opa.drivers import Driver
 from opa.errors import ComponentError, OpaError, PluginError
-from opa_driver_celery.options import SAFE_DEFAULTS, CeleryOptions, pickle_settings
+from opa_driver_celery.options import SAFE_DEFAULTS, CeleryOptions, pickle_settings, uses_redis
 
 if TYPE_CHECKING:
     from opa.plugin_manager import PluginManager
@@ -26,7 +26,6 @@ SETUP_HOOK = "driver.celery.setup"
 """The hook every app passes through once configured; its implementation returns the app."""
 
 TASKS_MODULE = "tasks"
-REDIS_SCHEMES = ("redis", "rediss", "sentinel")
 
 _reloaded_in_process = False
 """Set once a tasks module was run again for a newer app (tests, embedding)."""
@@ -149,12 +148,15 @@ class CeleryDriver(Driver):
         return urls
 
     def unavailable_errors(self) -> tuple[type[Exception], ...]:
-        """What publishing to a lost broker, or reading from a lost Redis backend, raises."""
+        """What publishing to a lost broker, or reading from a lost Redis backend, raises.
+
+        redis-py is imported only for a Redis backend, which the options refuse unless it
+        is installed (the ``[redis]`` extra); the base install serves RabbitMQ without it.
+        """
         from kombu.exceptions import OperationalError
 
         errors: list[type[Exception]] = [OperationalError]
-        backend = self.opts.BACKEND_URL or ""
-        if backend.split("://", 1)[0] in REDIS_SCHEMES:
+        if uses_redis(self.opts.BACKEND_URL or ""):
             from redis.exceptions import ConnectionError, TimeoutError
 
             errors += [ConnectionError, TimeoutError]

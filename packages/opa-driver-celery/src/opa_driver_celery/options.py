@@ -23,6 +23,11 @@ SAFE_DEFAULTS: dict[str, Any] = {
 }
 """Applied to every app before the component's ``SETTINGS``."""
 
+REDIS_SCHEMES = ("redis", "rediss", "sentinel")
+"""URL schemes (before any ``+``) that Celery and kombu serve with redis-py."""
+REDIS_EXTRA = "pip install 'opa-driver-celery[redis]'"
+"""The install line that adds redis-py; the base install serves RabbitMQ only."""
+
 _PICKLE = {"pickle", "application/x-python-serialize"}
 _SERIALIZER_SETTINGS = ("task_serializer", "result_serializer", "event_serializer")
 _CONTENT_SETTINGS = ("accept_content", "result_accept_content")
@@ -48,6 +53,20 @@ def pickle_settings(settings: Mapping[str, Any]) -> list[str]:
     return found
 
 
+def uses_redis(url: str) -> bool:
+    """Whether Celery or kombu reach *url* through redis-py (``redis+socket://`` included)."""
+    scheme = url.split("://", 1)[0].split("+", 1)[0]
+    return scheme.strip().lower() in REDIS_SCHEMES
+
+
+def _redis_installed() -> bool:
+    try:
+        import redis  # noqa: F401 - importable is what Celery and kombu need
+    except ImportError:
+        return False
+    return True
+
+
 def _known_settings() -> frozenset[str]:
     # Imported here, not at the top: the entry point module must not import Celery.
     from celery.app.defaults import DEFAULTS
@@ -69,6 +88,16 @@ class CeleryOptions(BaseModel):
     BACKEND_URL: str | None = None
     APP_NAME: str = Field(default="tasks", min_length=1)
     SETTINGS: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("BROKER_URL", "BACKEND_URL")
+    @classmethod
+    def _check_redis_installed(cls, value: str | None) -> str | None:
+        # Without this, Celery fails only when it first talks to Redis, naming redis-py
+        # rather than the extra of this distribution that brings it.
+        urls = (value or "").split(";")
+        if any(uses_redis(url) for url in urls) and not _redis_installed():
+            raise ValueError(f"a Redis URL needs redis-py, which is not installed: {REDIS_EXTRA}")
+        return value
 
     @field_validator("SETTINGS", mode="before")
     @classmethod
