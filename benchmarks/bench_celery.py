@@ -8,7 +8,7 @@ table and the ratios of the medians (opa / plain; the target is at most 1.05).
 
     python benchmarks/bench_celery.py [--broker URL] [--backend URL] [--rounds N]
 
-Needs opa-driver-celery installed, RabbitMQ (default broker) and Redis (default backend,
+Needs opa-driver-celery[redis] installed, RabbitMQ (default broker) and Redis (default backend,
 database 12). Queues and result keys are named per run and removed at the end.
 """
 
