@@ -208,13 +208,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--stall-rounds", type=int, default=2, help="stalls per setting")
     parser.add_argument("--calls", type=int, default=500_000, help="get_instance calls a round")
     parser.add_argument("--loadgen", choices=["auto", "wrk", "python"], default="auto")
-    args = parser.parse_args(argv)
-    for name in ("rounds", "requests", "concurrency", "stall_rounds", "calls"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1")
-    if args.loadgen == "auto":
-        args.loadgen = "wrk" if http.wrk_path() else "python"
-    return args
+    counts = ("rounds", "requests", "concurrency", "stall_rounds", "calls")
+    return http.checked_args(parser, argv, counts)
 
 
 def main(argv: list[str] | None = None) -> int:

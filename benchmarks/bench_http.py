@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -184,3 +185,17 @@ def print_report(heading: str, rows: list[Row], notes: list[str]) -> None:
     print()
     for note in notes:
         print(f"- {note}")
+
+
+def checked_args(
+    parser: argparse.ArgumentParser, argv: list[str] | None, counts: tuple[str, ...]
+) -> argparse.Namespace:
+    """Parsed arguments, each of *counts* at least 1, and ``--loadgen auto`` (when the
+    parser has it) resolved to wrk where it is installed."""
+    args = parser.parse_args(argv)
+    for name in counts:
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    if getattr(args, "loadgen", None) == "auto":
+        args.loadgen = "wrk" if wrk_path() else "python"
+    return args

@@ -32,6 +32,8 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import IO, Any
 
+import bench_http as http
+
 from opa.testing.services import TestServices, free_port, stop_process
 
 DRIVERS = {"mongodb-async-motor": "motor", "mongodb-async-pymongo": "pymongo"}
@@ -232,11 +234,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=9, help="measured rounds per driver")
     parser.add_argument("--requests", type=int, default=1000, help="requests per round")
     parser.add_argument("--concurrency", type=int, default=16, help="concurrent connections")
-    args = parser.parse_args(argv)
-    for name in ("rounds", "requests", "concurrency"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name} must be at least 1")
-    return args
+    return http.checked_args(parser, argv, ("rounds", "requests", "concurrency"))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -357,13 +357,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=32, help="keep-alive connections")
     parser.add_argument("--loadgen", choices=["auto", "wrk", "python"], default="auto")
     parser.add_argument("--no-peer", action="store_true", help="leave fastapi-plugins out")
-    args = parser.parse_args(argv)
-    for name in ("rounds", "requests", "concurrency"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name} must be at least 1")
-    if args.loadgen == "auto":
-        args.loadgen = "wrk" if http.wrk_path() else "python"
-    return args
+    return http.checked_args(parser, argv, ("rounds", "requests", "concurrency"))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -13,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from opa import JsonBodyError, get_router, limit_body, parse_json
 from opa.json_body import MAX_JSON_DEPTH, _nests_too_deep
-from support import make_app, write_plugin
+from support import cpu_seconds, make_app, write_plugin
 
 JSON = {"content-type": "application/json"}
 
@@ -81,16 +79,6 @@ def test_nesting_is_measured_over_many_groups_at_the_limit() -> None:
     with pytest.raises(JsonBodyError, match="nested deeper than 100 levels"):
         parse_json(AT_THE_LIMIT[:-1] + b"," + nested(MAX_JSON_DEPTH) + b"]")
     assert parse_json(b"[" + b'["]]]", {"[": "{{"}],' * 200 + b"1]")
-
-
-def cpu_seconds(function: Callable[[], object]) -> float:
-    """The least CPU time of three calls: the least is the one other load disturbed least."""
-    best = float("inf")
-    for _ in range(3):
-        start = time.process_time()
-        function()
-        best = min(best, time.process_time() - start)
-    return best
 
 
 def test_checking_the_nesting_costs_a_few_passes_over_the_body_not_one_per_level() -> None:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from urllib.parse import quote
 
 import pytest
 
 from opa.masking import MASK, is_secret_key, mask_secrets, mask_value
+from support import cpu_seconds
 
 # Passwords a user may really have, each hostile to some parser. Every 4-character window
 # of each holds a character ordinary output does not, so a window found in an output can
@@ -280,16 +280,6 @@ def test_hostile_runs_are_masked_as_expected() -> None:
     assert mask_secrets("redis://:" + "@" * 1000 + "h") == "redis://:***@h"
     assert mask_secrets("password=" + "a" * 1000 + " end") == "password=*** end"
     assert mask_secrets("a://" * 1000) == "a://" * 1000
-
-
-def cpu_seconds(function: Callable[[], object]) -> float:
-    """The least CPU time of three calls: the least is the one other load disturbed least."""
-    best = float("inf")
-    for _ in range(3):
-        start = time.process_time()
-        function()
-        best = min(best, time.process_time() - start)
-    return best
 
 
 @pytest.mark.parametrize("name", HOSTILE_TEXTS)
