@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     import yaml
     from celery import Celery
 
-    from opa.masking import mask_secrets
+    from opa._masking import mask_secrets
     from opa_driver_celery import SAFE_DEFAULTS
 
     run = uuid.uuid4().hex[:10]
@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     python = [sys.executable, "-m"]
     commands = {
-        "opa": [*python, "opa.cli", "worker", *common, "-n", f"opa-{run}@%h"],
+        "opa": [*python, "opa", "worker", *common, "-n", f"opa-{run}@%h"],
         "plain": [*python, "celery", "-A", "plain_app", "worker", *common, "-n", f"plain-{run}@%h"],
     }
     client = Celery("bench", broker=args.broker, backend=args.backend)

@@ -1,6 +1,6 @@
 """What masking credentials costs per KB of text, at 1 KB, 100 KB and 1 MB.
 
-``opa.masking.mask_secrets`` runs on every log line, uvicorn's access line included, so its
+``opa._masking.mask_secrets`` runs on every log line, uvicorn's access line included, so its
 cost must stay linear whatever a client puts in a URL: the per-KB figure of each text
 must be flat across the three sizes. Ordinary text is log-like (paths, queries, a URL with
 a password now and then); the hostile texts are the shapes that made the old pattern
@@ -21,8 +21,8 @@ import sys
 import time
 from collections.abc import Callable
 
-from opa.log import setup_logging
-from opa.masking import mask_secrets
+from opa._log import setup_logging
+from opa._masking import mask_secrets
 
 SIZES = {"1 KB": 1_000, "100 KB": 100_000, "1 MB": 1_000_000}
 ORDINARY_PIECE = (

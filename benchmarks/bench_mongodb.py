@@ -8,7 +8,7 @@ hits both alike; the table gives each driver's median requests per second and th
     python benchmarks/bench_mongodb.py [--url URL] [--rounds 9] [--requests 1000]
 
 The server is ``--url``, else ``OPA_TEST_MONGODB_URL``, else a private nx-27017 started for
-the run (``opa.testing.services``). Needs opa-core, both driver packages, uvicorn and httpx
+the run (``opa.testing._services``). Needs opa-core, both driver packages, uvicorn and httpx
 installed in this interpreter (and nx-27017 for the private server).
 """
 
@@ -34,7 +34,7 @@ from typing import IO, Any
 
 import bench_http as http
 
-from opa.testing.services import TestServices, free_port, stop_process
+from opa.testing._services import TestServices, free_port, stop_process
 
 DRIVERS = {"mongodb-async-motor": "motor", "mongodb-async-pymongo": "pymongo"}
 """Driver name -> the library whose version the table shows."""

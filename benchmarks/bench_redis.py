@@ -16,7 +16,7 @@ it in brackets. Nothing asserts: a MISS is a number to look at.
     python benchmarks/bench_redis.py [--rounds 15] [--requests 5000] [--loadgen auto]
 
 Redis is 127.0.0.1:6379 database 9 when it answers, else a private redis-server
-(``opa.testing.services``); ``--url`` names another. Keys are written under
+(``opa.testing._services``); ``--url`` names another. Keys are written under
 ``opa-bench:<run>:`` and deleted at the end. Needs opa-core, both Redis drivers, uvicorn
 and httpx in this interpreter; wrk is used for the load when it is on PATH.
 """
@@ -364,8 +364,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print the markdown table; it says why when fastapi-plugins
     could not be measured."""
     args = parse_args(argv)
-    from opa.masking import mask_secrets
-    from opa.testing.services import TestServices
+    from opa._masking import mask_secrets
+    from opa.testing._services import TestServices
 
     started = time.perf_counter()
     run = uuid.uuid4().hex[:8]

@@ -1,7 +1,7 @@
 """What FastAPI's include_router layer costs a request, against opa's copied routes.
 
 Two apps serve the same plugin-style router: one through ``app.include_router`` (since
-FastAPI 0.137 a layer each request matches twice), one through ``opa.routes.add_router``
+FastAPI 0.137 a layer each request matches twice), one through ``opa._routes.add_router``
 (the routes copied into the app). Requests are driven in-process through ASGI, so only
 routing and the endpoint are measured; the figure is CPU time per request, the minimum
 over alternating rounds.
@@ -24,7 +24,7 @@ import fastapi
 from fastapi import APIRouter, FastAPI
 from starlette.types import Message
 
-from opa.routes import add_router
+from opa._routes import add_router
 
 PATH = "/counter"
 

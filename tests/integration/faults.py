@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from opa.testing.services import (
+from opa.testing._services import (
     LOCALHOST,
     PortTaken,
     ServiceUnavailable,
@@ -101,7 +101,7 @@ def write_settings(folder: Path, values: Mapping[str, Any]) -> Path:
 
 
 class OpaRun:
-    """`python -m opa.cli run` on a settings folder, in its own session, output in a file.
+    """`python -m opa run` on a settings folder, in its own session, output in a file.
 
     It binds port 0, so the kernel picks a port no one else holds; ``wait_serving()`` reads
     the port back from the process (``port`` is 0 until then).
@@ -117,7 +117,7 @@ class OpaRun:
         }
         env.update(OPA_SETTINGS_DIR=str(settings_dir), PYTHONUNBUFFERED="1")
         env.update(environ or {})
-        command = [sys.executable, "-m", "opa.cli", "run", "--host", LOCALHOST]
+        command = [sys.executable, "-m", "opa", "run", "--host", LOCALHOST]
         command += ["--port", "0"]
         self.port = 0
         self.log = log

@@ -19,8 +19,8 @@ import httpx
 import pytest
 from faults import OpaRun, write_settings
 
-from opa.testing.fixtures import skip_or_fail
-from opa.testing.services import LOCALHOST, RedisServer, ServiceUnavailable, TestServices
+from opa.testing._fixtures import skip_or_fail
+from opa.testing._services import LOCALHOST, RedisServer, ServiceUnavailable, TestServices
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "redis"
 ROUTES = ("/counter-sync", "/counter-async")

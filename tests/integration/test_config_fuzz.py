@@ -13,7 +13,7 @@ negatives, huge strings, unicode, lists where scalars go and environment-variabl
 strings, given as settings and as real ``OPA_`` variables.
 
 Each is started the way an app starts (``build_app`` then the lifespan, under a
-``TestClient``). The outcome must be a working app or an :class:`opa.errors.OpaError`,
+``TestClient``). The outcome must be a working app or an :class:`opa._errors.OpaError`,
 never another exception type from inside a library, and never a hang: each example runs in
 a thread with a hard bound. Hostile hosts are closed ports on 127.0.0.1 or ``.invalid``
 names, and every timeout the strategies pick is at most 2 s.
@@ -34,12 +34,12 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from opa.app import create_app
-from opa.errors import OpaError
-from opa.masking import is_secret_key
-from opa.settings_model import Settings
+from opa._app import create_app
+from opa._errors import OpaError
+from opa._masking import is_secret_key
+from opa._settings_model import Settings
 from opa.testing import NO_SETTINGS_DIR, build_app
-from opa.testing.services import free_port
+from opa.testing._services import free_port
 
 # Nothing listens here: chosen once, so the examples (and derandomized CI runs) agree.
 CLOSED = free_port()

@@ -30,11 +30,11 @@ from faults import (
     write_settings,
 )
 
-import opa.testing.ports
-from opa.errors import OpaError, PluginError
+import opa.testing._ports
+from opa._errors import OpaError, PluginError
 from opa.testing import build_app
-from opa.testing.fixtures import skip_or_fail
-from opa.testing.services import (
+from opa.testing._fixtures import skip_or_fail
+from opa.testing._services import (
     LOCALHOST,
     RedisServer,
     ServiceUnavailable,
@@ -267,9 +267,9 @@ def test_a_private_rabbitmq_whose_port_is_taken_starts_on_another(
         squatter.listen(8)
         taken = squatter.getsockname()[1]
         picks = iter([taken])
-        real_free_port = opa.testing.ports.free_port
+        real_free_port = opa.testing._ports.free_port
         monkeypatch.setattr(
-            opa.testing.ports, "free_port", lambda: next(picks, None) or real_free_port()
+            opa.testing._ports, "free_port", lambda: next(picks, None) or real_free_port()
         )
         broker = PrivateRabbitMQ(rabbitmq_binary())
         try:

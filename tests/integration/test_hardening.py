@@ -23,11 +23,11 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from faults import OpaRun, write_settings
 
-from opa.cli import cli
-from opa.errors import ComponentError, ConfigError, OptionsError
-from opa.plugin_manager import PLUGIN_ENTRY_POINT_GROUP
+from opa._cli import cli
+from opa._errors import ComponentError, ConfigError, OptionsError
+from opa._plugin_manager import PLUGIN_ENTRY_POINT_GROUP
 from opa.testing import build_app, chunked_body
-from opa.testing.services import LOCALHOST
+from opa.testing._services import LOCALHOST
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 ORIGIN = "https://elsewhere.example"

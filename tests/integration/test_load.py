@@ -29,7 +29,7 @@ import pytest
 import redis
 import yaml
 
-from opa.testing.services import LOCALHOST, bound_port
+from opa.testing._services import LOCALHOST, bound_port
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "redis"
 REQUESTS = 5000
@@ -223,7 +223,7 @@ def counter_server(redis_url: str, tmp_path: Path) -> Iterator[tuple[int, str, r
     folder = write_settings(tmp_path / "settings", settings)
     log = tmp_path / "server.log"
     client = redis.Redis.from_url(redis_url)
-    command = [sys.executable, "-m", "opa.cli", "run", "--host", LOCALHOST, "--port", "0"]
+    command = [sys.executable, "-m", "opa", "run", "--host", LOCALHOST, "--port", "0"]
     try:
         with process(command, clean_environ(folder), log) as server:
             port = bound_port(server, f"`opa run` (log {log})", START_TIMEOUT)
@@ -362,7 +362,7 @@ def worker(
 ) -> Iterator[tuple[Popen, Path]]:
     """An `opa worker` process (2 pool processes) consuming *queue*, killed afterwards."""
     log = folder / f"worker-{role}.log"
-    command = [sys.executable, "-m", "opa.cli", "worker", "-l", "info", "-c", "2"]
+    command = [sys.executable, "-m", "opa", "worker", "-l", "info", "-c", "2"]
     command += ["-n", f"{role}-{run}@%h", "-Q", queue]
     command += ["--without-mingle", "--without-gossip", "--without-heartbeat"]
     with process(command, env, log) as popen:

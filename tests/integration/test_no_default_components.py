@@ -15,7 +15,7 @@ from pathlib import Path
 
 from faults import OpaRun
 
-from opa.testing.services import LOCALHOST
+from opa.testing._services import LOCALHOST
 
 ROOT = Path(__file__).resolve().parents[2]
 HELLO_WORLD = ROOT / "examples" / "hello-world"
@@ -32,7 +32,7 @@ def opa(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     """`opa ARGS` in *cwd*, with none of this machine's OPA_ variables."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPA_") and k != "ENV"}
     return subprocess.run(
-        [sys.executable, "-m", "opa.cli", *args],
+        [sys.executable, "-m", "opa", *args],
         cwd=cwd,
         env=env,
         capture_output=True,

@@ -32,11 +32,11 @@ from fastapi.testclient import TestClient
 from faults import OpaRun
 from faults import write_settings as write_run_settings
 
-from opa.cli import cli
-from opa.log import MAX_LOGGED_URL, setup_logging
+from opa._cli import cli
+from opa._log import MAX_LOGGED_URL, setup_logging
 from opa.testing import build_app
-from opa.testing.fixtures import skip_or_fail
-from opa.testing.services import LOCALHOST, RedisServer, ServiceUnavailable, free_port
+from opa.testing._fixtures import skip_or_fail
+from opa.testing._services import LOCALHOST, RedisServer, ServiceUnavailable, free_port
 
 # Unique to the run, so a hit can only come from this test's configuration; names of
 # files and apps take another, so no output holds a piece of a password by right.
@@ -355,7 +355,7 @@ def test_passwords_appear_in_no_output(
     env = {**os.environ, "OPA_SETTINGS_DIR": str(folder), "OPA_LOG_LEVEL": "DEBUG"}
     env.pop("OPA_ENV", None)
     run = subprocess.run(
-        [sys.executable, "-m", "opa.cli", "run", "--port", "0"],
+        [sys.executable, "-m", "opa", "run", "--port", "0"],
         env=env,
         capture_output=True,
         text=True,

@@ -7,7 +7,7 @@ from html.parser import HTMLParser
 import pytest
 from fastapi.testclient import TestClient
 
-from opa.api_docs import STATIC_PATH
+from opa._api_docs import STATIC_PATH
 from support import make_app
 
 PAGES = ("/docs", "/redoc")

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
 import opa
-from opa.errors import ConfigError, DriverNotInstalledError
+from opa._errors import ConfigError, DriverNotInstalledError
 from support import free_port, listening_port, make_app, write_plugin
 
 ORIGINAL_HOOKS_DEFINER = """

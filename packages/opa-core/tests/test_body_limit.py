@@ -18,8 +18,8 @@ from pydantic import BaseModel
 from starlette.types import Message, Receive, Scope, Send
 
 from opa import ConfigError, get_router, limit_body
-from opa.body_limit import BodyLimitMiddleware
-from opa.config import typed
+from opa._body_limit import BodyLimitMiddleware
+from opa._config import typed
 from opa.testing import build_app
 
 LIMIT = 100

@@ -13,11 +13,11 @@ import pytest
 from fastapi.testclient import TestClient
 from httpx import Response
 
-from opa.breaker import BreakerSettings
-from opa.component_config import ComponentSpec
-from opa.components import Components, Status
-from opa.driver_registry import DriverRegistry
-from opa.errors import ConfigError
+from opa._breaker import BreakerSettings
+from opa._component_config import ComponentSpec
+from opa._components import Components, Status
+from opa._driver_registry import DriverRegistry
+from opa._errors import ConfigError
 from support import make_app, write_plugin
 from tcp_driver import AsyncTcpEchoDriver, EchoServer, TcpEchoDriver
 

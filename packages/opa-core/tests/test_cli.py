@@ -18,10 +18,10 @@ import pytest
 import yaml
 from click.testing import CliRunner, Result
 
-import opa.driver_registry
-from opa.cli import cli
-from opa.log import setup_logging
-from opa.testing.services import bound_port, free_port
+import opa._driver_registry
+from opa._cli import cli
+from opa._log import setup_logging
+from opa.testing._services import bound_port, free_port
 
 PASSWORD = "s3cret"
 
@@ -157,7 +157,7 @@ def test_drivers_shows_a_broken_installed_driver_in_its_row(
             return tmp_path / str(path)
 
     found = list(FakeDistribution().entry_points.select(group="opa.drivers"))
-    monkeypatch.setattr(opa.driver_registry, "entry_points", lambda group: found)
+    monkeypatch.setattr(opa._driver_registry, "entry_points", lambda group: found)
     result = invoke(project(tmp_path, {}), "drivers")
     assert result.exit_code == 0, result.output
     row = next(line for line in result.stdout.splitlines() if line.startswith("broken"))
@@ -323,9 +323,9 @@ def test_worker_passes_celerys_exit_status_through(
 
 
 def start_server(folder: Path) -> subprocess.Popen[str]:
-    """``python -m opa.cli run`` on port 0 in a subprocess, output captured."""
+    """``python -m opa run`` on port 0 in a subprocess, output captured."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPA_") and k != "ENV"}
-    command = [sys.executable, "-m", "opa.cli", "--settings-dir", str(folder), "run"]
+    command = [sys.executable, "-m", "opa", "--settings-dir", str(folder), "run"]
     return subprocess.Popen(
         [*command, "--port", "0", "--no-reload"],
         env=env,

@@ -12,7 +12,7 @@ import pytest
 
 from opa import Driver
 from opa.testing import DriverComplianceSuite
-from opa.testing.compliance import closed_port
+from opa.testing._compliance import closed_port
 from tcp_driver import AsyncTcpEchoDriver, EchoServer, TcpEchoDriver
 
 

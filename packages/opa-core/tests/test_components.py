@@ -11,12 +11,12 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from opa.component_config import ComponentSpec, parse_components
-from opa.components import Components, Status
-from opa.driver_registry import DriverRegistry
-from opa.drivers import Driver, DriverOptions
-from opa.errors import ComponentError, ComponentUnavailableError, ConfigError, OptionsError
-from opa.log import setup_logging
+from opa._component_config import ComponentSpec, parse_components
+from opa._components import Components, Status
+from opa._driver_registry import DriverRegistry
+from opa._drivers import Driver, DriverOptions
+from opa._errors import ComponentError, ComponentUnavailableError, ConfigError, OptionsError
+from opa._log import setup_logging
 from opa.testing import build_app
 from support import free_port, listening_port
 

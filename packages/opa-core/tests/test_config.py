@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from opa import config as opa_config
-from opa.config import load_settings, typed
-from opa.errors import ConfigError
-from opa.runtime import activate
-from opa.settings_model import Settings
+from opa._config import load_settings, typed
+from opa._errors import ConfigError
+from opa._runtime import activate
+from opa._settings_model import Settings
 from opa.testing import build_app
 
 DOCUMENTED_KEYS = [

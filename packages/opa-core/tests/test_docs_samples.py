@@ -25,8 +25,8 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 
-from opa.config import DEFAULTS_FILE as DEFAULTS
-from opa.config import load_settings, typed
+from opa._config import DEFAULTS_FILE as DEFAULTS
+from opa._config import load_settings, typed
 from opa.testing import build_app
 
 DOCS = Path(__file__).resolve().parents[3] / "docs"

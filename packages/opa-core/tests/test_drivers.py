@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from fake_distributions import make_distribution
-from opa.driver_registry import DriverRegistry, install_hint
-from opa.drivers import CONTRACT_VERSION, Driver, check_driver_class, driver_is_async, hosts_of
-from opa.errors import DriverError
+from opa._driver_registry import DriverRegistry, install_hint
+from opa._drivers import CONTRACT_VERSION, Driver, check_driver_class, driver_is_async, hosts_of
+from opa._errors import DriverError
 
 GOOD_DRIVER = """
 from opa import Driver

@@ -27,7 +27,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from opa.testing import build_app
-from opa.testing.services import bound_port
+from opa.testing._services import bound_port
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES = ROOT / "examples"
@@ -57,7 +57,7 @@ def serve(example: Path, output: list[str] | None = None) -> Iterator[str]:
         if not name.upper().startswith(("OPA_", "DYNACONF_")) and name.upper() != "ENV"
     }
     env.update(readme_run_command(example))
-    command = [sys.executable, "-m", "opa.cli", "run", "--host", "127.0.0.1"]
+    command = [sys.executable, "-m", "opa", "run", "--host", "127.0.0.1"]
     command += ["--port", "0", "--no-reload"]
     process = subprocess.Popen(
         command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True

@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from opa.errors import HookError
-from opa.hooks import Hook, HookDefinition, HookRegistry
+from opa._errors import HookError
+from opa._hooks import Hook, HookDefinition, HookRegistry
 
 
 class Fullname(HookDefinition):

@@ -10,7 +10,7 @@ from fastapi import APIRouter
 from fastapi.testclient import TestClient
 
 from opa import JsonBodyError, get_router, limit_body, parse_json
-from opa.json_body import MAX_JSON_DEPTH, _nests_too_deep
+from opa._json_body import MAX_JSON_DEPTH, _nests_too_deep
 from support import cpu_seconds, make_app, write_plugin
 
 JSON = {"content-type": "application/json"}

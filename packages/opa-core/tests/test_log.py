@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from opa.log import MAX_LOGGED_URL, cut_url, log, setup_logging
-from opa.masking import mask_secrets, mask_value
+from opa._log import MAX_LOGGED_URL, cut_url, log, setup_logging
+from opa._masking import mask_secrets, mask_value
 
 
 @pytest.fixture

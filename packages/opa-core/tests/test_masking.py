@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 import pytest
 
-from opa.masking import MASK, is_secret_key, mask_secrets, mask_value
+from opa._masking import MASK, is_secret_key, mask_secrets, mask_value
 from support import cpu_seconds
 
 # Passwords a user may really have, each hostile to some parser. Every 4-character window

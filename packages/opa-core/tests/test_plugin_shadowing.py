@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
-from opa.discovery import discover, import_candidate
-from opa.errors import PluginError
+from opa._discovery import discover, import_candidate
+from opa._errors import PluginError
 from support import make_app, write_plugin
 
 
@@ -188,7 +188,7 @@ def test_opa_run_with_a_shadowing_plugin_exits_with_one_line(
     (tmp_path / "settings" / "settings.yaml").write_text(yaml.safe_dump({"default": settings}))
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPA_") and k != "ENV"}
     env["OPA_PLUGIN_ENTRY_POINTS"] = "false"
-    command = [sys.executable, "-m", "opa.cli", "--settings-dir", str(tmp_path / "settings")]
+    command = [sys.executable, "-m", "opa", "--settings-dir", str(tmp_path / "settings")]
     run = subprocess.run(
         [*command, "run", "--port", "0", "--no-reload"],
         env=env,

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from opa.config import load_settings
-from opa.discovery import discover, import_candidate, read_meta
-from opa.errors import ConfigError, PluginError
-from opa.plugin_manager import PluginManager
+from opa._config import load_settings
+from opa._discovery import discover, import_candidate, read_meta
+from opa._errors import ConfigError, PluginError
+from opa._plugin_manager import PluginManager
 from support import make_app, write_plugin
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from opa.testing import compliance
-from opa.testing.ports import (
+from opa.testing import _compliance as compliance
+from opa.testing._ports import (
     PortTaken,
     ServiceUnavailable,
     bound_port,
@@ -153,7 +153,7 @@ def test_bound_port_gives_up_on_a_server_that_binds_nothing() -> None:
 
 def test_bound_port_needs_proc(monkeypatch: pytest.MonkeyPatch) -> None:
     """Where listening ports cannot be read (no /proc), bound_port says that it needs them."""
-    monkeypatch.setattr("opa.testing.ports.listening_ports", lambda pid: None)
+    monkeypatch.setattr("opa.testing._ports.listening_ports", lambda pid: None)
     process = start("pass")
     process.wait()
     with pytest.raises(ServiceUnavailable, match=r"^a test server: reading back its port needs"):

@@ -13,7 +13,7 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
-from opa.routes import add_router
+from opa._routes import add_router
 from support import make_app, write_plugin
 
 

@@ -15,10 +15,10 @@ from urllib.parse import urlsplit
 
 import pytest
 
-import opa.testing.ports
-import opa.testing.services
-from opa.testing.fixtures import skip_or_fail
-from opa.testing.services import (
+import opa.testing._ports
+import opa.testing._services
+from opa.testing._fixtures import skip_or_fail
+from opa.testing._services import (
     PortTaken,
     RedisServer,
     ServiceUnavailable,
@@ -213,11 +213,11 @@ def test_a_private_redis_moves_to_a_fresh_port_when_its_first_is_taken(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """start_redis() whose first chosen port is taken meanwhile starts on the next one."""
-    real_free_port = opa.testing.ports.free_port
+    real_free_port = opa.testing._ports.free_port
     with someone_else_listening() as taken:
         picks = iter([taken])
         monkeypatch.setattr(
-            opa.testing.ports, "free_port", lambda: next(picks, None) or real_free_port()
+            opa.testing._ports, "free_port", lambda: next(picks, None) or real_free_port()
         )
         with TestServices() as services:
             server = services.start_redis()
@@ -227,8 +227,8 @@ def test_a_private_redis_moves_to_a_fresh_port_when_its_first_is_taken(
 
 
 def test_the_port_helpers_are_still_importable_from_services() -> None:
-    """Code importing the port helpers from opa.testing.services gets those of ports."""
+    """Code importing the port helpers from opa.testing._services gets those of ports."""
     for name in ("PortTaken", "ServiceUnavailable", "bound_port", "closed_port", "free_port"):
-        assert getattr(opa.testing.services, name) is getattr(opa.testing.ports, name)
+        assert getattr(opa.testing._services, name) is getattr(opa.testing._ports, name)
     for name in ("listening_ports", "listens_on", "on_free_port", "port_accepts"):
-        assert getattr(opa.testing.services, name) is getattr(opa.testing.ports, name)
+        assert getattr(opa.testing._services, name) is getattr(opa.testing._ports, name)

@@ -23,11 +23,12 @@ import uvicorn
 from uvicorn.lifespan.on import LifespanOn
 from uvicorn.protocols.http.h11_impl import H11Protocol, RequestResponseCycle
 
-import opa.serve
-from opa.config import load_settings
-from opa.errors import OpaError
-from opa.log import log, setup_logging
-from opa.serve import UVICORN_STARTUP_FAILED, serve
+import opa._serve
+from opa._config import load_settings
+from opa._errors import OpaError
+from opa._log import log, setup_logging
+from opa._serve import UVICORN_STARTUP_FAILED, serve
+from opa._settings_model import MAX_LIMIT_BYTES
 from opa.serving import (
     ACCEPT_ERROR,
     SWEEP_FLOOR,
@@ -40,8 +41,7 @@ from opa.serving import (
     serving_limits,
     sweep_interval,
 )
-from opa.settings_model import MAX_LIMIT_BYTES
-from opa.testing.services import LOCALHOST
+from opa.testing._services import LOCALHOST
 
 LIMITS = ServingLimits(
     header_timeout=5.0,
@@ -478,8 +478,8 @@ async def app(scope, receive, send):
 """
 
 OPA_ERROR_ON_IMPORT = """
-from opa.entry_errors import exit_on_opa_error
-from opa.errors import PluginError
+from opa._entry_errors import exit_on_opa_error
+from opa._errors import PluginError
 
 with exit_on_opa_error():
     raise PluginError("plugin 'broken' failed to import: no module named 'nowhere'")
@@ -487,11 +487,11 @@ with exit_on_opa_error():
 
 
 def serve_app(source: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """opa.serve.serve() on the module *source* instead of opa.main, on port 0."""
+    """opa._serve.serve() on the module *source* instead of opa.main, on port 0."""
     module = f"serve_app_{uuid.uuid4().hex[:12]}"
     (tmp_path / f"{module}.py").write_text(source)
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(opa.serve, "APP", f"{module}:app")
+    monkeypatch.setattr(opa._serve, "APP", f"{module}:app")
     serve(load_settings(), host=LOCALHOST, port=0, reload=False, log_level="info")
 
 

@@ -1,4 +1,4 @@
-"""opa.signing: signed, expiring tokens per purpose, and the SECRET_KEY they need."""
+"""opa._signing: signed, expiring tokens per purpose, and the SECRET_KEY they need."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-import opa.signing
+import opa._signing
 from opa import (
     BadSignature,
     ConfigError,
@@ -20,7 +20,7 @@ from opa import (
     log,
     signer,
 )
-from opa.runtime import activate
+from opa._runtime import activate
 from opa.testing import build_app
 from support import write_plugin
 
@@ -121,9 +121,9 @@ def test_a_token_of_the_wrong_type_is_refused(token: Any) -> None:
 def test_an_old_token_expires(monkeypatch: pytest.MonkeyPatch) -> None:
     """Past max_age the token is SignatureExpired (a BadSignature); without max_age it holds."""
     links = signer("links")
-    monkeypatch.setattr(opa.signing, "_now", lambda: 1_000_000.0)
+    monkeypatch.setattr(opa._signing, "_now", lambda: 1_000_000.0)
     token = links.sign("alice")
-    monkeypatch.setattr(opa.signing, "_now", lambda: 1_000_000.0 + 3600)
+    monkeypatch.setattr(opa._signing, "_now", lambda: 1_000_000.0 + 3600)
     assert links.unsign(token, max_age=3600) == "alice"
     assert links.unsign(token) == "alice"
     with pytest.raises(SignatureExpired, match=r"3600 s old; at most 3599 s") as error:
@@ -153,16 +153,16 @@ def test_before_an_app_runs_the_environments_settings_are_used(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Without a running app (the CLI imports plugins first), OPA_* variables give the key."""
-    import opa.runtime
+    import opa._runtime
 
     activate(None)
-    monkeypatch.setattr(opa.runtime._ConfigProxy, "_fallback", None)
+    monkeypatch.setattr(opa._runtime._ConfigProxy, "_fallback", None)
     monkeypatch.setenv("OPA_SETTINGS_DIR", "/nonexistent")
     monkeypatch.setenv("OPA_ENV", "prod")
     monkeypatch.setenv("OPA_SECRET_KEY", "")
     with pytest.raises(ConfigError, match="SECRET_KEY is empty in the 'prod' environment"):
         signer("links")
-    monkeypatch.setattr(opa.runtime._ConfigProxy, "_fallback", None)
+    monkeypatch.setattr(opa._runtime._ConfigProxy, "_fallback", None)
     monkeypatch.setenv("OPA_SECRET_KEY", KEY)
     token = signer("links").sign("alice")
     build_app({"SECRET_KEY": KEY}, env="prod")
@@ -170,7 +170,7 @@ def test_before_an_app_runs_the_environments_settings_are_used(
         assert signer("links").unsign(token) == "alice"
     finally:
         activate(None)
-    monkeypatch.setattr(opa.runtime._ConfigProxy, "_fallback", None)
+    monkeypatch.setattr(opa._runtime._ConfigProxy, "_fallback", None)
 
 
 @pytest.mark.usefixtures("prod_app")
@@ -280,7 +280,7 @@ def test_in_dev_an_empty_key_is_a_random_one_with_a_warning(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """dev: signing works with a per-process random key, and one warning says so."""
-    monkeypatch.setattr(opa.signing, "_warned", False)  # as in a fresh process
+    monkeypatch.setattr(opa._signing, "_warned", False)  # as in a fresh process
     build_app({"SECRET_KEY": ""}, env="dev")
     lines: list[str] = []
     sink = log.add(lambda message: lines.append(str(message)), level="DEBUG")
@@ -293,7 +293,7 @@ def test_in_dev_an_empty_key_is_a_random_one_with_a_warning(
         activate(None)
     warnings = [line for line in lines if "SECRET_KEY is empty" in line]
     assert len(warnings) == 1 and "WARNING" in warnings[0]
-    assert opa.signing._dev_key.hex() not in "".join(lines)
+    assert opa._signing._dev_key.hex() not in "".join(lines)
 
 
 def test_in_dev_the_random_key_lasts_for_the_process() -> None:

@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from opa.component_config import ComponentSpec
-from opa.components import Components, Status
-from opa.driver_registry import DriverRegistry
-from opa.drivers import Driver, DriverOptions
-from opa.errors import ComponentError
-from opa.health import overall_status
-from opa.testing.compliance import captured_logs
+from opa._component_config import ComponentSpec
+from opa._components import Components, Status
+from opa._driver_registry import DriverRegistry
+from opa._drivers import Driver, DriverOptions
+from opa._errors import ComponentError
+from opa._health import overall_status
+from opa.testing._compliance import captured_logs
 from support import free_port, listening_port, make_app
 
 

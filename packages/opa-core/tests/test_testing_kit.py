@@ -11,10 +11,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 import opa
-import opa.plugin_manager
-from opa.errors import ComponentUnavailableError, PluginError
+import opa._plugin_manager
+from opa._errors import ComponentUnavailableError, PluginError
 from opa.testing import DriverComplianceSuite, build_app, override_instance
-from opa.testing.compliance import DriverComplianceSuite as SuiteItself
+from opa.testing._compliance import DriverComplianceSuite as SuiteItself
 
 # A component a test double can stand in for: configured, never connected.
 CACHE = {"CACHE": {"LOAD": "no", "DRIVER": "tcp-echo"}}
@@ -54,7 +54,7 @@ def test_build_app_configures_no_components_by_default() -> None:
 def test_build_app_skips_plugin_entry_points(monkeypatch: pytest.MonkeyPatch) -> None:
     """Installed opa.plugins entry points are not loaded unless the settings ask for them."""
     broken = EntryPoint(name="broken", value="opa_no_such_module", group="opa.plugins")
-    monkeypatch.setattr(opa.plugin_manager, "entry_points", lambda group: [broken])
+    monkeypatch.setattr(opa._plugin_manager, "entry_points", lambda group: [broken])
     build_app()
     with pytest.raises(PluginError, match="broken"):
         build_app({"PLUGIN_ENTRY_POINTS": True})
@@ -121,5 +121,5 @@ def test_override_instance_reaches_routes() -> None:
 
 
 def test_compliance_suite_is_reexported() -> None:
-    """opa.testing hands out the compliance suite from opa.testing.compliance."""
+    """opa.testing hands out the compliance suite from opa.testing._compliance."""
     assert DriverComplianceSuite is SuiteItself

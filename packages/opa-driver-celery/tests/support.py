@@ -123,7 +123,7 @@ def clean_environ(settings_dir: Path, **extra: str) -> dict[str, str]:
 
 def opa_worker_command(*args: str) -> list[str]:
     """``opa worker ...`` run by this interpreter."""
-    return [sys.executable, "-m", "opa.cli", "worker", *args]
+    return [sys.executable, "-m", "opa", "worker", *args]
 
 
 def celery_worker_command(*args: str, app: str = "opa_driver_celery.worker") -> list[str]:
@@ -255,7 +255,7 @@ def client_app(component: Mapping[str, Any]) -> Iterator[Any]:
     Built by the driver outside any opa app, so it has the component's settings and no
     tasks of its own.
     """
-    from opa.component_config import ComponentSpec, validate_options
+    from opa._component_config import ComponentSpec, validate_options
     from opa_driver_celery import CeleryDriver, CeleryOptions
 
     spec = ComponentSpec("celery", "yes", "celery", dict(component["OPTS"]))

@@ -15,10 +15,10 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from opa import get_component, get_instance
-from opa.errors import ComponentError, HookError, PluginError
+from opa._errors import ComponentError, HookError, PluginError
 from opa.testing import build_app
-from opa.testing.compliance import closed_port
-from opa.testing.services import TestServices
+from opa.testing._compliance import closed_port
+from opa.testing._services import TestServices
 from opa_driver_celery import UnknownTaskError
 from support import PLUGINS, Run, celery_component
 

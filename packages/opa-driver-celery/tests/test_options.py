@@ -13,8 +13,8 @@ import pytest
 from kombu.exceptions import OperationalError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from opa.component_config import ComponentSpec, validate_options
-from opa.errors import OptionsError
+from opa._component_config import ComponentSpec, validate_options
+from opa._errors import OptionsError
 from opa_driver_celery import SAFE_DEFAULTS, CeleryDriver, CeleryOptions
 from opa_driver_celery.options import REDIS_EXTRA
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from opa.testing.compliance import closed_port
-from opa.testing.services import bound_port
+from opa.testing._compliance import closed_port
+from opa.testing._services import bound_port
 from support import (
     STORE_DB,
     Run,

@@ -1,1 +1,1 @@
-pytest_plugins = ["opa.testing.fixtures"]
+pytest_plugins = ["opa.testing._fixtures"]

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from opa.config import load_settings
+from opa._config import load_settings
 from opa.testing import build_app, chunked_body
 from opa_mongodb_common.testing import private_database
 

@@ -13,7 +13,7 @@ import redis
 from fastapi.testclient import TestClient
 
 from opa.testing import build_app
-from opa.testing.services import RedisServer, TestServices
+from opa.testing._services import RedisServer, TestServices
 
 ROUTES = """
 from opa import get_instance, get_router

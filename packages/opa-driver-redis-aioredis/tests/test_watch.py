@@ -18,7 +18,7 @@ import pytest
 from redis.asyncio.connection import Connection, SSLConnection, UnixDomainSocketConnection
 
 from aioredis_clients import SLACK, TIMEOUT, checkout, connected, seconds_until_timeout
-from opa.testing.services import redis_server_binary, spawn, stop_process, wait_until_ready
+from opa.testing._services import redis_server_binary, spawn, stop_process, wait_until_ready
 from opa_driver_redis_aioredis import AioredisDriver
 from opa_driver_redis_aioredis.watch import (
     WatchedConnection,

@@ -4,11 +4,11 @@ Plugins add routes, hooks, setup code and drivers; backends are optional
 components, connected at start-up and reached with ``get_instance(name)``.
 """
 
-from opa.app import create_app
-from opa.body_limit import limit_body
-from opa.dependencies import Instance
-from opa.drivers import CONTRACT_VERSION, Driver, DriverOptions
-from opa.errors import (
+from opa._app import create_app
+from opa._body_limit import limit_body
+from opa._dependencies import Instance
+from opa._drivers import CONTRACT_VERSION, Driver, DriverOptions
+from opa._errors import (
     BadSignature,
     ComponentError,
     ComponentUnavailableError,
@@ -20,11 +20,11 @@ from opa.errors import (
     PluginError,
     SignatureExpired,
 )
-from opa.hooks import Hook, HookDefinition
-from opa.json_body import JsonBodyError, parse_json
-from opa.log import log
-from opa.plugin_manager import Setup
-from opa.runtime import (
+from opa._hooks import Hook, HookDefinition
+from opa._json_body import JsonBodyError, parse_json
+from opa._log import log
+from opa._plugin_manager import Setup
+from opa._runtime import (
     call_hook,
     call_hook_async,
     config,
@@ -33,7 +33,7 @@ from opa.runtime import (
     get_plugin_manager,
     get_router,
 )
-from opa.signing import Signer, signer
+from opa._signing import Signer, signer
 
 __version__ = "0.1.0"
 

@@ -29,8 +29,8 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.server import ServerState
 
-from opa.config import load_settings, typed
-from opa.log import log
+from opa._config import load_settings, typed
+from opa._log import log
 
 # Seconds between two sweeps for heads past their deadline, at most.
 SWEEP_INTERVAL = 1.0

@@ -7,8 +7,8 @@ the process with one ``error: ...`` line and status 1 instead of Celery's traceb
 import importlib
 from typing import Any
 
-from opa.entry_errors import exit_on_opa_error
-from opa.errors import DriverNotInstalledError
+from opa._entry_errors import exit_on_opa_error
+from opa._errors import DriverNotInstalledError
 
 
 def __getattr__(name: str) -> Any:

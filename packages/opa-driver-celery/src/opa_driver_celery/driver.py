@@ -14,13 +14,13 @@ import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from opa import runtime
-from opa.drivers import Driver
-from opa.errors import ComponentError, OpaError, PluginError
+from opa import _runtime as runtime
+from opa._drivers import Driver
+from opa._errors import ComponentError, OpaError, PluginError
 from opa_driver_celery.options import SAFE_DEFAULTS, CeleryOptions, pickle_settings, uses_redis
 
 if TYPE_CHECKING:
-    from opa.plugin_manager import PluginManager
+    from opa._plugin_manager import PluginManager
 
 SETUP_HOOK = "driver.celery.setup"
 """The hook every app passes through once configured; its implementation returns the app."""

@@ -15,13 +15,13 @@ import logging
 import sys
 from typing import Any
 
-from opa import runtime
-from opa.components import Component, Components, Status
-from opa.config import load_settings
-from opa.errors import OpaError
-from opa.log import setup_logging
-from opa.masking import mask_secrets
-from opa.plugin_manager import PluginManager
+from opa import _runtime as runtime
+from opa._components import Component, Components, Status
+from opa._config import load_settings
+from opa._errors import OpaError
+from opa._log import setup_logging
+from opa._masking import mask_secrets
+from opa._plugin_manager import PluginManager
 from opa_driver_celery.driver import CeleryDriver
 
 
@@ -72,7 +72,7 @@ def build_worker_app() -> Any:
 
     Once per process: it also connects the handlers of Celery's worker signals.
 
-    Raises :class:`~opa.errors.OpaError` (a masked, one-line message) when the worker
+    Raises :class:`~opa._errors.OpaError` (a masked, one-line message) when the worker
     cannot run; components connected so far are disconnected first.
     """
     settings = load_settings()

@@ -7,7 +7,7 @@ A driver package subclasses :class:`MongoDriverSuite` once, in a module pytest c
         distribution = "opa-driver-mongodb-motor"
         client_class = "motor.motor_asyncio:AsyncIOMotorClient"
 
-and enables ``opa.testing.fixtures`` in its conftest, whose ``mongodb_url`` fixture is the
+and enables ``opa.testing._fixtures`` in its conftest, whose ``mongodb_url`` fixture is the
 server (``OPA_TEST_MONGODB_URL``, else a private nx-27017). Each test class works in a
 database of its own, named at random and dropped at the end, so the server need not be empty.
 """
@@ -33,15 +33,15 @@ from typing import Any, ClassVar, TypeVar
 import pytest
 from fastapi.testclient import TestClient
 
-from opa.components import Component
-from opa.driver_registry import DriverRegistry
-from opa.errors import ComponentError, ComponentUnavailableError, OptionsError
-from opa.log import setup_logging
-from opa.masking import mask_secrets
+from opa._components import Component
+from opa._driver_registry import DriverRegistry
+from opa._errors import ComponentError, ComponentUnavailableError, OptionsError
+from opa._log import setup_logging
+from opa._masking import mask_secrets
 from opa.testing import DriverComplianceSuite, build_app
-from opa.testing.compliance import closed_port
-from opa.testing.fixtures import skip_or_fail
-from opa.testing.services import LOCALHOST, ServiceUnavailable, TestServices
+from opa.testing._compliance import closed_port
+from opa.testing._fixtures import skip_or_fail
+from opa.testing._services import LOCALHOST, ServiceUnavailable, TestServices
 
 T = TypeVar("T")
 

@@ -11,7 +11,7 @@ import importlib
 import warnings
 from typing import Any
 
-from opa.errors import DriverNotInstalledError
+from opa._errors import DriverNotInstalledError
 
 # old class name -> (module, class, distribution)
 Target = tuple[str, str, str]

@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from fastapi import FastAPI
 
-from opa.app import create_app
-from opa.plugin_manager import PluginManager
-from opa.runtime import get_plugin_manager
+from opa._app import create_app
+from opa._plugin_manager import PluginManager
+from opa._runtime import get_plugin_manager
 
 if TYPE_CHECKING:
-    from opa.testing.compliance import DriverComplianceSuite
+    from opa.testing._compliance import DriverComplianceSuite
 
 __all__ = ["DriverComplianceSuite", "build_app", "chunked_body", "override_instance"]
 
@@ -98,7 +98,7 @@ def override_instance(name: str, instance: T, *, app: FastAPI | None = None) -> 
 def __getattr__(name: str) -> Any:
     # The compliance suite needs pytest; import it only when asked for.
     if name == "DriverComplianceSuite":
-        from opa.testing.compliance import DriverComplianceSuite
+        from opa.testing._compliance import DriverComplianceSuite
 
         return DriverComplianceSuite
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -11,8 +11,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 
-from opa.drivers import ENTRY_POINT_GROUP, Driver, check_driver_class, driver_is_async
-from opa.errors import DriverError
+from opa._drivers import ENTRY_POINT_GROUP, Driver, check_driver_class, driver_is_async
+from opa._errors import DriverError
 
 KNOWN_DISTRIBUTIONS = {
     "redis-walrus": "opa-driver-redis-walrus",

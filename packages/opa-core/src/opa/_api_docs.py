@@ -25,7 +25,7 @@ from fastapi.openapi.docs import (
 from fastapi.responses import HTMLResponse
 from starlette.staticfiles import StaticFiles
 
-from opa.errors import ConfigError
+from opa._errors import ConfigError
 
 __all__ = ["ASSETS_DISTRIBUTION", "STATIC_PATH", "assets_folder", "serve_api_docs"]
 

@@ -13,7 +13,7 @@ from typing import Any, TextIO
 
 from loguru import logger as _logger
 
-from opa.masking import mask_secrets
+from opa._masking import mask_secrets
 
 _FORMAT = "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <8} | {name}:{line} - {message}"
 

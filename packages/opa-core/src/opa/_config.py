@@ -2,7 +2,7 @@
 
 Load order: opa's own defaults, then every settings file in the settings folder
 (sorted by name), then ``OPA_*`` environment variables, then explicit overrides. The
-result is validated against :class:`opa.settings_model.Settings` before anything reads
+result is validated against :class:`opa._settings_model.Settings` before anything reads
 it, so every entry (the CLI, ``opa.main``, the worker, ``create_app``) refuses a bad
 setting the same way; :func:`typed` gives the checked values.
 """
@@ -18,8 +18,8 @@ from weakref import WeakKeyDictionary
 from dynaconf import Dynaconf
 from dynaconf.utils.parse_conf import DynaconfParseError
 
-from opa.errors import ConfigError
-from opa.settings_model import Settings, validate_settings
+from opa._errors import ConfigError
+from opa._settings_model import Settings, validate_settings
 
 DEFAULTS_FILE = Path(__file__).with_name("default_settings.yaml")
 SETTINGS_SUFFIXES = (".yaml", ".yml", ".toml", ".json", ".ini", ".py")

@@ -11,8 +11,8 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from opa.errors import OpaError
-from opa.masking import mask_secrets
+from opa._errors import OpaError
+from opa._masking import mask_secrets
 
 EXIT_STATUS = 1
 

@@ -9,8 +9,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from opa.errors import OptionsError
-from opa.setting_errors import bad_setting, one_line, validation_problems
+from opa._errors import OptionsError
+from opa._setting_errors import bad_setting, one_line, validation_problems
 
 SETTING = "OPTIONAL_COMPONENTS"
 LOAD_VALUES = ("auto", "yes", "no")

@@ -15,14 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter
 
-from opa.components import Component, Components
-from opa.config import typed
-from opa.discovery import Candidate, PluginFilter, discover, import_candidate, put_on_sys_path
-from opa.driver_registry import DriverRegistry
-from opa.drivers import Driver
-from opa.errors import PluginError
-from opa.hooks import Hook, HookDefinition, HookRegistry
-from opa.log import log
+from opa._components import Component, Components
+from opa._config import typed
+from opa._discovery import Candidate, PluginFilter, discover, import_candidate, put_on_sys_path
+from opa._driver_registry import DriverRegistry
+from opa._drivers import Driver
+from opa._errors import PluginError
+from opa._hooks import Hook, HookDefinition, HookRegistry
+from opa._log import log
 
 if TYPE_CHECKING:
     from fastapi import FastAPI

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from opa.plugin_manager import PluginManager
+from opa._plugin_manager import PluginManager
 
 router = APIRouter()
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from fastapi import Depends
 
-from opa.runtime import get_instance
+from opa._runtime import get_instance
 
 
 def Instance(name: str) -> Any:

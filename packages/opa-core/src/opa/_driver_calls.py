@@ -13,7 +13,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from opa.drivers import Driver, driver_is_async
+from opa._drivers import Driver, driver_is_async
 
 _SYNC_CALLS = ThreadPoolExecutor(thread_name_prefix="opa-driver")
 

@@ -16,19 +16,19 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.types import Message, Receive, Scope, Send
 
-from opa import runtime
-from opa.api_docs import serve_api_docs
-from opa.body_limit import BodyLimitMiddleware
-from opa.breaker import breaker_settings
-from opa.config import load_settings, typed
-from opa.errors import ComponentUnavailableError, OpaError, PluginError
-from opa.health import router as health_router
-from opa.log import log, setup_logging
-from opa.masking import mask_secrets
-from opa.plugin_manager import PluginManager
-from opa.routes import add_router
-from opa.settings_model import Settings
-from opa.validation_errors import request_validation_error
+from opa import _runtime as runtime
+from opa._api_docs import serve_api_docs
+from opa._body_limit import BodyLimitMiddleware
+from opa._breaker import breaker_settings
+from opa._config import load_settings, typed
+from opa._errors import ComponentUnavailableError, OpaError, PluginError
+from opa._health import router as health_router
+from opa._log import log, setup_logging
+from opa._masking import mask_secrets
+from opa._plugin_manager import PluginManager
+from opa._routes import add_router
+from opa._settings_model import Settings
+from opa._validation_errors import request_validation_error
 
 
 def _cors(app: FastAPI, settings: Settings) -> None:

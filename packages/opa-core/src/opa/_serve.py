@@ -11,8 +11,8 @@ from typing import Any
 
 import uvicorn
 
-from opa.errors import OpaError
-from opa.log import log
+from opa._errors import OpaError
+from opa._log import log
 from opa.serving import ConnectionGuard, guarded_protocol, serving_limits
 
 APP = "opa.main:app"

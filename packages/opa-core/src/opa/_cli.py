@@ -1,6 +1,6 @@
 """The ``opa`` command: serve, run a worker or shell, and inspect drivers, settings and components.
 
-Every message goes through :func:`opa.masking.mask_secrets`, and every opa error ends the
+Every message goes through :func:`opa._masking.mask_secrets`, and every opa error ends the
 command with one ``error: ...`` line and exit status 1 instead of a traceback.
 """
 
@@ -19,16 +19,16 @@ from typing import Any
 import click
 import yaml
 
-from opa import runtime
-from opa.components import Status
-from opa.config import load_settings, typed
-from opa.driver_registry import install_hint
-from opa.drivers import driver_is_async
-from opa.entry_errors import error_line
-from opa.errors import DriverError, OpaError
-from opa.log import log, setup_logging
-from opa.masking import mask_secrets, mask_value
-from opa.plugin_manager import PluginManager
+from opa import _runtime as runtime
+from opa._components import Status
+from opa._config import load_settings, typed
+from opa._driver_registry import install_hint
+from opa._drivers import driver_is_async
+from opa._entry_errors import error_line
+from opa._errors import DriverError, OpaError
+from opa._log import log, setup_logging
+from opa._masking import mask_secrets, mask_value
+from opa._plugin_manager import PluginManager
 
 LOG_LEVELS = ("trace", "debug", "info", "warning", "error", "critical")
 CELERY_INSTALL = "pip install opa-driver-celery"
@@ -107,7 +107,7 @@ def _exit_cleanly(signum: int, frame: Any) -> None:
 @click.option("--log-level", type=click.Choice(LOG_LEVELS, case_sensitive=False))
 def run(host: str | None, port: int | None, reload: bool | None, log_level: str | None) -> None:
     """Serve the app; configuration and start-up errors end it with one line and status 1."""
-    from opa.serve import serve
+    from opa._serve import serve
 
     _export_choice("OPA_LOG_LEVEL", log_level.upper() if log_level else None)
     settings = prepared_settings()
@@ -234,7 +234,7 @@ def check() -> None:
 @click.option("--async/--sync", "is_async", default=False, help="Driver flavour (default sync).")
 def new_driver(name: str, directory: Path, is_async: bool) -> None:
     """Generate the driver package opa-driver-NAME, ready to install and pass its tests."""
-    from opa.scaffold import create_driver_package
+    from opa._scaffold import create_driver_package
 
     target = create_driver_package(name, directory, is_async=is_async)
     echo(f"created {target}")
@@ -265,7 +265,3 @@ def worker(args: tuple[str, ...]) -> None:
 def main() -> None:
     """Entry point of the ``opa`` script."""
     cli(prog_name="opa")
-
-
-if __name__ == "__main__":
-    main()

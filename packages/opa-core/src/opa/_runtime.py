@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter
 
-from opa.errors import OpaError
-from opa.json_body import JsonBodyRoute
+from opa._errors import OpaError
+from opa._json_body import JsonBodyRoute
 
 if TYPE_CHECKING:
-    from opa.components import Component
-    from opa.plugin_manager import PluginManager
+    from opa._components import Component
+    from opa._plugin_manager import PluginManager
 
 _current: PluginManager | None = None
 
@@ -75,7 +75,7 @@ class _ConfigProxy:
         if _current is not None:
             return _current.settings
         if _ConfigProxy._fallback is None:
-            from opa.config import load_settings
+            from opa._config import load_settings
 
             _ConfigProxy._fallback = load_settings()
         return _ConfigProxy._fallback

@@ -21,11 +21,11 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from opa.errors import PluginError
-from opa.log import log
+from opa._errors import PluginError
+from opa._log import log
 
 if TYPE_CHECKING:
-    from opa.settings_model import Settings
+    from opa._settings_model import Settings
 
 
 @dataclass(frozen=True)

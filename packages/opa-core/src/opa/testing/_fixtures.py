@@ -1,6 +1,6 @@
 """pytest plugin: session-wide backend servers for tests that need real ones.
 
-Enable it in a conftest with ``pytest_plugins = ["opa.testing.fixtures"]``. A backend that
+Enable it in a conftest with ``pytest_plugins = ["opa.testing._fixtures"]``. A backend that
 cannot be had skips its tests on a developer's machine, but fails them when ``CI=true``: a
 green CI run must have exercised every backend, never quietly skipped one.
 """
@@ -13,7 +13,7 @@ from typing import NoReturn
 
 import pytest
 
-from opa.testing.services import ServiceUnavailable, TestServices
+from opa.testing._services import ServiceUnavailable, TestServices
 
 
 def skip_or_fail(reason: str) -> NoReturn:

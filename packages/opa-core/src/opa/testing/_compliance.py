@@ -21,7 +21,7 @@ the subclass ``Test...`` so pytest collects it, and fills in what only it knows:
             return [({"URL": "redis://127.0.0.1/0", "MAX_CONNECTIONS": -1}, "MAX_CONNECTIONS")]
 
 The tests go through opa's own machinery (component specs parsed as configuration is,
-:class:`~opa.components.Components` connecting them), so they prove what an app will do
+:class:`~opa._components.Components` connecting them), so they prove what an app will do
 with the driver. They are plain sync tests: no asyncio plugin for pytest is needed.
 """
 
@@ -42,10 +42,10 @@ from typing import Any, ClassVar, TypeVar
 
 import pytest
 
-from opa.component_config import parse_components
-from opa.components import Components, Status
-from opa.driver_registry import DriverRegistry, InstalledDriver
-from opa.drivers import (
+from opa._component_config import parse_components
+from opa._components import Components, Status
+from opa._driver_registry import DriverRegistry, InstalledDriver
+from opa._drivers import (
     CONTRACT_METHODS,
     ENTRY_POINT_GROUP,
     SUPPORTED_CONTRACT_VERSIONS,
@@ -53,10 +53,10 @@ from opa.drivers import (
     check_driver_class,
     driver_is_async,
 )
-from opa.errors import ComponentError, ComponentUnavailableError, OptionsError
-from opa.log import setup_logging
-from opa.masking import mask_secrets
-from opa.testing import ports
+from opa._errors import ComponentError, ComponentUnavailableError, OptionsError
+from opa._log import setup_logging
+from opa._masking import mask_secrets
+from opa.testing import _ports as ports
 
 T = TypeVar("T")
 
@@ -70,10 +70,10 @@ def closed_port() -> int:
 
     For ``unreachable_options`` and ``credential_options``, which return a bare port number
     that a test may dial at any point, teardown included. The port is held with
-    :func:`opa.testing.ports.closed_port` (bound, never listened on), so no private server
+    :func:`opa.testing._ports.closed_port` (bound, never listened on), so no private server
     of another test can start on it meanwhile, as one could on a port that was merely free.
     Each call keeps one socket open; a test that knows how long it needs the port uses
-    ``with opa.testing.ports.closed_port() as port:`` instead.
+    ``with opa.testing._ports.closed_port() as port:`` instead.
     """
     return _held_ports.enter_context(ports.closed_port())
 
@@ -146,7 +146,7 @@ class DriverComplianceSuite:
         """``OPTS`` that reach the live backend: THE place to point the suite at your server.
 
         Override it as a fixture, so it may ask for others (``redis_url`` from
-        ``opa.testing.fixtures``, say); only the tests that need a backend request it.
+        ``opa.testing._fixtures``, say); only the tests that need a backend request it.
         """
         pytest.fail(
             f"{type(self).__name__} must override the live_options fixture with the OPTS "

@@ -17,7 +17,7 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from opa.json_body import JsonBodyRequest
+from opa._json_body import JsonBodyRequest
 
 # HTTP/1.x frames a body only with one of these; without them there is nothing to count.
 _BODY_HEADERS = (b"content-length", b"transfer-encoding")
@@ -108,7 +108,7 @@ def limit_body(max_bytes: int) -> type[APIRoute]:
     Give it to a router (``get_router(route_class=limit_body(64 * 1024))``): the limit
     holds while FastAPI parses a model and for ``await request.body()`` or
     ``request.stream()`` in the route, so nothing past it is ever buffered. JSON bodies are
-    parsed as on every :func:`opa.get_router` route (see :mod:`opa.json_body`).
+    parsed as on every :func:`opa.get_router` route (see :mod:`opa._json_body`).
     """
     if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
         raise ValueError(f"limit_body: max_bytes must be a positive integer, got {max_bytes!r}")

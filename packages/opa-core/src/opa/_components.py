@@ -14,15 +14,15 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from opa.breaker import Breaker, BreakerSettings
-from opa.component_config import ComponentSpec, validate_options
-from opa.driver_calls import Pings, call_driver
-from opa.driver_registry import DriverRegistry, missing_driver_fix
-from opa.drivers import Driver, driver_is_async
-from opa.errors import ComponentError, ComponentUnavailableError, OpaError
-from opa.log import log
-from opa.masking import mask_secrets
-from opa.reachability import unreachable_because
+from opa._breaker import Breaker, BreakerSettings
+from opa._component_config import ComponentSpec, validate_options
+from opa._driver_calls import Pings, call_driver
+from opa._driver_registry import DriverRegistry, missing_driver_fix
+from opa._drivers import Driver, driver_is_async
+from opa._errors import ComponentError, ComponentUnavailableError, OpaError
+from opa._log import log
+from opa._masking import mask_secrets
+from opa._reachability import unreachable_because
 
 
 @dataclass(frozen=True)
@@ -151,7 +151,7 @@ class Components:
         self.breaker: Breaker | None = None
 
     def enable_breaker(self, settings: BreakerSettings) -> None:
-        """Mark components down on an outage while serving (see :mod:`opa.breaker`)."""
+        """Mark components down on an outage while serving (see :mod:`opa._breaker`)."""
         self.breaker = Breaker(settings, self.pings)
         for component in self:
             component.breaker = self.breaker

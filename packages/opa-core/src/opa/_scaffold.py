@@ -15,7 +15,7 @@ from importlib.resources import files
 from importlib.resources.abc import Traversable
 from pathlib import Path
 
-from opa.errors import OpaError
+from opa._errors import OpaError
 
 NAME_PATTERN = re.compile(r"[a-z](?:[a-z0-9]|-(?=[a-z0-9]))*")
 """A driver name: lowercase letters, digits and single dashes, starting with a letter."""

@@ -7,7 +7,7 @@ laptop needs no system services. Only the standard library is imported here: opa
 not need any of those packages to import.
 
 A private server never loses its port to a race: its port comes from
-:mod:`opa.testing.ports`, whose helpers are re-exported here for the tests that import them
+:mod:`opa.testing._ports`, whose helpers are re-exported here for the tests that import them
 from this module.
 """
 
@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
-from opa.testing.ports import (
+from opa.testing._ports import (
     LOCALHOST,
     PROBE_TIMEOUT,
     START_TIMEOUT,

@@ -22,12 +22,12 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from opa.driver_calls import Pings
-from opa.log import log
+from opa._driver_calls import Pings
+from opa._log import log
 
 if TYPE_CHECKING:
-    from opa.components import Component
-    from opa.settings_model import Settings
+    from opa._components import Component
+    from opa._settings_model import Settings
 
 
 @dataclass(frozen=True)

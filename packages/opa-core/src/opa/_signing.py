@@ -20,9 +20,9 @@ import hmac
 import secrets
 import time
 
-from opa.errors import BadSignature, ConfigError, SignatureExpired
-from opa.log import log
-from opa.runtime import config
+from opa._errors import BadSignature, ConfigError, SignatureExpired
+from opa._log import log
+from opa._runtime import config
 
 MIN_KEY_LENGTH = 32
 MAX_VALUE_BYTES = 4096
@@ -146,7 +146,7 @@ def _secret_key() -> bytes:
 def signer(purpose: str) -> Signer:
     """A :class:`Signer` for *purpose* (e.g. ``"password-reset"``), keyed by ``SECRET_KEY``.
 
-    Raises :class:`~opa.errors.ConfigError` outside ``dev`` when ``SECRET_KEY`` is empty or
+    Raises :class:`~opa._errors.ConfigError` outside ``dev`` when ``SECRET_KEY`` is empty or
     shorter than 32 characters; call it at import or in a ``Setup`` to fail at start-up.
     """
     if not isinstance(purpose, str) or not purpose.strip():

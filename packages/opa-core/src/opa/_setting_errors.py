@@ -13,8 +13,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from opa.errors import ConfigError
-from opa.masking import is_secret_key, mask_secrets
+from opa._errors import ConfigError
+from opa._masking import is_secret_key, mask_secrets
 
 SHOWN_VALUE_LENGTH = 40
 SHOWN_KEY_LENGTH = 60

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 import pluggy
 
-from opa.errors import HookError
+from opa._errors import HookError
 
 PROJECT = "opa"
 _spec_marker = pluggy.HookspecMarker(PROJECT)

@@ -3,8 +3,8 @@
 Every key of ``default_settings.yaml`` has a field here; each field's description is what
 the error message says was expected. Keys of the user's own (plugins read them from
 ``opa.config``) are allowed and passed through unchecked. ``OPTIONAL_COMPONENTS`` keeps
-its own parser (:mod:`opa.component_config`), reached from here so its errors share the
-one-line form of :mod:`opa.setting_errors`.
+its own parser (:mod:`opa._component_config`), reached from here so its errors share the
+one-line form of :mod:`opa._setting_errors`.
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from opa.component_config import ComponentSpec, parse_components
-from opa.errors import ConfigError
-from opa.setting_errors import MISSING, found, one_line, problem, pydantic_expected
+from opa._component_config import ComponentSpec, parse_components
+from opa._errors import ConfigError
+from opa._setting_errors import MISSING, found, one_line, problem, pydantic_expected
 
 LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 MAX_SECONDS = 3600
@@ -136,7 +136,7 @@ _PATH_TEXT = "a path starting with / (no spaces, braces, ? or #), or empty to tu
 
 
 class Settings(BaseModel):
-    """opa's settings, typed. Read it with :func:`opa.config.typed`."""
+    """opa's settings, typed. Read it with :func:`opa._config.typed`."""
 
     model_config = ConfigDict(extra="allow", frozen=True, coerce_numbers_to_str=True)
 

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict
 
-from opa.errors import DriverError
+from opa._errors import DriverError
 
 CONTRACT_VERSION = 1
 """The driver contract this opa-core implements."""
