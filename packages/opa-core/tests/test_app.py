@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import warnings
 from pathlib import Path
 
 import pytest
@@ -11,7 +10,7 @@ from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
 import opa
-from opa._errors import ConfigError, DriverNotInstalledError
+from opa._errors import ConfigError
 from support import free_port, listening_port, make_app, write_plugin
 
 ORIGINAL_HOOKS_DEFINER = """
@@ -251,20 +250,6 @@ def test_the_public_api_is_importable_from_opa() -> None:
         "config",
     ):
         assert hasattr(opa, name), name
-
-
-def test_old_driver_import_paths_warn_and_name_the_missing_distribution(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """opa.plugins.driver_redis.Walrus is a deprecated alias naming the distribution to install."""
-    monkeypatch.setitem(sys.modules, "opa_driver_redis_walrus", None)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        with pytest.raises(DriverNotInstalledError, match="pip install opa-driver-redis-walrus"):
-            from opa.plugins.driver_redis import Walrus  # noqa: F401
-    assert any(issubclass(w.category, DeprecationWarning) for w in caught)
-    with pytest.raises(ImportError, match="cannot import name 'Nope'"):
-        from opa.plugins.driver_celery import Nope  # noqa: F401
 
 
 def test_config_is_the_running_apps_settings(tmp_path: Path) -> None:

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from fake_distributions import make_distribution
-from opa._driver_registry import DriverRegistry, install_hint
-from opa._drivers import CONTRACT_VERSION, Driver, check_driver_class, driver_is_async, hosts_of
+from opa._driver_registry import DriverRegistry
+from opa._drivers import CONTRACT_VERSION, Driver, check_driver_class, driver_is_async
 from opa._errors import DriverError
 
 GOOD_DRIVER = """
@@ -218,29 +218,6 @@ def test_two_plugin_driver_classes_with_one_name_clash_but_one_class_twice_is_fi
     registry.add_plugin_driver(One, "/p/one")
     with pytest.raises(DriverError, match="two driver classes are named 'same'"):
         registry.add_plugin_driver(Two, "/p/two")
-
-
-def test_install_hints_name_the_distribution() -> None:
-    """Known driver names map to the distribution to install; unknown ones to nothing."""
-    assert install_hint("redis-walrus") == "pip install opa-driver-redis-walrus"
-    assert install_hint("Mongodb-Async-Motor") == "pip install opa-driver-mongodb-motor"
-    assert install_hint("made-up") is None
-
-
-@pytest.mark.parametrize(
-    ("url", "hosts"),
-    [
-        ("redis://:pw@cache:6380/0", [("cache", 6380)]),
-        ("redis://cache", [("cache", 6379)]),
-        ("mongodb://u:p@a:1,b/db", [("a", 1), ("b", 27017)]),
-        ("amqp://guest:guest@[::1]:5673//", [("::1", 5673)]),
-        ("mongodb+srv://cluster.example/db", []),
-        ("unix:///tmp/redis.sock", []),
-    ],
-)
-def test_reachability_targets_come_from_the_url(url: str, hosts: list[tuple[str, int]]) -> None:
-    """Host and port for the auto check are read from URLs, default ports included."""
-    assert hosts_of(url) == hosts
 
 
 def test_only_the_configured_drivers_entry_point_is_imported(tmp_path: Path) -> None:

@@ -22,10 +22,10 @@ import yaml
 from opa import _runtime as runtime
 from opa._components import Status
 from opa._config import load_settings, typed
-from opa._driver_registry import install_hint
 from opa._drivers import driver_is_async
 from opa._entry_errors import error_line
 from opa._errors import DriverError, OpaError
+from opa._known_drivers import install_hint
 from opa._log import log, setup_logging
 from opa._masking import mask_secrets, mask_value
 from opa._plugin_manager import PluginManager

@@ -13,21 +13,7 @@ from importlib.metadata import EntryPoint, entry_points
 
 from opa._drivers import ENTRY_POINT_GROUP, Driver, check_driver_class, driver_is_async
 from opa._errors import DriverError
-
-KNOWN_DISTRIBUTIONS = {
-    "redis-walrus": "opa-driver-redis-walrus",
-    "redis-aioredis": "opa-driver-redis-aioredis",
-    "mongodb-async-motor": "opa-driver-mongodb-motor",
-    "mongodb-async-pymongo": "opa-driver-mongodb-pymongo",
-    "celery": "opa-driver-celery",
-}
-"""Driver names the opa project publishes, and the distribution that provides each."""
-
-
-def install_hint(driver_name: str) -> str | None:
-    """The ``pip install`` line for a driver opa publishes, if it is one."""
-    distribution = KNOWN_DISTRIBUTIONS.get(driver_name.lower())
-    return f"pip install {distribution}" if distribution else None
+from opa._known_drivers import DRIVERS, LEGACY_NAMES, install_hint
 
 
 def missing_driver_fix(driver_name: str, installed: Iterable[str]) -> str:
@@ -37,16 +23,15 @@ def missing_driver_fix(driver_name: str, installed: Iterable[str]) -> str:
     (or to one opa publishes): "did you mean", since a typo is the likelier mistake.
     Otherwise the installed names, so the user sees what there is.
     """
-    hint = install_hint(driver_name)
-    if hint is not None:
-        return f"install it with: {hint}"
+    if driver_name.lower() in DRIVERS:
+        return install_hint(driver_name)
     names = sorted(set(installed))
     close = difflib.get_close_matches(driver_name.lower(), names, n=3, cutoff=0.6)
     if close:
         return f"did you mean {' or '.join(repr(name) for name in close)}?"
-    known = difflib.get_close_matches(driver_name.lower(), KNOWN_DISTRIBUTIONS, n=1, cutoff=0.6)
-    if known:
-        return f"did you mean {known[0]!r}? install it with: {install_hint(known[0])}"
+    hint = install_hint(driver_name)
+    if hint:
+        return hint
     listed = ", ".join(names) if names else "none"
     return f"installed drivers: {listed} (`opa drivers` lists them with their distributions)"
 
@@ -155,8 +140,19 @@ class DriverRegistry:
         """Every driver name configuration may use: installed ones and plugins' own."""
         return sorted({*self.installed, *self._plugin_drivers})
 
-    def plugin_drivers(self) -> dict[str, type[Driver]]:
-        return dict(self._plugin_drivers)
+    def legacy_driver(self, path: str) -> type[Driver] | None:
+        """The installed driver whose ``legacy_names`` include *path*, an opa-stack import path.
+
+        The driver opa's generated list names for *path* is tried first, so the usual case
+        loads one entry point; the other installed drivers are loaded only when it is absent.
+        """
+        known = LEGACY_NAMES.get(path)
+        ordered = sorted(self.installed, key=lambda name: name != known)
+        for name in ordered:
+            cls = self.get(name)
+            if cls is not None and path in cls.legacy_names:
+                return cls
+        return None
 
     def describe(self, name: str) -> tuple[bool, str]:
         """(is_async, source) of a driver, loading it if needed; for ``opa drivers``."""

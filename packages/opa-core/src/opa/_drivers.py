@@ -3,19 +3,22 @@
 A driver is a :class:`Driver` subclass with a ``name`` (the ``DRIVER`` value in
 configuration), an ``is_async`` flag that says whether ``connect``, ``validate``,
 ``ping`` and ``disconnect`` are coroutines, an ``Options`` model for ``OPTS``, and
-the ``contract_version`` it was built for. Drivers ship as distributions that
+the ``contract_version`` it was built for, and the ``default_ports`` of its URL
+schemes, which the ``LOAD: auto`` reachability check uses. Drivers ship as distributions that
 declare an entry point in the ``opa.drivers`` group, or inside plugin modules.
 """
 
 from __future__ import annotations
 
 import inspect
+from collections.abc import Mapping
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict
 
 from opa._errors import DriverError
+from opa._log import log
 
 CONTRACT_VERSION = 1
 """The driver contract this opa-core implements."""
@@ -26,22 +29,6 @@ SUPPORTED_CONTRACT_VERSIONS = frozenset({1})
 ENTRY_POINT_GROUP = "opa.drivers"
 
 CONTRACT_METHODS = ("connect", "validate", "ping", "disconnect")
-
-DEFAULT_PORTS = {
-    "redis": 6379,
-    "rediss": 6379,
-    "mongodb": 27017,
-    "amqp": 5672,
-    "amqps": 5671,
-    "pyamqp": 5672,
-    "postgresql": 5432,
-    "postgres": 5432,
-    "mysql": 3306,
-    "nats": 4222,
-    "mqtt": 1883,
-    "http": 80,
-    "https": 443,
-}
 
 
 class DriverOptions(BaseModel):
@@ -67,6 +54,10 @@ class Driver:
     contract_version: ClassVar[int | None] = None
     """Required for drivers shipped as distributions; plugin drivers default to the current."""
     Options: ClassVar[type[BaseModel]] = DriverOptions
+    default_ports: ClassVar[Mapping[str, int]] = {}
+    """URL scheme -> the port a URL of that scheme means when it names none (``LOAD: auto``)."""
+    legacy_names: ClassVar[tuple[str, ...]] = ()
+    """opa-stack import paths (``opa.plugins.driver_redis.Walrus``) that resolve to this class."""
 
     def __init__(self, component: str, opts: BaseModel) -> None:
         self.component = component
@@ -106,21 +97,41 @@ class Driver:
         return [url] if isinstance(url, str) and url else []
 
     def reachability_targets(self) -> list[tuple[str, int]]:
-        """The (host, port) pairs that must accept TCP before ``LOAD: auto`` connects."""
+        """The (host, port) pairs that must accept TCP before ``LOAD: auto`` connects.
+
+        A host without a port takes the default port ``default_ports`` declares for the
+        URL's scheme. A host whose scheme the driver declares no port for is not checked,
+        with a warning that says how to have it checked.
+        """
         targets: list[tuple[str, int]] = []
         for url in self.urls():
-            targets.extend(hosts_of(url))
+            scheme = urlsplit(url).scheme
+            for host, port in hosts_of(url, self.default_ports):
+                if port is not None:
+                    targets.append((host, port))
+                    continue
+                log.warning(
+                    "component {!r}: host {!r} is not checked before connecting: driver {!r} "
+                    "declares no default port for URL scheme {!r}; write the port in the URL",
+                    self.component,
+                    host,
+                    self.name,
+                    scheme,
+                )
         return targets
 
 
-def hosts_of(url: str) -> list[tuple[str, int]]:
-    """(host, port) pairs named by *url*; none for schemes that are not host based."""
+def hosts_of(url: str, default_ports: Mapping[str, int]) -> list[tuple[str, int | None]]:
+    """(host, port) pairs named by *url*; port None when neither the URL nor *default_ports*
+    gives one. None for URLs that name no host (``unix:``, ``sqlite:///``) or a DNS SRV
+    name (``mongodb+srv:``), which the driver resolves itself.
+    """
     parts = urlsplit(url)
-    port = DEFAULT_PORTS.get(parts.scheme)
-    if port is None or parts.scheme.endswith("+srv"):
+    if parts.scheme.endswith("+srv"):
         return []
+    port = default_ports.get(parts.scheme)
     netloc = parts.netloc.rpartition("@")[2]
-    found: list[tuple[str, int]] = []
+    found: list[tuple[str, int | None]] = []
     for host in netloc.split(","):
         if not host:
             continue
@@ -149,6 +160,11 @@ def check_driver_class(cls: type[Driver], source: str) -> None:
         raise DriverError(f"{where} does not implement connect()")
     if not (isinstance(cls.Options, type) and issubclass(cls.Options, BaseModel)):
         raise DriverError(f"{where}: Options must be a pydantic BaseModel subclass")
+    for scheme, port in cls.default_ports.items():
+        if not (isinstance(port, int) and 0 < port < 65536):
+            raise DriverError(
+                f"{where}: default_ports[{scheme!r}] is {port!r}; a port is an int from 1 to 65535"
+            )
     expected = driver_is_async(cls)
     for method_name in CONTRACT_METHODS:
         method = getattr(cls, method_name)

@@ -79,6 +79,8 @@ class CeleryDriver(Driver):
     is_async = False
     contract_version = 1
     Options = CeleryOptions
+    default_ports = {"amqp": 5672, "amqps": 5671, "pyamqp": 5672, "redis": 6379, "rediss": 6379}
+    legacy_names = ("opa.plugins.driver_celery.Celery",)
 
     opts: CeleryOptions
 

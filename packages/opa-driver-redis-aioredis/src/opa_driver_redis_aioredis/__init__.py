@@ -1,65 +1,7 @@
-"""opa's ``redis-aioredis`` driver: each component is a ``redis.asyncio.Redis`` client.
+"""opa's ``redis-aioredis`` driver package; the class lives in ``driver.py``."""
 
-The archived aioredis package cannot even be imported on Python 3.11 or later; its code
-lives on in redis-py as ``redis.asyncio``, which this driver uses. The driver keeps the name
-``redis-aioredis`` so that existing configuration works unchanged.
-
-This module is what the ``opa.drivers`` entry point loads, so it stays cheap: redis is
-imported on ``connect()``, never when the driver is merely installed or looked up.
-"""
-
-from __future__ import annotations
-
-from opa import Driver
-from opa_redis_common import RedisOptions, pool_kwargs
+from opa_driver_redis_aioredis.driver import AioredisDriver
 
 __version__ = "0.1.0"
 
 __all__ = ["AioredisDriver"]
-
-
-class AioredisDriver(Driver):
-    """An asyncio ``redis.asyncio.Redis`` on a blocking pool of ``MAX_CONNECTIONS``.
-
-    Concurrent requests beyond the pool wait for a connection (at most ``SOCKET_TIMEOUT``)
-    instead of failing with "Too many connections"; a free connection is handed out without
-    setting up that wait (``FreeFirstBlockingPool``). ``SOCKET_TIMEOUT`` on each send and
-    reply is kept by one timer per pool (``watch.py``) rather than redis-py's per command.
-    """
-
-    name = "redis-aioredis"
-    is_async = True
-    contract_version = 1
-    Options = RedisOptions
-
-    async def connect(self) -> None:
-        from redis.asyncio import Redis
-        from redis.asyncio.retry import Retry
-        from redis.backoff import ExponentialBackoff
-        from redis.exceptions import ConnectionError
-
-        from opa_driver_redis_aioredis.pool import FreeFirstBlockingPool
-        from opa_driver_redis_aioredis.watch import watched_url_options
-
-        opts: RedisOptions = self.opts
-        backoff = ExponentialBackoff(cap=opts.RETRY_BACKOFF_CAP, base=opts.RETRY_BACKOFF_BASE)
-        # The policy of redis-walrus, with the asyncio Retry class: connection failures only.
-        retry = Retry(backoff, opts.RETRIES, supported_errors=(ConnectionError,))
-        # The URL's options win over the defaults, as in redis-py's from_url(); the socket
-        # timeout is kept by the pool's watch (watch.py), not by redis-py.
-        connection = pool_kwargs(opts) | watched_url_options(opts.URL, opts.SOCKET_TIMEOUT)
-        pool = FreeFirstBlockingPool(retry=retry, retry_on_error=[ConnectionError], **connection)
-        self.instance = Redis(connection_pool=pool)
-
-    async def validate(self) -> None:
-        await self.instance.ping()
-
-    async def disconnect(self) -> None:
-        # A client given its pool leaves the pool open on close; both are closed here.
-        await self.instance.aclose()
-        await self.instance.connection_pool.aclose()
-
-    def unavailable_errors(self) -> tuple[type[Exception], ...]:
-        from redis.exceptions import ConnectionError, TimeoutError
-
-        return (ConnectionError, TimeoutError)

@@ -7,6 +7,7 @@ each driver package does those two, and imports its library there, never at modu
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from pydantic import BaseModel
@@ -26,6 +27,7 @@ class AsyncMongoDriver(Driver):
     is_async = True
     contract_version = 1
     Options: ClassVar[type[BaseModel]] = MongoOptions
+    default_ports: ClassVar[Mapping[str, int]] = {"mongodb": DEFAULT_PORT}
     opts: MongoOptions
 
     def new_client(self) -> Any:

@@ -14,6 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 SCHEMES = ("redis", "rediss", "unix")
 
+REDIS_PORTS = {"redis": 6379, "rediss": 6379}
+"""The port a ``redis://`` or ``rediss://`` URL without one means: the drivers' ``default_ports``."""
+
 
 def _check_url(url: str) -> None:
     """Raise ValueError unless *url* is one redis-py can connect to.

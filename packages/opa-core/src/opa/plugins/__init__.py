@@ -1,41 +1,37 @@
-"""Old import paths of opa-stack's built-in drivers, kept as lazy aliases.
+"""opa-stack's old driver modules, kept as names that resolve through the driver registry.
 
-The drivers now ship as separate distributions; ``opa.plugins.driver_redis`` and
-friends forward to them with a deprecation warning, or name the distribution to
-install when it is missing.
+``from opa.plugins.driver_redis import Walrus`` gives the installed driver class that lists
+``opa.plugins.driver_redis.Walrus`` in its ``legacy_names``, with a deprecation warning.
+The core names no driver module here: the driver declares its old names itself.
 """
 
 from __future__ import annotations
 
-import importlib
 import warnings
-from typing import Any
 
+from opa._driver_registry import DriverRegistry
+from opa._drivers import Driver
 from opa._errors import DriverNotInstalledError
-
-# old class name -> (module, class, distribution)
-Target = tuple[str, str, str]
+from opa._known_drivers import legacy_hint
 
 
-def resolve_alias(old_module: str, name: str, targets: dict[str, Target]) -> Any:
-    """Import *name* from its new home, warning that the old path is deprecated."""
-    target = targets.get(name)
-    if target is None:
+def resolve_legacy(old_module: str, name: str) -> type[Driver]:
+    """The installed driver class that declares ``old_module.name``; warns it is deprecated."""
+    path = f"{old_module}.{name}"
+    if name.startswith("__"):  # __path__, __wrapped__, ...: module machinery, not a driver
         raise AttributeError(f"module {old_module!r} has no attribute {name!r}")
-    module_name, class_name, distribution = target
+    cls = DriverRegistry().legacy_driver(path)
+    if cls is None:
+        hint = legacy_hint(path)
+        if not hint:
+            raise AttributeError(f"module {old_module!r} has no attribute {name!r}")
+        raise DriverNotInstalledError(
+            f"{path} is opa-stack's name of a driver that is not installed: {hint}"
+        )
     warnings.warn(
-        f"{old_module}.{name} is deprecated; use 'from {module_name} import {class_name}' "
-        f"(distribution {distribution})",
+        f"{path} is deprecated; use 'from {cls.__module__} import {cls.__qualname__}' "
+        f"(driver {cls.name!r})",
         DeprecationWarning,
         stacklevel=3,
     )
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name != module_name:
-            raise
-        raise DriverNotInstalledError(
-            f"{old_module}.{name} moved to the distribution {distribution}, which is not "
-            f"installed; install it with: pip install {distribution}"
-        ) from None
-    return getattr(module, class_name)
+    return cls

@@ -1,13 +1,8 @@
-"""Deprecated: opa-stack's celery driver module, now a lazy alias."""
+"""Deprecated: opa-stack's celery driver module; its names resolve through the driver registry."""
 
-from typing import Any
-
-from opa.plugins import Target, resolve_alias
-
-_TARGETS: dict[str, Target] = {
-    "Celery": ("opa_driver_celery", "CeleryDriver", "opa-driver-celery"),
-}
+from opa._drivers import Driver
+from opa.plugins import resolve_legacy
 
 
-def __getattr__(name: str) -> Any:
-    return resolve_alias(__name__, name, _TARGETS)
+def __getattr__(name: str) -> type[Driver]:
+    return resolve_legacy(__name__, name)

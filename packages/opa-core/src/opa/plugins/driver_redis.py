@@ -1,14 +1,8 @@
-"""Deprecated: opa-stack's redis driver module, now a lazy alias."""
+"""Deprecated: opa-stack's redis driver module; its names resolve through the driver registry."""
 
-from typing import Any
-
-from opa.plugins import Target, resolve_alias
-
-_TARGETS: dict[str, Target] = {
-    "Walrus": ("opa_driver_redis_walrus", "WalrusDriver", "opa-driver-redis-walrus"),
-    "Aioredis": ("opa_driver_redis_aioredis", "AioredisDriver", "opa-driver-redis-aioredis"),
-}
+from opa._drivers import Driver
+from opa.plugins import resolve_legacy
 
 
-def __getattr__(name: str) -> Any:
-    return resolve_alias(__name__, name, _TARGETS)
+def __getattr__(name: str) -> type[Driver]:
+    return resolve_legacy(__name__, name)
