@@ -55,3 +55,21 @@ def test_disconnect_closes_every_connection(redis_url: str) -> None:
         while any(c["name"] == name for c in observer.client_list()):
             assert time.monotonic() < deadline, "the driver's connections stayed open"
             time.sleep(0.05)
+
+
+def test_a_url_without_a_port_is_checked_on_6379() -> None:
+    """The driver declares Redis's port for both schemes, so LOAD auto probes cache:6379."""
+    for scheme in ("redis", "rediss"):
+        driver = AioredisDriver("cache", RedisOptions(URL=f"{scheme}://cache/0"))
+        assert driver.reachability_targets() == [("cache", 6379)]
+
+
+def test_the_old_import_path_still_gives_the_driver() -> None:
+    """`from opa.plugins.driver_redis import Aioredis`, as opa-stack users wrote it, works."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        from opa.plugins.driver_redis import Aioredis
+    assert Aioredis is AioredisDriver
+    assert any(issubclass(w.category, DeprecationWarning) for w in caught)

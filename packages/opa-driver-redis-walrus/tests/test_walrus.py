@@ -92,3 +92,10 @@ def test_the_old_import_path_still_gives_the_driver() -> None:
         from opa.plugins.driver_redis import Walrus
     assert Walrus is WalrusDriver
     assert any(issubclass(w.category, DeprecationWarning) for w in caught)
+
+
+@pytest.mark.parametrize("scheme", ["redis", "rediss"])
+def test_a_url_without_a_port_is_checked_on_6379(scheme: str) -> None:
+    """The driver declares Redis's port for both schemes, so LOAD auto probes cache:6379."""
+    driver = WalrusDriver("walrus", RedisOptions(URL=f"{scheme}://cache/0"))
+    assert driver.reachability_targets() == [("cache", 6379)]

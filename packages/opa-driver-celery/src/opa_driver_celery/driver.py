@@ -12,7 +12,7 @@ import sys
 import threading
 import warnings
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from opa import _runtime as runtime
 from opa._drivers import Driver
@@ -79,7 +79,13 @@ class CeleryDriver(Driver):
     is_async = False
     contract_version = 1
     Options = CeleryOptions
-    default_ports = {"amqp": 5672, "amqps": 5671, "pyamqp": 5672, "redis": 6379, "rediss": 6379}
+    default_ports: ClassVar[dict[str, int]] = {
+        "amqp": 5672,
+        "amqps": 5671,
+        "pyamqp": 5672,
+        "redis": 6379,
+        "rediss": 6379,
+    }
     legacy_names = ("opa.plugins.driver_celery.Celery",)
 
     opts: CeleryOptions

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 SCHEMES = ("redis", "rediss", "unix")
 
 REDIS_PORTS = {"redis": 6379, "rediss": 6379}
-"""The port a ``redis://`` or ``rediss://`` URL without one means: the drivers' ``default_ports``."""
+"""The port a redis:// or rediss:// URL without one means: both drivers' ``default_ports``."""
 
 
 def _check_url(url: str) -> None:
