@@ -98,7 +98,7 @@ class TcpEchoDriver(Driver):
     Options: ClassVar[type[BaseModel]] = EchoOptions
 
     def reachability_targets(self) -> list[tuple[str, int]]:
-        # "tcp" has no entry in opa._drivers.DEFAULT_PORTS, so say where the server is.
+        # "tcp" has no default port to declare in default_ports, so say where the server is.
         return [tcp_address(self.opts.URL)]
 
     def connect(self) -> None:
