@@ -98,6 +98,8 @@ def test_the_layout_names_everything_after_the_driver(tmp_path: Path, is_async: 
         "README.md",
         "pyproject.toml",
         "src/opa_driver_cold_store2/__init__.py",
+        "src/opa_driver_cold_store2/driver.py",
+        "src/opa_driver_cold_store2/options.py",
         "src/opa_driver_cold_store2/py.typed",
         "tests/conftest.py",
         "tests/test_compliance.py",
@@ -105,9 +107,9 @@ def test_the_layout_names_everything_after_the_driver(tmp_path: Path, is_async: 
     ]
     pyproject = (package / "pyproject.toml").read_text()
     assert 'name = "opa-driver-cold-store2"' in pyproject
-    assert 'cold-store2 = "opa_driver_cold_store2:ColdStore2Driver"' in pyproject
+    assert 'cold-store2 = "opa_driver_cold_store2.driver:ColdStore2Driver"' in pyproject
     assert '"opa-core>=0.1,<0.2"' in pyproject
-    source = (package / "src/opa_driver_cold_store2/__init__.py").read_text()
+    source = (package / "src/opa_driver_cold_store2/driver.py").read_text()
     assert f"is_async = {is_async}" in source
     assert "OPA_TEST_COLD_STORE2_URL" in (package / "tests/conftest.py").read_text()
     assert "def live_options" in (package / "tests/test_compliance.py").read_text()
@@ -165,7 +167,7 @@ def test_a_generated_driver_installs_registers_and_passes_its_suite(tmp_path: Pa
     assert loaded.returncode == 0, report(loaded)
     assert loaded.stdout.split() == [
         "opa-driver-echo-kit",
-        "opa_driver_echo_kit",
+        "opa_driver_echo_kit.driver",
         "EchoKitDriver",
         "echo-kit",
     ]
