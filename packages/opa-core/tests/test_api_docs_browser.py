@@ -14,8 +14,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from opa.testing._fixtures import skip_or_fail
+
 from opa.testing._services import bound_port
 from support import write_plugin
 

@@ -14,10 +14,10 @@ from contextlib import contextmanager
 from urllib.parse import urlsplit
 
 import pytest
+from opa.testing._fixtures import skip_or_fail
 
 import opa.testing._ports
 import opa.testing._services
-from opa.testing._fixtures import skip_or_fail
 from opa.testing._services import (
     PortTaken,
     RedisServer,

@@ -8,7 +8,7 @@ import pytest
 
 from support import BACKEND_DB, BROKER_DB, STORE_DB, Run, delete_keys, delete_queues, redis_db
 
-pytest_plugins = ["opa.testing._fixtures"]
+pytest_plugins = ["opa.testing.fixtures"]
 
 
 @pytest.fixture

@@ -255,11 +255,10 @@ def client_app(component: Mapping[str, Any]) -> Iterator[Any]:
     Built by the driver outside any opa app, so it has the component's settings and no
     tasks of its own.
     """
-    from opa._component_config import ComponentSpec, validate_options
-    from opa_driver_celery import CeleryDriver, CeleryOptions
+    from opa.testing import make_driver
+    from opa_driver_celery import CeleryDriver
 
-    spec = ComponentSpec("celery", "yes", "celery", dict(component["OPTS"]))
-    driver = CeleryDriver("celery", validate_options(spec, CeleryOptions))
+    driver = make_driver(CeleryDriver, component["OPTS"], "celery")
     driver.connect()
     app = driver.instance
     try:

@@ -10,8 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from opa.testing._compliance import closed_port
-from opa.testing._services import bound_port
+from opa.testing import bound_port, closed_port
 from support import (
     STORE_DB,
     Run,

@@ -1,7 +1,7 @@
 """Test kit of the Redis drivers (needs the ``testing`` extra): their compliance suite and keys.
 
 Enable the fixtures in a conftest with
-``pytest_plugins = ["opa.testing._fixtures", "opa_redis_common.testing"]``, then subclass
+``pytest_plugins = ["opa.testing.fixtures", "opa_redis_common.testing"]``, then subclass
 :class:`RedisDriverSuite` with the driver's name and distribution. Both drivers run the same
 cases, so they live here once.
 """
@@ -19,8 +19,7 @@ from typing import Any
 
 import pytest
 
-from opa.testing import DriverComplianceSuite
-from opa.testing._compliance import closed_port
+from opa.testing import DriverComplianceSuite, closed_port
 
 CLIENT_LIBRARIES = ("redis", "walrus", "hiredis")
 
