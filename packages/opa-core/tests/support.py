@@ -12,8 +12,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from opa.testing import build_app
-from opa.testing._services import free_port
+from opa.testing import build_app, free_port
 
 __all__ = ["cpu_seconds", "free_port", "listening_port", "make_app", "write_plugin"]
 

@@ -21,7 +21,7 @@ from click.testing import CliRunner, Result
 import opa._driver_registry
 from opa._cli import cli
 from opa._log import setup_logging
-from opa.testing._services import bound_port, free_port
+from opa.testing import bound_port, free_port
 
 PASSWORD = "s3cret"
 

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from opa.testing._fixtures import skip_or_fail
 
 from opa._cli import cli
 from opa._scaffold import ScaffoldError, create_driver_package
+from opa.testing import skip_or_fail
 
 CORE = Path(__file__).resolve().parents[1]
 """This repository's opa-core folder, installed into the fresh environment."""

@@ -19,7 +19,7 @@ from opa._driver_registry import DriverRegistry
 from opa._drivers import Driver, DriverOptions
 from opa._errors import ComponentError
 from opa._health import overall_status
-from opa.testing._compliance import captured_logs
+from opa.testing import captured_logs
 from support import free_port, listening_port, make_app
 
 
