@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 
 from opa import get_instance
 from opa.testing import build_app, chunked_body
-from support import (
+from celery_support import (
     BACKEND_DB,
     EXAMPLE,
     STORE_DB,

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from opa.testing import bound_port, closed_port
-from support import (
+from celery_support import (
     STORE_DB,
     Run,
     celery_component,
