@@ -52,7 +52,7 @@ from bench_redis import (
 )
 
 if TYPE_CHECKING:
-    from opa.testing._services import RedisServer
+    from opa.testing import RedisServer
 
 TARGET_COST = 0.97
 TARGET_P99 = 0.1
@@ -216,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run both measurements and print the markdown table."""
     args = parse_args(argv)
     from opa._masking import mask_secrets
-    from opa.testing._services import TestServices
+    from opa.testing import TestServices
 
     started = time.perf_counter()
     prefix = f"opa-bench:{uuid.uuid4().hex[:8]}:"

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from opa.testing._services import free_port
+from opa.testing import free_port
 
 CHILD = Path(__file__).with_name("bench_child.py")
 

@@ -34,7 +34,8 @@ from typing import IO, Any
 
 import bench_http as http
 
-from opa.testing._services import TestServices, free_port, stop_process
+from opa.testing import TestServices, free_port
+from opa.testing._services import stop_process
 
 DRIVERS = {"mongodb-async-motor": "motor", "mongodb-async-pymongo": "pymongo"}
 """Driver name -> the library whose version the table shows."""

@@ -365,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
     could not be measured."""
     args = parse_args(argv)
     from opa._masking import mask_secrets
-    from opa.testing._services import TestServices
+    from opa.testing import TestServices
 
     started = time.perf_counter()
     run = uuid.uuid4().hex[:8]

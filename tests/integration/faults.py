@@ -22,17 +22,9 @@ from typing import Any
 
 import yaml
 
-from opa.testing._services import (
-    LOCALHOST,
-    PortTaken,
-    ServiceUnavailable,
-    bound_port,
-    free_port,
-    listens_on,
-    log_tail,
-    on_free_port,
-    port_taken_by_another,
-)
+from opa.testing import LOCALHOST, ServiceUnavailable, bound_port, free_port
+from opa.testing._ports import PortTaken, listens_on, on_free_port, port_taken_by_another
+from opa.testing._services import log_tail
 
 # A plugin driver that leaves a trace of its connect and disconnect: "<MARKER>.connected" and
 # "<MARKER>.disconnected", each holding the time.monotonic() of the call (CLOCK_MONOTONIC is

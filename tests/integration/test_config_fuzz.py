@@ -38,8 +38,7 @@ from opa._app import create_app
 from opa._errors import OpaError
 from opa._masking import is_secret_key
 from opa._settings_model import Settings
-from opa.testing import NO_SETTINGS_DIR, build_app
-from opa.testing._services import free_port
+from opa.testing import NO_SETTINGS_DIR, build_app, free_port
 
 # Nothing listens here: chosen once, so the examples (and derandomized CI runs) agree.
 CLOSED = free_port()

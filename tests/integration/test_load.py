@@ -29,7 +29,7 @@ import pytest
 import redis
 import yaml
 
-from opa.testing._services import LOCALHOST, bound_port
+from opa.testing import LOCALHOST, bound_port
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "redis"
 REQUESTS = 5000

@@ -6,7 +6,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from celery_support import BACKEND_DB, BROKER_DB, STORE_DB, Run, delete_keys, delete_queues, redis_db
+from celery_support import (
+    BACKEND_DB,
+    BROKER_DB,
+    STORE_DB,
+    Run,
+    delete_keys,
+    delete_queues,
+    redis_db,
+)
 
 pytest_plugins = ["opa.testing.fixtures"]
 

@@ -15,8 +15,6 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 
-from opa import get_instance
-from opa.testing import build_app, chunked_body
 from celery_support import (
     BACKEND_DB,
     EXAMPLE,
@@ -30,6 +28,8 @@ from celery_support import (
     wait_for,
     worker_args,
 )
+from opa import get_instance
+from opa.testing import build_app, chunked_body
 
 TASK_TIMEOUT = 30.0
 

@@ -10,7 +10,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from opa.testing import bound_port, closed_port
 from celery_support import (
     STORE_DB,
     Run,
@@ -27,6 +26,7 @@ from celery_support import (
     worker_args,
     write_settings,
 )
+from opa.testing import bound_port, closed_port
 
 RESULT_TIMEOUT = 30.0
 
