@@ -11,7 +11,7 @@ from celery_support import (
     BROKER_DB,
     STORE_DB,
     Run,
-    delete_keys,
+    delete_keys_at,
     delete_queues,
     redis_db,
 )
@@ -26,7 +26,7 @@ def run(redis_url: str) -> Iterator[Run]:
     yield names
     delete_queues(names.amqp_queues)
     for db in (BROKER_DB, BACKEND_DB, STORE_DB):
-        delete_keys(redis_db(redis_url, db), names.prefix)
+        delete_keys_at(redis_db(redis_url, db), names.prefix)
 
 
 @pytest.fixture

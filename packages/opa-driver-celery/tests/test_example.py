@@ -25,11 +25,10 @@ from celery_support import (
     opa_worker_command,
     redis_db,
     started,
-    wait_for,
     worker_args,
 )
 from opa import get_instance
-from opa.testing import build_app, chunked_body
+from opa.testing import build_app, chunked_body, wait_for
 
 TASK_TIMEOUT = 30.0
 

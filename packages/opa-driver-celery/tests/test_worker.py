@@ -22,11 +22,10 @@ from celery_support import (
     run_counts,
     started,
     store_component,
-    wait_for,
     worker_args,
     write_settings,
 )
-from opa.testing import bound_port, closed_port
+from opa.testing import bound_port, closed_port, wait_for
 
 RESULT_TIMEOUT = 30.0
 
