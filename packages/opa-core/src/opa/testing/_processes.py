@@ -1,7 +1,8 @@
 """Processes a test starts and the waits around them, written once for every package.
 
 A test that runs ``opa run``, a Celery worker or a benchmark's server starts it in a session
-of its own with its output in a log file (:class:`LoggedProcess`), polls until it answers
+of its own, with an environment free of the machine's opa settings (:func:`clean_environ`)
+and its output in a log file (:class:`LoggedProcess`), polls until it answers
 (:func:`wait_for`, :func:`http_answers`), kills it with its children at the end, and removes
 the Redis keys it wrote (:func:`delete_keys`), never flushing a shared database. Only the
 standard library is imported here.
@@ -28,6 +29,29 @@ KILL_TIMEOUT = 10.0
 
 LOG_TAIL = 3000
 """How much of a log an error message quotes."""
+
+
+_SETTINGS_PREFIXES = ("OPA_", "DYNACONF_")
+
+
+def is_settings_variable(name: str) -> bool:
+    """Tell whether an environment variable would change the settings opa loads."""
+    upper = name.upper()
+    return upper == "ENV" or upper.startswith(_SETTINGS_PREFIXES) or upper.endswith("_FOR_DYNACONF")
+
+
+def clean_environ(settings_dir: Path | None = None, **extra: str) -> dict[str, str]:
+    """This process's environment for a child opa process, free of the machine's settings.
+
+    Every variable that would change opa's settings is left out; *settings_dir* becomes
+    ``OPA_SETTINGS_DIR``; output is unbuffered, so a log shows what happened up to a kill;
+    *extra* is added last.
+    """
+    env = {name: value for name, value in os.environ.items() if not is_settings_variable(name)}
+    env["PYTHONUNBUFFERED"] = "1"
+    if settings_dir is not None:
+        env["OPA_SETTINGS_DIR"] = str(settings_dir)
+    return env | extra
 
 
 class LoggedProcess:
