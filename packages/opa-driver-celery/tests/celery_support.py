@@ -8,7 +8,6 @@ children, when the test ends.
 
 from __future__ import annotations
 
-import os
 import sys
 import uuid
 from collections.abc import Iterator, Mapping
@@ -93,17 +92,6 @@ def write_settings(folder: Path, components: Mapping[str, Any], **settings: Any)
     values.update(settings)
     (folder / "settings.yaml").write_text(yaml.safe_dump({"default": values}), encoding="utf-8")
     return folder
-
-
-def clean_environ(settings_dir: Path, **extra: str) -> dict[str, str]:
-    """This process's environment without the machine's opa settings, plus *extra*."""
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.upper().startswith(("OPA_", "DYNACONF_")) and name.upper() != "ENV"
-    }
-    env.update({"OPA_SETTINGS_DIR": str(settings_dir), "PYTHONUNBUFFERED": "1"}, **extra)
-    return env
 
 
 def opa_worker_command(*args: str) -> list[str]:

@@ -21,14 +21,13 @@ from celery_support import (
     STORE_DB,
     Process,
     Run,
-    clean_environ,
     opa_worker_command,
     redis_db,
     started,
     worker_args,
 )
 from opa import get_instance
-from opa.testing import build_app, chunked_body, wait_for
+from opa.testing import build_app, chunked_body, clean_environ, wait_for
 
 TASK_TIMEOUT = 30.0
 

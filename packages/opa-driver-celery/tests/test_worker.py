@@ -15,7 +15,6 @@ from celery_support import (
     Run,
     celery_component,
     celery_worker_command,
-    clean_environ,
     client_app,
     opa_worker_command,
     redis_db,
@@ -25,7 +24,7 @@ from celery_support import (
     worker_args,
     write_settings,
 )
-from opa.testing import bound_port, closed_port, wait_for
+from opa.testing import bound_port, clean_environ, closed_port, wait_for
 
 RESULT_TIMEOUT = 30.0
 

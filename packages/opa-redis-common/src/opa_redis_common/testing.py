@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from opa.testing import DriverComplianceSuite, closed_port
+from opa.testing import DriverComplianceSuite, closed_port, delete_keys
 
 CLIENT_LIBRARIES = ("redis", "walrus", "hiredis")
 
@@ -35,8 +35,7 @@ def redis_prefix(redis_url: str) -> Iterator[str]:
     prefix = f"opa-test:{secrets.token_hex(6)}:"
     yield prefix
     with redis.Redis.from_url(redis_url) as client:
-        for key in client.scan_iter(match=f"*{prefix}*"):
-            client.delete(key)
+        delete_keys(client, f"*{prefix}")  # a driver may put its own prefix before ours
 
 
 async def resolved(value: Any) -> Any:

@@ -173,7 +173,10 @@ DELETE_BATCH = 500
 
 
 def delete_keys(client: KeyStore, prefix: str) -> int:
-    """Delete the keys that start with *prefix* (a test's own) and count them; never a flush."""
+    """Delete the keys that start with *prefix* (a test's own) and count them; never a flush.
+
+    *prefix* starts a SCAN pattern, so ``"*mine:"`` finds keys with ``mine:`` anywhere.
+    """
     keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
     for start in range(0, len(keys), DELETE_BATCH):
         client.delete(*keys[start : start + DELETE_BATCH])
