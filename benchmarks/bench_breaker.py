@@ -43,13 +43,14 @@ from bench_redis import (
     EXAMPLE,
     Variant,
     alternate,
-    clean_env,
     compare,
-    delete_keys,
+    delete_keys_at,
     package_version,
     say,
     verdict,
 )
+
+from opa.testing import clean_environ
 
 if TYPE_CHECKING:
     from opa.testing import RedisServer
@@ -82,7 +83,7 @@ def write_settings(folder: Path, url: str, prefix: str, breaker: bool) -> Path:
 
 
 def launcher(name: str, folder: Path, settings: Path) -> Callable[[], http.Server]:
-    env = clean_env(OPA_SETTINGS_DIR=str(settings))
+    env = clean_environ(settings)
     log = folder / f"{name}.log"
     return partial(http.start_server, name, "opa.main:app", folder, env, log, path=ASYNC)
 
@@ -215,7 +216,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Run both measurements and print the markdown table."""
     args = parse_args(argv)
-    from opa._masking import mask_secrets
+    from opa import mask_secrets
     from opa.testing import TestServices
 
     started = time.perf_counter()
@@ -245,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
 
         url = args.url or services.redis_url()
-        stack.callback(lambda: say(f"breaker: deleted {delete_keys(url, prefix)} keys"))
+        stack.callback(lambda: say(f"breaker: deleted {delete_keys_at(url, prefix)} keys"))
         variants = []
         for name in ("on", "off"):
             folder = scratch / f"healthy-{name}"
