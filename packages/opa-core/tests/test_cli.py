@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from importlib.metadata import Distribution
+from importlib.metadata import Distribution, EntryPoint
 from pathlib import Path
 from typing import Any
 
@@ -126,8 +126,22 @@ def test_config_json_is_masked_json(tmp_path: Path) -> None:
     assert json.loads(result.stdout)["OPTIONAL_COMPONENTS"]["CACHE"]["OPTS"]["URL"].count("***")
 
 
-def test_drivers_lists_missing_configured_driver_with_install_line(tmp_path: Path) -> None:
+def without_installed_driver(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    """Hide the installed driver *name*, as on a machine without its distribution (the
+    tests also run with every package of the monorepo installed)."""
+    real = opa._driver_registry.entry_points
+
+    def entry_points(**selection: Any) -> list[EntryPoint]:
+        return [found for found in real(**selection) if found.name != name]
+
+    monkeypatch.setattr(opa._driver_registry, "entry_points", entry_points)
+
+
+def test_drivers_lists_missing_configured_driver_with_install_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """`opa drivers` names a configured but missing driver and the pip line that installs it."""
+    without_installed_driver(monkeypatch, "redis-walrus")
     components = {
         "walrus": {"DRIVER": "redis-walrus", "OPTS": {"URL": "redis://u:s3cret@h"}},
         "exotic": {"DRIVER": "exotic-db"},
