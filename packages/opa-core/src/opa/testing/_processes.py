@@ -11,6 +11,7 @@ standard library is imported here.
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import subprocess
 import time
@@ -71,6 +72,7 @@ class LoggedProcess:
         cwd: Path | None = None,
     ) -> None:
         self.log = log
+        self.command = list(command)
         with log.open("ab") as output:
             self.popen = subprocess.Popen(
                 command,
@@ -109,7 +111,7 @@ class LoggedProcess:
         """Fail with the log's end when the process has exited."""
         if self.popen.poll() is not None:
             raise AssertionError(
-                f"{self.popen.args} exited with {self.popen.returncode}:\n{self.tail()}"
+                f"{shlex.join(self.command)} exited with {self.popen.returncode}:\n{self.tail()}"
             )
 
     def wait(self, timeout: float) -> int:
@@ -118,7 +120,7 @@ class LoggedProcess:
             return self.popen.wait(timeout)
         except subprocess.TimeoutExpired:
             raise AssertionError(
-                f"{self.popen.args} did not exit within {timeout:g}s:\n{self.tail()}"
+                f"{shlex.join(self.command)} did not exit within {timeout:g}s:\n{self.tail()}"
             ) from None
 
     def signal(self, signum: int) -> None:

@@ -11,7 +11,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from opa.testing._services import ServiceUnavailable, TestServices, skip_or_fail
+from opa.testing._ports import ServiceUnavailable
+from opa.testing._services import TestServices, skip_or_fail
 
 
 def _url_or_skip(find: Callable[[], str]) -> str:
