@@ -33,7 +33,14 @@ from typing import Any
 
 import bench_http as http
 
-from opa.testing import LoggedProcess, TestServices, clean_environ, free_port
+from opa.testing import (
+    LoggedProcess,
+    TestServices,
+    clean_environ,
+    free_port,
+    http_answers,
+    wait_for,
+)
 
 DRIVERS = {"mongodb-async-motor": "motor", "mongodb-async-pymongo": "pymongo"}
 """Driver name -> the library whose version the table shows."""
@@ -96,19 +103,13 @@ def start_app(driver: str, settings_dir: Path, log_path: Path) -> App:
 
 
 def wait_ready(app: App, timeout: float = 60.0) -> None:
-    import httpx
+    """Until the app's /health answers; fail with its log when it exits first."""
 
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if app.process.popen.poll() is not None:
-            raise RuntimeError(f"the {app.driver} app exited:\n{app.process.tail()}")
-        try:
-            if httpx.get(f"{app.url}/health", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"the {app.driver} app did not answer within {timeout:g}s")
+    def answers() -> bool:
+        app.process.check_alive()
+        return http_answers(f"{app.url}/health", timeout=2)
+
+    wait_for(answers, timeout, f"the {app.driver} app answering /health")
 
 
 @contextmanager

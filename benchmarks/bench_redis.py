@@ -215,8 +215,9 @@ def pool_settings(url: str) -> tuple[dict[str, Any], dict[str, float]]:
     return pool_kwargs(options), retry
 
 
-def write_opa_app(folder: Path, url: str, prefix: str) -> Path:
-    """Settings serving examples/redis on *url* with *prefix*; the settings folder."""
+def write_opa_app(folder: Path, url: str, prefix: str, **extra: Any) -> Path:
+    """Settings serving examples/redis on *url* with *prefix* (and *extra* settings); the
+    settings folder."""
     component = {"LOAD": "yes", "OPTS": {"URL": url}}
     settings = {
         "default": {
@@ -224,6 +225,7 @@ def write_opa_app(folder: Path, url: str, prefix: str) -> Path:
             "PLUGIN_PATHS": [str(EXAMPLE)],
             "PLUGIN_ENTRY_POINTS": False,
             "EXAMPLE_KEY_PREFIX": prefix,
+            **extra,
             "OPTIONAL_COMPONENTS": {
                 "WALRUS": component | {"DRIVER": "redis-walrus"},
                 "AIOREDIS": component | {"DRIVER": "redis-aioredis"},
