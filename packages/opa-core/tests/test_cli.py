@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from importlib.metadata import Distribution, EntryPoint
+from importlib.metadata import Distribution
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ import opa._driver_registry
 from opa._cli import cli
 from opa._log import setup_logging
 from opa.testing import bound_port, free_port
+from support import without_installed_driver
 
 PASSWORD = "s3cret"
 
@@ -126,17 +127,6 @@ def test_config_json_is_masked_json(tmp_path: Path) -> None:
     assert json.loads(result.stdout)["OPTIONAL_COMPONENTS"]["CACHE"]["OPTS"]["URL"].count("***")
 
 
-def without_installed_driver(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
-    """Hide the installed driver *name*, as on a machine without its distribution (the
-    tests also run with every package of the monorepo installed)."""
-    real = opa._driver_registry.entry_points
-
-    def entry_points(**selection: Any) -> list[EntryPoint]:
-        return [found for found in real(**selection) if found.name != name]
-
-    monkeypatch.setattr(opa._driver_registry, "entry_points", entry_points)
-
-
 def test_drivers_lists_missing_configured_driver_with_install_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -214,8 +204,11 @@ def test_check_fails_for_a_required_component_on_a_closed_port(
     assert "***" in result.output
 
 
-def test_check_skips_unreachable_auto_components(tmp_path: Path) -> None:
+def test_check_skips_unreachable_auto_components(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """`opa check` exits 0 when an auto component is merely unreachable or not installed."""
+    without_installed_driver(monkeypatch, "redis-walrus")
     components = {"probe": probe(free_port(), load="auto"), "walrus": {"DRIVER": "redis-walrus"}}
     result = invoke(project(tmp_path, components), "check")
     assert result.exit_code == 0, result.output
