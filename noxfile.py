@@ -6,6 +6,7 @@ every session without editing this file. `nox -l` lists the sessions.
 
 from __future__ import annotations
 
+import configparser
 import json
 import shutil
 import tomllib
@@ -28,6 +29,14 @@ CORE = "opa-core"
 # Pinned so that a new release of a checker never turns main red on its own.
 RUFF = "ruff==0.17.6"
 MYPY = "mypy==2.4.1"
+IMPORT_LINTER = "import-linter>=2.17,<3"
+LINT_CONFIG = ROOT / ".importlinter"
+# The lists of .importlinter that must name every add-on package.
+LINT_PACKAGE_LISTS = [
+    ("importlinter", "root_packages"),
+    ("importlinter:contract:entry-modules", "source_modules"),
+    ("importlinter:contract:core-knows-no-driver", "forbidden_modules"),
+]
 # opa-core must pull none of these, whether or not a driver package exists yet.
 BACKEND_LIBRARIES = ["redis", "walrus", "motor", "pymongo", "celery", "kombu", "aioredis"]
 
@@ -152,10 +161,58 @@ def integration(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """Ruff's lint rules and formatting, on the whole tree."""
+    """Ruff's lint rules and formatting on the whole tree, then the import contracts of
+    .importlinter: add-ons use opa's public surface only, the core knows no driver, the
+    core's layers keep their direction."""
     session.install(RUFF)
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+    args: list[str] = []
+    for pkg in PACKAGES.values():
+        args += [str(pkg.folder), "--reinstall-package", pkg.name]
+    session.install(IMPORT_LINTER, *args)
+    check_lint_config_names(session)
+    copies = Path(session.create_tmp()) / "lint-copies"
+    write_lint_copies(copies)
+    session.run("lint-imports", str(LINT_CONFIG), env={"PYTHONPATH": str(copies)})
+
+
+def check_lint_config_names(session: nox.Session) -> None:
+    """Fail, naming it, when an add-on package is missing from .importlinter's lists."""
+    config = configparser.ConfigParser()
+    config.read(LINT_CONFIG)
+    for section, option in LINT_PACKAGE_LISTS:
+        listed = set(config[section][option].split())
+        missing = sorted(pkg.import_name for pkg in ADD_ONS if pkg.import_name not in listed)
+        if missing:
+            session.error(f"{LINT_CONFIG.name}: add {', '.join(missing)} to [{section}] {option}")
+
+
+def write_lint_copies(folder: Path) -> None:
+    """Copy what is no package into packages import-linter can read: each example folder as
+    opa_lint_examples.<name>, each add-on's tests as opa_lint_tests.<import name>."""
+    shutil.rmtree(folder, ignore_errors=True)
+    sources = {
+        f"opa_lint_examples/{as_identifier(example.name)}": example
+        for example in sorted((ROOT / "examples").iterdir())
+        if example.is_dir()
+    }
+    for pkg in ADD_ONS:
+        sources[f"opa_lint_tests/{pkg.import_name}"] = pkg.folder / "tests"
+    for target, source in sources.items():
+        for path in source.rglob("*.py"):
+            parts = [as_identifier(part) for part in path.relative_to(source).parent.parts]
+            copy = folder.joinpath(target, *parts, path.name)
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, copy)
+    for directory in [folder, *folder.rglob("*")]:
+        if directory.is_dir() and directory != folder:
+            (directory / "__init__.py").touch()
+
+
+def as_identifier(name: str) -> str:
+    """A folder name as a Python package name (examples/celery-task -> celery_task)."""
+    return name.replace("-", "_")
 
 
 @nox.session
@@ -278,8 +335,6 @@ def session_python(session: nox.Session) -> str:
 def bench(session: nox.Session) -> None:
     """Run benchmarks/run.py against opa-core and every driver; arguments after -- go to it."""
     script = ROOT / "benchmarks" / "run.py"
-    if not script.is_file():
-        session.error(f"{script.relative_to(ROOT)} does not exist yet: no benchmark to run")
     args: list[str] = []
     for pkg in PACKAGES.values():
         args += [str(pkg.folder), "--reinstall-package", pkg.name]

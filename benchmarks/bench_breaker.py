@@ -21,7 +21,6 @@ Nothing asserts: a MISS is a number to look at.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import tempfile
@@ -40,49 +39,28 @@ import bench_http as http
 import httpx
 from bench_redis import (
     ASYNC,
-    EXAMPLE,
     Variant,
     alternate,
-    clean_env,
     compare,
-    delete_keys,
+    delete_keys_at,
     package_version,
     say,
     verdict,
+    write_opa_app,
 )
 
+from opa.testing import clean_environ
+
 if TYPE_CHECKING:
-    from opa.testing._services import RedisServer
+    from opa.testing import RedisServer
 
 TARGET_COST = 0.97
 TARGET_P99 = 0.1
 CLIENTS = 16
 
 
-def write_settings(folder: Path, url: str, prefix: str, breaker: bool) -> Path:
-    """A settings folder serving examples/redis on *url*; its path."""
-    component = {"LOAD": "yes", "OPTS": {"URL": url}}
-    settings = {
-        "default": {
-            "LOG_LEVEL": "WARNING",
-            "PLUGIN_PATHS": [str(EXAMPLE)],
-            "PLUGIN_ENTRY_POINTS": False,
-            "EXAMPLE_KEY_PREFIX": prefix,
-            "COMPONENT_BREAKER": breaker,
-            "OPTIONAL_COMPONENTS": {
-                "WALRUS": component | {"DRIVER": "redis-walrus"},
-                "AIOREDIS": component | {"DRIVER": "redis-aioredis"},
-            },
-        }
-    }
-    path = folder / "settings"
-    path.mkdir(parents=True)
-    (path / "settings.json").write_text(json.dumps(settings))
-    return path
-
-
 def launcher(name: str, folder: Path, settings: Path) -> Callable[[], http.Server]:
-    env = clean_env(OPA_SETTINGS_DIR=str(settings))
+    env = clean_environ(settings)
     log = folder / f"{name}.log"
     return partial(http.start_server, name, "opa.main:app", folder, env, log, path=ASYNC)
 
@@ -215,8 +193,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Run both measurements and print the markdown table."""
     args = parse_args(argv)
-    from opa._masking import mask_secrets
-    from opa.testing._services import TestServices
+    from opa import mask_secrets
+    from opa.testing import TestServices
 
     started = time.perf_counter()
     prefix = f"opa-bench:{uuid.uuid4().hex[:8]}:"
@@ -233,7 +211,9 @@ def main(argv: list[str] | None = None) -> int:
             for name in ("on", "off") if number % 2 == 0 else ("off", "on"):
                 folder = scratch / f"stall-{name}-{number}"
                 folder.mkdir()
-                settings = write_settings(folder, private.url, prefix, breaker=name == "on")
+                settings = write_opa_app(
+                    folder, private.url, prefix, COMPONENT_BREAKER=name == "on"
+                )
                 server = launcher(f"stall-{name}", folder, settings)()
                 try:
                     stalls[name].append(stall_once(server, private, args.stall))
@@ -245,12 +225,14 @@ def main(argv: list[str] | None = None) -> int:
                 )
 
         url = args.url or services.redis_url()
-        stack.callback(lambda: say(f"breaker: deleted {delete_keys(url, prefix)} keys"))
+        stack.callback(lambda: say(f"breaker: deleted {delete_keys_at(url, prefix)} keys"))
         variants = []
         for name in ("on", "off"):
             folder = scratch / f"healthy-{name}"
             folder.mkdir()
-            settings = write_settings(folder, url, f"{prefix}{name}:", breaker=name == "on")
+            settings = write_opa_app(
+                folder, url, f"{prefix}{name}:", COMPONENT_BREAKER=name == "on"
+            )
             variants.append(Variant(name, launcher(name, folder, settings), ASYNC))
 
         def send(target: str, requests: int) -> float:

@@ -15,16 +15,12 @@ database 12). Queues and result keys are named per run and removed at the end.
 from __future__ import annotations
 
 import argparse
-import os
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager, suppress
+from contextlib import ExitStack, suppress
 from pathlib import Path
 from typing import Any
 
@@ -72,27 +68,6 @@ def settings_for(queue: str, prefix: str) -> dict[str, Any]:
     }
 
 
-@contextmanager
-def worker(command: list[str], cwd: Path, env: dict[str, str], log: Path) -> Iterator[Any]:
-    """A worker process for the block, killed with its pool processes afterwards."""
-    with log.open("ab") as output:
-        process = subprocess.Popen(
-            command,
-            cwd=cwd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        yield process
-    finally:
-        with suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(10)
-
-
 def wait_ready(app: Any, queue: str, process: Any, log: Path) -> None:
     """Until a first task comes back (any log level), or the worker died or never answers."""
     deadline = time.monotonic() + START_TIMEOUT
@@ -138,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     import yaml
     from celery import Celery
 
-    from opa._masking import mask_secrets
+    from opa import mask_secrets
+    from opa.testing import LoggedProcess, clean_environ, delete_keys
     from opa_driver_celery import SAFE_DEFAULTS
 
     run = uuid.uuid4().hex[:10]
@@ -165,8 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     (folder / "plain_app.py").write_text(plain)
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPA_", "DYNACONF_"))}
-    env["OPA_SETTINGS_DIR"] = str(folder / "settings")
+    env = clean_environ(folder / "settings")
     common = [
         "-l",
         args.log_level,
@@ -189,8 +164,8 @@ def main(argv: list[str] | None = None) -> int:
         with ExitStack() as stack:
             for name, command in commands.items():
                 log = folder / f"{name}.log"
-                process = stack.enter_context(worker(command, folder, env, log))
-                wait_ready(client, queues[name], process, log)
+                process = stack.enter_context(LoggedProcess(command, log, env=env))
+                wait_ready(client, queues[name], process.popen, log)
             for name in commands:  # warm-up: connections, pool processes, imports
                 latency_ms(client, queues[name], 20)
             for round_number in range(args.rounds):
@@ -207,9 +182,7 @@ def main(argv: list[str] | None = None) -> int:
                     connection.default_channel.exchange_delete(queue)
         client.close()
         store = redis.Redis.from_url(args.backend)
-        keys = list(store.scan_iter(match=f"{prefix}*", count=1000))
-        if keys:
-            store.delete(*keys)
+        delete_keys(store, prefix)
         store.close()
 
     p50 = {name: statistics.median(values) for name, values in latencies.items()}

@@ -9,13 +9,11 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
-from opa.testing._services import free_port
+from opa.testing import LoggedProcess, free_port, wait_for
 
 CHILD = Path(__file__).with_name("bench_child.py")
 
@@ -46,9 +44,8 @@ class Server:
     """One uvicorn process; ``url`` is its ``path`` (``GET /hello`` unless told otherwise)."""
 
     name: str
-    process: subprocess.Popen[bytes]
+    process: LoggedProcess
     port: int
-    log: IO[bytes]
     path: str = "/hello"
 
     @property
@@ -70,27 +67,20 @@ class Server:
         return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
 
     def wait_ready(self, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                self.log.seek(0)
-                raise RuntimeError(f"{self.name} server exited:\n{self.log.read().decode()}")
+        """Until ``url`` answers 200; fail with the server's log when it exits first."""
+
+        def answers_200() -> bool:
+            self.process.check_alive()
             try:
                 with urllib.request.urlopen(self.url, timeout=2) as response:
-                    if response.status == 200:
-                        return
+                    return bool(response.status == 200)
             except OSError:
-                time.sleep(0.1)
-        raise RuntimeError(f"{self.name} server did not answer within {timeout:g}s")
+                return False
+
+        wait_for(answers_200, timeout, f"{self.name} server answering {self.path}")
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.log.close()
+        self.process.close()
 
 
 def start_server(
@@ -102,16 +92,15 @@ def start_server(
     *,
     path: str = "/hello",
     python: str = sys.executable,
+    uvicorn_args: tuple[str, ...] = (),
 ) -> Server:
     """uvicorn serving *app* under *python* (by default this interpreter), once *path*
-    answers 200."""
+    answers 200; *uvicorn_args* are added to its command line."""
     port = free_port()
-    command = [python, "-m", "uvicorn", app, "--app-dir", str(app_dir)]
+    command = [python, "-m", "uvicorn", app, "--app-dir", str(app_dir), *uvicorn_args]
     command += ["--host", "127.0.0.1", "--port", str(port)]
     command += ["--no-access-log", "--log-level", "warning"]
-    stream = log.open("w+b")
-    process = subprocess.Popen(command, cwd=app_dir, env=env, stdout=stream, stderr=stream)
-    server = Server(name, process, port, stream, path)
+    server = Server(name, LoggedProcess(command, log, env=env, cwd=app_dir), port, path)
     try:
         server.wait_ready()
     except BaseException:

@@ -21,8 +21,8 @@ import sys
 import time
 from collections.abc import Callable
 
+from opa import mask_secrets
 from opa._log import setup_logging
-from opa._masking import mask_secrets
 
 SIZES = {"1 KB": 1_000, "100 KB": 100_000, "1 MB": 1_000_000}
 ORDINARY_PIECE = (

@@ -8,7 +8,7 @@ hits both alike; the table gives each driver's median requests per second and th
     python benchmarks/bench_mongodb.py [--url URL] [--rounds 9] [--requests 1000]
 
 The server is ``--url``, else ``OPA_TEST_MONGODB_URL``, else a private nx-27017 started for
-the run (``opa.testing._services``). Needs opa-core, both driver packages, uvicorn and httpx
+the run (``opa.testing.TestServices``). Needs opa-core, both driver packages, uvicorn and httpx
 installed in this interpreter (and nx-27017 for the private server).
 """
 
@@ -21,7 +21,6 @@ import os
 import platform
 import secrets
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,11 +29,18 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import bench_http as http
 
-from opa.testing._services import TestServices, free_port, stop_process
+from opa.testing import (
+    LoggedProcess,
+    TestServices,
+    clean_environ,
+    free_port,
+    http_answers,
+    wait_for,
+)
 
 DRIVERS = {"mongodb-async-motor": "motor", "mongodb-async-pymongo": "pymongo"}
 """Driver name -> the library whose version the table shows."""
@@ -64,8 +70,7 @@ class App:
 
     driver: str
     port: int
-    process: subprocess.Popen[bytes]
-    log: IO[bytes]
+    process: LoggedProcess
     rates: list[float] = field(default_factory=list)
 
     @property
@@ -91,31 +96,20 @@ def write_app(folder: Path, driver: str, opts: dict[str, str]) -> Path:
 
 
 def start_app(driver: str, settings_dir: Path, log_path: Path) -> App:
-    env = {name: value for name, value in os.environ.items() if not name.startswith("OPA_")}
-    env["OPA_SETTINGS_DIR"] = str(settings_dir)
     port = free_port()
     command = [sys.executable, "-m", "uvicorn", "opa.main:app", "--host", "127.0.0.1"]
     command += ["--port", str(port), "--no-access-log", "--log-level", "warning"]
-    log = log_path.open("w+b")
-    process = subprocess.Popen(command, env=env, stdout=log, stderr=log)
-    return App(driver, port, process, log)
+    return App(driver, port, LoggedProcess(command, log_path, env=clean_environ(settings_dir)))
 
 
 def wait_ready(app: App, timeout: float = 60.0) -> None:
-    import httpx
+    """Until the app's /health answers; fail with its log when it exits first."""
 
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if app.process.poll() is not None:
-            app.log.seek(0)
-            raise RuntimeError(f"the {app.driver} app exited:\n{app.log.read().decode()}")
-        try:
-            if httpx.get(f"{app.url}/health", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"the {app.driver} app did not answer within {timeout:g}s")
+    def answers() -> bool:
+        app.process.check_alive()
+        return http_answers(f"{app.url}/health", timeout=2)
+
+    wait_for(answers, timeout, f"the {app.driver} app answering /health")
 
 
 @contextmanager
@@ -137,8 +131,7 @@ def running_apps(url: str, scratch: Path) -> Iterator[list[App]]:
         yield apps
     finally:
         for app in apps:
-            stop_process(app.process)
-            app.log.close()
+            app.process.close()
         client: MongoClient[dict[str, Any]] = MongoClient(url, serverSelectionTimeoutMS=5000)
         with client:
             for database in databases:

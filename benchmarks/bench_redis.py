@@ -16,7 +16,7 @@ it in brackets. Nothing asserts: a MISS is a number to look at.
     python benchmarks/bench_redis.py [--rounds 15] [--requests 5000] [--loadgen auto]
 
 Redis is 127.0.0.1:6379 database 9 when it answers, else a private redis-server
-(``opa.testing._services``); ``--url`` names another. Keys are written under
+(``opa.testing.TestServices``); ``--url`` names another. Keys are written under
 ``opa-bench:<run>:`` and deleted at the end. Needs opa-core, both Redis drivers, uvicorn
 and httpx in this interpreter; wrk is used for the load when it is on PATH.
 """
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import random
 import shutil
@@ -44,6 +43,8 @@ from statistics import median
 from typing import Any
 
 import bench_http as http
+
+from opa.testing import clean_environ, delete_keys
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "redis"
@@ -200,11 +201,6 @@ def package_version(name: str) -> str:
         return "?"
 
 
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPA_", "DYNACONF_"))}
-    return env | extra
-
-
 def pool_settings(url: str) -> tuple[dict[str, Any], dict[str, float]]:
     """The drivers' pool keyword arguments for *url* with default options, and the retry
     figures, so the bare app builds exactly what the drivers build."""
@@ -219,8 +215,9 @@ def pool_settings(url: str) -> tuple[dict[str, Any], dict[str, float]]:
     return pool_kwargs(options), retry
 
 
-def write_opa_app(folder: Path, url: str, prefix: str) -> Path:
-    """Settings serving examples/redis on *url* with *prefix*; the settings folder."""
+def write_opa_app(folder: Path, url: str, prefix: str, **extra: Any) -> Path:
+    """Settings serving examples/redis on *url* with *prefix* (and *extra* settings); the
+    settings folder."""
     component = {"LOAD": "yes", "OPTS": {"URL": url}}
     settings = {
         "default": {
@@ -228,6 +225,7 @@ def write_opa_app(folder: Path, url: str, prefix: str) -> Path:
             "PLUGIN_PATHS": [str(EXAMPLE)],
             "PLUGIN_ENTRY_POINTS": False,
             "EXAMPLE_KEY_PREFIX": prefix,
+            **extra,
             "OPTIONAL_COMPONENTS": {
                 "WALRUS": component | {"DRIVER": "redis-walrus"},
                 "AIOREDIS": component | {"DRIVER": "redis-aioredis"},
@@ -300,15 +298,13 @@ def peer_versions(python: str) -> dict[str, str]:
     return json.loads(done.stdout) if done.returncode == 0 else {}
 
 
-def delete_keys(url: str, prefix: str) -> int:
+def delete_keys_at(url: str, prefix: str) -> int:
+    """Delete the keys under *prefix* from the Redis at *url*; how many there were."""
     import redis
 
     client = redis.Redis.from_url(url)
     try:
-        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-        if keys:
-            client.delete(*keys)
-        return len(keys)
+        return delete_keys(client, prefix)
     finally:
         client.close()
 
@@ -364,8 +360,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print the markdown table; it says why when fastapi-plugins
     could not be measured."""
     args = parse_args(argv)
-    from opa._masking import mask_secrets
-    from opa.testing._services import TestServices
+    from opa import mask_secrets
+    from opa.testing import TestServices
 
     started = time.perf_counter()
     run = uuid.uuid4().hex[:8]
@@ -380,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
     with ExitStack() as stack:
         url = args.url or stack.enter_context(TestServices()).redis_url()
         scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="opa-bench-")))
-        stack.callback(lambda: say(f"redis: deleted {delete_keys(url, prefix)} keys"))
+        stack.callback(lambda: say(f"redis: deleted {delete_keys_at(url, prefix)} keys"))
         say(f"redis: a fresh server per round on {mask_secrets(url)}")
         opa_settings = write_opa_app(scratch / "opa", url, f"{prefix}opa:")
         bare_dir = write_bare_app(scratch / "bare", url, f"{prefix}bare:")
@@ -390,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
                 "opa",
                 "opa.main:app",
                 scratch / "opa",
-                clean_env(OPA_SETTINGS_DIR=str(opa_settings)),
+                clean_environ(opa_settings),
                 scratch / "opa.log",
                 path=ASYNC,
             ),
@@ -399,7 +395,7 @@ def main(argv: list[str] | None = None) -> int:
                 "bare",
                 "bare_redis:app",
                 bare_dir,
-                clean_env(),
+                clean_environ(),
                 scratch / "bare.log",
                 path=ASYNC,
             ),
@@ -411,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
                 "fastapi-plugins",
                 "peer_redis:app",
                 write_peer_app(scratch / "peer", url, f"{prefix}peer:"),
-                clean_env(),
+                clean_environ(),
                 scratch / "peer.log",
                 path=ASYNC,
                 python=peer_python_path,
@@ -420,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
                 launch_peer().stop()  # it starts here, so a broken environment is a note
                 launchers["peer"] = launch_peer
                 versions = peer_versions(peer_python_path)
-            except RuntimeError as error:
+            except AssertionError as error:  # it exited, or never answered
                 peer_note = f"its server did not start: {str(error).splitlines()[-1][:200]}"
 
         def send(target: str, requests: int) -> float:

@@ -39,31 +39,17 @@ from typing import Any
 import bench_fixtures as fixtures
 import bench_http as http
 
+from opa.testing import clean_environ
+
 PROTOCOLS = {"uvicorn h11": "h11", "opa serving": "opa.serving:GuardedH11Protocol"}
 REQUEST = b"GET /hello HTTP/1.1\r\nhost: bench\r\nuser-agent: bench\r\naccept: */*\r\n\r\n"
 
 
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("OPA_")}
-    return env | extra
-
-
 def start(name: str, protocol: str, settings: Path, log: Path) -> http.Server:
     """uvicorn serving opa.main:app with *protocol*, once /hello answers."""
-    port = http.free_port()
-    command = [sys.executable, "-m", "uvicorn", "opa.main:app", "--http", protocol]
-    command += ["--host", "127.0.0.1", "--port", str(port)]
-    command += ["--no-access-log", "--log-level", "warning"]
-    stream = log.open("w+b")
-    env = clean_env(OPA_SETTINGS_DIR=str(settings))
-    process = subprocess.Popen(command, cwd=settings.parent, env=env, stdout=stream, stderr=stream)
-    server = http.Server(name, process, port, stream)
-    try:
-        server.wait_ready()
-    except BaseException:
-        server.stop()
-        raise
-    return server
+    env = clean_environ(settings)
+    args = ("--http", protocol)
+    return http.start_server(name, "opa.main:app", settings.parent, env, log, uvicorn_args=args)
 
 
 def throughput(
@@ -160,7 +146,7 @@ def instructions(protocol: str, requests: int, scratch: Path) -> int:
     out = scratch / "callgrind.out"
     command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"]
     command += [sys.executable, __file__, "--drive", protocol, str(requests)]
-    done = subprocess.run(command, capture_output=True, text=True, env=clean_env())
+    done = subprocess.run(command, capture_output=True, text=True, env=clean_environ())
     if done.returncode != 0:
         raise RuntimeError(f"callgrind run failed:\n{done.stderr[-2000:]}")
     match = re.search(r"Collected : (\d+)", done.stderr)

@@ -31,6 +31,8 @@ from typing import Any
 import bench_fixtures as fixtures
 import bench_http as http
 
+from opa.testing import clean_environ
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -67,15 +69,9 @@ def ratio_of_pairs(first: Iterable[float], second: Iterable[float]) -> float:
     return median(a / b for a, b in zip(first, second, strict=True))
 
 
-def clean_env(**extra: str) -> dict[str, str]:
-    """This environment without any OPA_ variable, so only the benchmark's settings apply."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("OPA_")}
-    return env | extra
-
-
 def child(*args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
     command = [sys.executable, str(http.CHILD), *args]
-    done = subprocess.run(command, capture_output=True, text=True, env=env or clean_env())
+    done = subprocess.run(command, capture_output=True, text=True, env=env or clean_environ())
     if done.returncode != 0:
         raise RuntimeError(f"{args[0]} failed:\n{done.stderr[-3000:]}")
     result: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
@@ -87,7 +83,9 @@ def timed_child(*args: str) -> tuple[float, dict[str, Any]]:
     command = [sys.executable, str(http.CHILD), *args]
     pipe = subprocess.PIPE
     start = time.perf_counter()
-    with subprocess.Popen(command, stdout=pipe, stderr=pipe, text=True, env=clean_env()) as child:
+    with subprocess.Popen(
+        command, stdout=pipe, stderr=pipe, text=True, env=clean_environ()
+    ) as child:
         assert child.stdout is not None and child.stderr is not None
         line = child.stdout.readline()
         seconds = time.perf_counter() - start
@@ -110,10 +108,10 @@ def alternating(variants: dict[str, Callable[[], float]], rounds: int) -> dict[s
 def throughput_and_memory(plan: Plan, tool: str, scratch: Path, report: Report) -> None:
     say(f"1/6 throughput of GET /hello, load from {tool}")
     settings, bare_dir = fixtures.hello_apps(scratch / "hello")
-    env = clean_env(OPA_SETTINGS_DIR=str(settings))
+    env = clean_environ(settings)
     servers = [
         http.start_server("opa", "opa.main:app", settings.parent, env, scratch / "opa.log"),
-        http.start_server("bare", "bare_hello:app", bare_dir, clean_env(), scratch / "b.log"),
+        http.start_server("bare", "bare_hello:app", bare_dir, clean_environ(), scratch / "b.log"),
     ]
     cpu: dict[str, list[float]] = {server.name: [] for server in servers}
 
@@ -260,7 +258,7 @@ def startup(plan: Plan, scratch: Path, report: Report) -> None:
 def imports(plan: Plan, scratch: Path, report: Report) -> None:
     say("5/6 what `import opa, opa.main` imports, and how long `import opa` takes")
     settings = fixtures.write_settings(scratch / "imports", [])
-    env = clean_env(OPA_SETTINGS_DIR=str(settings))
+    env = clean_environ(settings)
     found: set[str] = set()
 
     def measure(which: str) -> Callable[[], float]:

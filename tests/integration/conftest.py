@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from faults import MARKER_PLUGIN, OpaRun
 
-pytest_plugins = ["opa.testing._fixtures"]
+pytest_plugins = ["opa.testing.fixtures"]
 
 
 @pytest.fixture

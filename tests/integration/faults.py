@@ -12,8 +12,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Mapping
 from contextlib import suppress
@@ -22,17 +20,18 @@ from typing import Any
 
 import yaml
 
-from opa.testing._services import (
+from opa.testing import (
     LOCALHOST,
-    PortTaken,
+    LoggedProcess,
     ServiceUnavailable,
     bound_port,
+    clean_environ,
     free_port,
-    listens_on,
-    log_tail,
-    on_free_port,
-    port_taken_by_another,
+    http_answers,
+    wait_for,
 )
+from opa.testing._ports import PortTaken, listens_on, on_free_port, port_taken_by_another
+from opa.testing._services import log_tail
 
 # A plugin driver that leaves a trace of its connect and disconnect: "<MARKER>.connected" and
 # "<MARKER>.disconnected", each holding the time.monotonic() of the call (CLOCK_MONOTONIC is
@@ -100,7 +99,7 @@ def write_settings(folder: Path, values: Mapping[str, Any]) -> Path:
     return folder
 
 
-class OpaRun:
+class OpaRun(LoggedProcess):
     """`python -m opa run` on a settings folder, in its own session, output in a file.
 
     It binds port 0, so the kernel picks a port no one else holds; ``wait_serving()`` reads
@@ -110,67 +109,30 @@ class OpaRun:
     def __init__(
         self, settings_dir: Path, log: Path, environ: Mapping[str, str] | None = None
     ) -> None:
-        env = {
-            name: value
-            for name, value in os.environ.items()
-            if not name.upper().startswith(("OPA_", "DYNACONF_")) and name.upper() != "ENV"
-        }
-        env.update(OPA_SETTINGS_DIR=str(settings_dir), PYTHONUNBUFFERED="1")
-        env.update(environ or {})
-        command = [sys.executable, "-m", "opa", "run", "--host", LOCALHOST]
-        command += ["--port", "0"]
+        command = [sys.executable, "-m", "opa", "run", "--host", LOCALHOST, "--port", "0"]
+        env = clean_environ(settings_dir, **(environ or {}))
+        super().__init__(command, log, env=env, cwd=settings_dir)
         self.port = 0
-        self.log = log
         self.started = time.monotonic()
-        with log.open("ab") as output:
-            self.popen = subprocess.Popen(
-                command,
-                cwd=settings_dir,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def wait(self, timeout: float) -> int:
-        try:
-            return self.popen.wait(timeout)
-        except subprocess.TimeoutExpired:
-            raise AssertionError(
-                f"opa run did not exit within {timeout:g}s:\n{self.output()[-3000:]}"
-            ) from None
 
     def wait_serving(self, timeout: float = 60.0) -> None:
+        """Until /health answers (a 503 is an answer); fail with the log when it never does."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def serving() -> bool:
             if self.popen.poll() is not None:
-                raise AssertionError(f"opa run exited early:\n{self.output()[-3000:]}")
+                raise AssertionError(f"opa run exited early:\n{self.tail()}")
             if not self.port:
                 try:
                     self.port = bound_port(self.popen, "opa run", deadline - time.monotonic())
                 except ServiceUnavailable as error:
-                    raise AssertionError(f"{error}:\n{self.output()[-3000:]}") from None
-            try:
-                with urllib.request.urlopen(f"http://{LOCALHOST}:{self.port}/health", timeout=2):
-                    return
-            except urllib.error.HTTPError:
-                return  # it answers, if with 503
-            except OSError:
-                time.sleep(0.1)
-        raise AssertionError(f"opa run did not serve within {timeout:g}s:\n{self.output()}")
+                    raise AssertionError(f"{error}:\n{self.tail()}") from None
+            return http_answers(f"http://{LOCALHOST}:{self.port}/health", timeout=2)
+
+        wait_for(serving, timeout, f"opa run serving (log {self.log})")
 
     def terminate(self) -> None:
-        self.popen.send_signal(signal.SIGTERM)
-
-    def close(self) -> None:
-        with suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.popen.pid, signal.SIGKILL)
-        with suppress(subprocess.TimeoutExpired):
-            self.popen.wait(10)
+        self.signal(signal.SIGTERM)
 
 
 class SilentProxy:

@@ -19,8 +19,7 @@ import httpx
 import pytest
 from faults import OpaRun, write_settings
 
-from opa.testing._fixtures import skip_or_fail
-from opa.testing._services import LOCALHOST, RedisServer, ServiceUnavailable, TestServices
+from opa.testing import LOCALHOST, RedisServer, ServiceUnavailable, TestServices, skip_or_fail
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "redis"
 ROUTES = ("/counter-sync", "/counter-async")

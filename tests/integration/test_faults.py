@@ -32,16 +32,15 @@ from faults import (
 
 import opa.testing._ports
 from opa._errors import OpaError, PluginError
-from opa.testing import build_app
-from opa.testing._fixtures import skip_or_fail
-from opa.testing._services import (
+from opa.testing import (
     LOCALHOST,
     RedisServer,
     ServiceUnavailable,
     TestServices,
-    closed_port,
-    port_accepts,
+    build_app,
+    skip_or_fail,
 )
+from opa.testing._ports import holding_closed_port, port_accepts
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 # Seconds added to every configured timeout: Python start-up of `opa run`, a loaded machine.
@@ -97,7 +96,7 @@ def redis_server() -> Iterator[RedisServer]:
 @pytest.fixture
 def refused_port() -> Iterator[int]:
     """A port that refuses connections, held for the test so no server can appear on it."""
-    with closed_port() as port:
+    with holding_closed_port() as port:
         yield port
 
 

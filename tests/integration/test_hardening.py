@@ -26,8 +26,7 @@ from faults import OpaRun, write_settings
 from opa._cli import cli
 from opa._errors import ComponentError, ConfigError, OptionsError
 from opa._plugin_manager import PLUGIN_ENTRY_POINT_GROUP
-from opa.testing import build_app, chunked_body
-from opa.testing._services import LOCALHOST
+from opa.testing import LOCALHOST, build_app, chunked_body, delete_keys
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 ORIGIN = "https://elsewhere.example"
@@ -240,8 +239,7 @@ def redis_example(redis_url: str) -> Iterator[tuple[TestClient, str]]:
             yield client, prefix
         finally:
             walrus = app.state.opa.components["walrus"].instance
-            for key in walrus.scan_iter(match=f"{prefix}*"):
-                walrus.delete(key)
+            delete_keys(walrus, prefix)
 
 
 @pytest.mark.parametrize(

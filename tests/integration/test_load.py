@@ -11,16 +11,12 @@ the keys it wrote (never a flush), and kills every process it started.
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import textwrap
 import time
-import urllib.request
 import uuid
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager, suppress
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -29,7 +25,15 @@ import pytest
 import redis
 import yaml
 
-from opa.testing._services import LOCALHOST, bound_port
+from opa.testing import (
+    LOCALHOST,
+    LoggedProcess,
+    bound_port,
+    clean_environ,
+    delete_keys,
+    http_answers,
+    wait_for,
+)
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "redis"
 REQUESTS = 5000
@@ -142,68 +146,10 @@ def with_db(url: str, db: int) -> str:
     return urlunsplit((parts.scheme, parts.netloc, f"/{db}", "", ""))
 
 
-def clean_environ(settings_dir: Path) -> dict[str, str]:
-    """This environment without the machine's opa settings, reading *settings_dir*."""
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.upper().startswith(("OPA_", "DYNACONF_")) and name.upper() != "ENV"
-    }
-    env.update({"OPA_SETTINGS_DIR": str(settings_dir), "PYTHONUNBUFFERED": "1"})
-    return env
-
-
 def write_settings(folder: Path, values: Mapping[str, Any]) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "settings.yaml").write_text(yaml.safe_dump({"default": dict(values)}))
     return folder
-
-
-def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} did not happen within {timeout:g}s")
-        time.sleep(0.1)
-
-
-Popen = subprocess.Popen  # the type of what process() yields
-
-
-@contextmanager
-def process(command: list[str], env: Mapping[str, str], log: Path) -> Iterator[Popen]:
-    """Run *command* in its own session for the block, then kill its whole process group."""
-    with log.open("ab") as output:
-        popen = subprocess.Popen(
-            command,
-            env=dict(env),
-            cwd=log.parent,
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        yield popen
-    finally:
-        with suppress(ProcessLookupError, PermissionError):
-            os.killpg(popen.pid, signal.SIGKILL)
-        with suppress(subprocess.TimeoutExpired):
-            popen.wait(10)
-
-
-def alive_or_fail(popen: Popen, log: Path) -> None:
-    if popen.poll() is not None:
-        tail = log.read_text(errors="replace")[-3000:]
-        raise AssertionError(f"{popen.args} exited with {popen.returncode}:\n{tail}")
-
-
-def delete_keys(client: redis.Redis, prefix: str) -> int:
-    """Delete the keys starting with *prefix* (ours alone); never a flush."""
-    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-    for start in range(0, len(keys), 500):
-        client.delete(*keys[start : start + 500])
-    return len(keys)
 
 
 @pytest.fixture
@@ -225,20 +171,16 @@ def counter_server(redis_url: str, tmp_path: Path) -> Iterator[tuple[int, str, r
     client = redis.Redis.from_url(redis_url)
     command = [sys.executable, "-m", "opa", "run", "--host", LOCALHOST, "--port", "0"]
     try:
-        with process(command, clean_environ(folder), log) as server:
-            port = bound_port(server, f"`opa run` (log {log})", START_TIMEOUT)
+        with LoggedProcess(command, log, env=clean_environ(folder)) as server:
+            port = bound_port(server.popen, f"`opa run` (log {log})", START_TIMEOUT)
 
             def healthy() -> bool:
-                alive_or_fail(server, log)
-                try:
-                    with urllib.request.urlopen(f"http://{LOCALHOST}:{port}/health", timeout=1):
-                        return True
-                except OSError:
-                    return False
+                server.check_alive()
+                return http_answers(f"http://{LOCALHOST}:{port}/health")
 
             wait_for(healthy, START_TIMEOUT, f"`opa run` start-up (log {log})")
             yield port, prefix, client
-            alive_or_fail(server, log)
+            server.check_alive()
     finally:
         delete_keys(client, prefix)
         client.close()
@@ -316,16 +258,16 @@ def test_celery_tasks_across_two_workers_all_arrive(redis_url: str, tmp_path: Pa
     clients = [redis.Redis.from_url(broker), redis.Redis.from_url(backend)]
     try:
         with (
-            worker(env, tmp_path, run, "a", queue) as (first, first_log),
-            worker(env, tmp_path, run, "b", queue) as (second, second_log),
+            worker(env, tmp_path, run, "a", queue) as first,
+            worker(env, tmp_path, run, "b", queue) as second,
         ):
-            for popen, log in ((first, first_log), (second, second_log)):
+            for process in (first, second):
 
-                def ready(popen: Popen = popen, log: Path = log) -> bool:
-                    alive_or_fail(popen, log)
-                    return " ready." in log.read_text(errors="replace")
+                def ready(process: LoggedProcess = process) -> bool:
+                    process.check_alive()
+                    return " ready." in process.output()
 
-                wait_for(ready, START_TIMEOUT, f"worker start-up (log {log})")
+                wait_for(ready, START_TIMEOUT, f"worker start-up (log {process.log})")
 
             started = time.perf_counter()
             results = ResultSet(
@@ -336,8 +278,8 @@ def test_celery_tasks_across_two_workers_all_arrive(redis_url: str, tmp_path: Pa
             )
             values = results.join(timeout=TASKS_TIMEOUT, propagate=True, interval=0.05)
             elapsed = time.perf_counter() - started
-            for popen, log in ((first, first_log), (second, second_log)):
-                alive_or_fail(popen, log)
+            first.check_alive()
+            second.check_alive()
             results.forget()
     finally:
         sender.close()
@@ -356,14 +298,9 @@ def test_celery_tasks_across_two_workers_all_arrive(redis_url: str, tmp_path: Pa
     )
 
 
-@contextmanager
-def worker(
-    env: Mapping[str, str], folder: Path, run: str, role: str, queue: str
-) -> Iterator[tuple[Popen, Path]]:
-    """An `opa worker` process (2 pool processes) consuming *queue*, killed afterwards."""
-    log = folder / f"worker-{role}.log"
+def worker(env: Mapping[str, str], folder: Path, run: str, role: str, queue: str) -> LoggedProcess:
+    """An `opa worker` process (2 pool processes) consuming *queue*, killed when closed."""
     command = [sys.executable, "-m", "opa", "worker", "-l", "info", "-c", "2"]
     command += ["-n", f"{role}-{run}@%h", "-Q", queue]
     command += ["--without-mingle", "--without-gossip", "--without-heartbeat"]
-    with process(command, env, log) as popen:
-        yield popen, log
+    return LoggedProcess(command, folder / f"worker-{role}.log", env=env)

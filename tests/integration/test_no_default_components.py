@@ -15,7 +15,7 @@ from pathlib import Path
 
 from faults import OpaRun
 
-from opa.testing._services import LOCALHOST
+from opa.testing import LOCALHOST
 
 ROOT = Path(__file__).resolve().parents[2]
 HELLO_WORLD = ROOT / "examples" / "hello-world"

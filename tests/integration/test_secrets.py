@@ -34,9 +34,14 @@ from faults import write_settings as write_run_settings
 
 from opa._cli import cli
 from opa._log import MAX_LOGGED_URL, setup_logging
-from opa.testing import build_app
-from opa.testing._fixtures import skip_or_fail
-from opa.testing._services import LOCALHOST, RedisServer, ServiceUnavailable, free_port
+from opa.testing import (
+    LOCALHOST,
+    RedisServer,
+    ServiceUnavailable,
+    build_app,
+    free_port,
+    skip_or_fail,
+)
 
 # Unique to the run, so a hit can only come from this test's configuration; names of
 # files and apps take another, so no output holds a piece of a password by right.

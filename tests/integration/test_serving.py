@@ -19,7 +19,7 @@ import pytest
 from faults import OpaRun, disconnected_at, marker_component, write_settings
 from test_faults import figure
 
-from opa.testing._services import LOCALHOST
+from opa.testing import LOCALHOST
 
 # Generous bounds: the machine is shared. They catch a hang, they do not measure speed.
 SLACK = 15.0

@@ -7,15 +7,24 @@ import textwrap
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from importlib.metadata import EntryPoint
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fastapi import FastAPI
 
-from opa.testing import build_app
-from opa.testing._services import free_port
+import opa._driver_registry
+from opa.testing import build_app, free_port
 
-__all__ = ["cpu_seconds", "free_port", "listening_port", "make_app", "write_plugin"]
+__all__ = [
+    "cpu_seconds",
+    "free_port",
+    "listening_port",
+    "make_app",
+    "without_installed_driver",
+    "write_plugin",
+]
 
 
 def write_plugin(folder: Path, name: str, source: str, package: bool = False) -> Path:
@@ -53,3 +62,15 @@ def cpu_seconds(function: Callable[[], object]) -> float:
         function()
         best = min(best, time.process_time() - start)
     return best
+
+
+def without_installed_driver(monkeypatch: pytest.MonkeyPatch, *names: str) -> None:
+    """Hide the installed drivers *names*, as on a machine without their distributions: the
+    core's tests also run with every package of the monorepo installed (`pytest
+    packages/*/tests`)."""
+    real = opa._driver_registry.entry_points
+
+    def entry_points(**selection: Any) -> list[EntryPoint]:
+        return [found for found in real(**selection) if found.name not in names]
+
+    monkeypatch.setattr(opa._driver_registry, "entry_points", entry_points)

@@ -15,8 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from opa.testing._fixtures import skip_or_fail
-from opa.testing._services import bound_port
+from opa.testing import bound_port, skip_or_fail
 from support import write_plugin
 
 PLUGIN = """

@@ -21,7 +21,8 @@ from click.testing import CliRunner, Result
 import opa._driver_registry
 from opa._cli import cli
 from opa._log import setup_logging
-from opa.testing._services import bound_port, free_port
+from opa.testing import bound_port, free_port
+from support import without_installed_driver
 
 PASSWORD = "s3cret"
 
@@ -126,8 +127,11 @@ def test_config_json_is_masked_json(tmp_path: Path) -> None:
     assert json.loads(result.stdout)["OPTIONAL_COMPONENTS"]["CACHE"]["OPTS"]["URL"].count("***")
 
 
-def test_drivers_lists_missing_configured_driver_with_install_line(tmp_path: Path) -> None:
+def test_drivers_lists_missing_configured_driver_with_install_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """`opa drivers` names a configured but missing driver and the pip line that installs it."""
+    without_installed_driver(monkeypatch, "redis-walrus")
     components = {
         "walrus": {"DRIVER": "redis-walrus", "OPTS": {"URL": "redis://u:s3cret@h"}},
         "exotic": {"DRIVER": "exotic-db"},
@@ -200,8 +204,11 @@ def test_check_fails_for_a_required_component_on_a_closed_port(
     assert "***" in result.output
 
 
-def test_check_skips_unreachable_auto_components(tmp_path: Path) -> None:
+def test_check_skips_unreachable_auto_components(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """`opa check` exits 0 when an auto component is merely unreachable or not installed."""
+    without_installed_driver(monkeypatch, "redis-walrus")
     components = {"probe": probe(free_port(), load="auto"), "walrus": {"DRIVER": "redis-walrus"}}
     result = invoke(project(tmp_path, components), "check")
     assert result.exit_code == 0, result.output

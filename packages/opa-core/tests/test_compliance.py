@@ -11,8 +11,7 @@ from typing import Any, ClassVar
 import pytest
 
 from opa import Driver
-from opa.testing import DriverComplianceSuite
-from opa.testing._compliance import closed_port
+from opa.testing import DriverComplianceSuite, closed_port
 from tcp_driver import AsyncTcpEchoDriver, EchoServer, TcpEchoDriver
 
 

@@ -28,7 +28,6 @@ DOCUMENTED_KEYS = [
     "CORS_ORIGINS",
     "SECRET_KEY",
     "DEBUG",
-    "BETTER_EXCEPTIONS",
     "SELF_HOSTED",
     "PLUGIN_PATHS",
     "PLUGIN_WHITELIST_LIST",
@@ -220,7 +219,6 @@ BAD_VARIABLES = [
     ("DEBUG", "2", "int 2"),
     ("RELOAD", "{a=1}", "mapping"),
     ("SELF_HOSTED", "[]", "list"),
-    ("BETTER_EXCEPTIONS", "nope", "str 'nope'"),
     ("DEMO_PLUGINS", "1.5", "float 1.5"),
     ("PLUGIN_ENTRY_POINTS", "x", "str 'x'"),
     # Its name says credential, so its value is never shown.

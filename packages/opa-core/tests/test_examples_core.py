@@ -26,8 +26,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from opa.testing import build_app
-from opa.testing._services import bound_port
+from opa.testing import bound_port, build_app
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES = ROOT / "examples"

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from opa.testing import _compliance as compliance
 from opa.testing._ports import (
     PortTaken,
     ServiceUnavailable,
     bound_port,
     closed_port,
     free_port,
+    holding_closed_port,
     listening_ports,
     on_free_port,
     port_accepts,
@@ -79,7 +79,7 @@ def test_on_free_port_retries_a_taken_port_and_gives_up_bounded() -> None:
 
 def test_closed_port_refuses_connections_and_no_one_can_take_it() -> None:
     """A held port refuses connections and cannot be bound by anyone until the block ends."""
-    with closed_port() as port:
+    with holding_closed_port() as port:
         assert port < ephemeral_low()
         assert not port_accepts(port)
         assert not bindable(port)
@@ -96,7 +96,7 @@ def test_closed_port_passes_over_a_port_taken_before_its_bind(
         monkeypatch.setattr(
             random, "randrange", lambda low, high: next(picks, None) or real_randrange(low, high)
         )
-        with closed_port() as port:
+        with holding_closed_port() as port:
             assert next(picks, None) is None, "the taken port was never tried"
             assert port != taken
             assert not port_accepts(port)
@@ -104,7 +104,7 @@ def test_closed_port_passes_over_a_port_taken_before_its_bind(
 
 
 def test_closed_port_says_so_when_no_port_can_be_bound(monkeypatch: pytest.MonkeyPatch) -> None:
-    """With every bind refused, closed_port() raises ServiceUnavailable instead of an OSError."""
+    """With every bind refused, holding_closed_port() raises ServiceUnavailable, not OSError."""
 
     def refuse(sock: socket.socket, address: object) -> None:
         raise OSError("address already in use")
@@ -112,14 +112,14 @@ def test_closed_port_says_so_when_no_port_can_be_bound(monkeypatch: pytest.Monke
     monkeypatch.setattr(socket.socket, "bind", refuse)
     with (
         pytest.raises(ServiceUnavailable, match=r"no port on 127\.0\.0\.1 could be bound"),
-        closed_port(),
+        holding_closed_port(),
     ):
         pass
 
 
 def test_the_compliance_closed_port_stays_held_after_the_call() -> None:
     """The suite's closed_port() is still refusing and unbindable long after it returned."""
-    port = compliance.closed_port()
+    port = closed_port()
     assert port < ephemeral_low()
     assert not port_accepts(port)
     assert not bindable(port)

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from opa._cli import cli
 from opa._scaffold import ScaffoldError, create_driver_package
-from opa.testing._fixtures import skip_or_fail
+from opa.testing import skip_or_fail
 
 CORE = Path(__file__).resolve().parents[1]
 """This repository's opa-core folder, installed into the fresh environment."""

@@ -17,16 +17,9 @@ import pytest
 
 import opa.testing._ports
 import opa.testing._services
-from opa.testing._fixtures import skip_or_fail
-from opa.testing._services import (
-    PortTaken,
-    RedisServer,
-    ServiceUnavailable,
-    TestServices,
-    free_port,
-    port_accepts,
-    redis_answers,
-)
+from opa.testing import skip_or_fail
+from opa.testing._ports import PortTaken, ServiceUnavailable, free_port, port_accepts
+from opa.testing._services import RedisServer, TestServices, redis_answers
 
 
 def redis_command(port: int, *words: str) -> bytes:
@@ -224,11 +217,3 @@ def test_a_private_redis_moves_to_a_fresh_port_when_its_first_is_taken(
             assert next(picks, None) is None, "the taken port was never tried"
             assert server.port != taken
             assert redis_command(server.port, "PING") == b"+PONG\r\n"
-
-
-def test_the_port_helpers_are_still_importable_from_services() -> None:
-    """Code importing the port helpers from opa.testing._services gets those of ports."""
-    for name in ("PortTaken", "ServiceUnavailable", "bound_port", "closed_port", "free_port"):
-        assert getattr(opa.testing._services, name) is getattr(opa.testing._ports, name)
-    for name in ("listening_ports", "listens_on", "on_free_port", "port_accepts"):
-        assert getattr(opa.testing._services, name) is getattr(opa.testing._ports, name)

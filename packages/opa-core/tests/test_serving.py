@@ -41,7 +41,7 @@ from opa.serving import (
     serving_limits,
     sweep_interval,
 )
-from opa.testing._services import LOCALHOST
+from opa.testing import LOCALHOST
 
 LIMITS = ServingLimits(
     header_timeout=5.0,

@@ -19,8 +19,8 @@ from opa._driver_registry import DriverRegistry
 from opa._drivers import Driver, DriverOptions
 from opa._errors import ComponentError
 from opa._health import overall_status
-from opa.testing._compliance import captured_logs
-from support import free_port, listening_port, make_app
+from opa.testing import captured_logs
+from support import free_port, listening_port, make_app, without_installed_driver
 
 
 class UrlOptions(DriverOptions):
@@ -138,9 +138,12 @@ def test_the_worst_component_decides() -> None:
     assert overall_status(entries) == ("unavailable", 503)
 
 
-def test_health_is_degraded_for_an_unreachable_or_misspelled_auto_component() -> None:
+def test_health_is_degraded_for_an_unreachable_or_misspelled_auto_component(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """An app whose auto components were skipped (one unreachable, one with a misspelled
     driver) answers /health 200 with "degraded", each component saying why."""
+    without_installed_driver(monkeypatch, "redis-walrus", "redis-aioredis")
     components = {
         "GONE": {"LOAD": "auto", "DRIVER": "redis-walrus", "OPTS": {"URL": "redis://h/0"}},
         "TYPO": {"LOAD": "auto", "DRIVER": "redis-walrsu"},

@@ -6,9 +6,17 @@ from collections.abc import Iterator
 
 import pytest
 
-from support import BACKEND_DB, BROKER_DB, STORE_DB, Run, delete_keys, delete_queues, redis_db
+from celery_support import (
+    BACKEND_DB,
+    BROKER_DB,
+    STORE_DB,
+    Run,
+    delete_keys_at,
+    delete_queues,
+    redis_db,
+)
 
-pytest_plugins = ["opa.testing._fixtures"]
+pytest_plugins = ["opa.testing.fixtures"]
 
 
 @pytest.fixture
@@ -18,7 +26,7 @@ def run(redis_url: str) -> Iterator[Run]:
     yield names
     delete_queues(names.amqp_queues)
     for db in (BROKER_DB, BACKEND_DB, STORE_DB):
-        delete_keys(redis_db(redis_url, db), names.prefix)
+        delete_keys_at(redis_db(redis_url, db), names.prefix)
 
 
 @pytest.fixture

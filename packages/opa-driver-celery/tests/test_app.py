@@ -14,13 +14,10 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from opa import get_component, get_instance
-from opa._errors import ComponentError, HookError, PluginError
-from opa.testing import build_app
-from opa.testing._compliance import closed_port
-from opa.testing._services import TestServices
+from celery_support import PLUGINS, Run, celery_component
+from opa import ComponentError, HookError, PluginError, get_component, get_instance
+from opa.testing import TestServices, build_app, closed_port
 from opa_driver_celery import UnknownTaskError
-from support import PLUGINS, Run, celery_component
 
 OFF: dict[str, Any] = {"LOAD": "no"}
 

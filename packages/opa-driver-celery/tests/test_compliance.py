@@ -6,8 +6,7 @@ from typing import Any
 
 import pytest
 
-from opa.testing import DriverComplianceSuite
-from opa.testing._compliance import closed_port
+from opa.testing import DriverComplianceSuite, closed_port
 
 
 class TestCeleryCompliance(DriverComplianceSuite):

@@ -15,21 +15,19 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 
-from opa import get_instance
-from opa.testing import build_app, chunked_body
-from support import (
+from celery_support import (
     BACKEND_DB,
     EXAMPLE,
     STORE_DB,
     Process,
     Run,
-    clean_environ,
     opa_worker_command,
     redis_db,
     started,
-    wait_for,
     worker_args,
 )
+from opa import get_instance
+from opa.testing import build_app, chunked_body, clean_environ, wait_for
 
 TASK_TIMEOUT = 30.0
 

@@ -13,8 +13,8 @@ import pytest
 from kombu.exceptions import OperationalError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from opa._component_config import ComponentSpec, validate_options
-from opa._errors import OptionsError
+from opa import OptionsError
+from opa.testing import make_driver
 from opa_driver_celery import SAFE_DEFAULTS, CeleryDriver, CeleryOptions
 from opa_driver_celery.options import REDIS_EXTRA
 
@@ -23,8 +23,7 @@ BROKER = "amqp://guest:guest@127.0.0.1:5672//"
 
 def driver(**opts: Any) -> CeleryDriver:
     """A celery driver whose OPTS went through opa's own validation, as configuration's do."""
-    spec = ComponentSpec("celery", "yes", "celery", {"BROKER_URL": BROKER, **opts})
-    return CeleryDriver("celery", validate_options(spec, CeleryOptions))
+    return make_driver(CeleryDriver, {"BROKER_URL": BROKER, **opts}, "celery")
 
 
 def refused(**opts: Any) -> str:
@@ -101,9 +100,8 @@ def test_urls_in_settings_are_refused() -> None:
 def test_unknown_options_and_a_missing_broker_are_refused() -> None:
     """OPTS outside the model, or without BROKER_URL, are options errors naming the option."""
     assert "RESULT_URL" in refused(RESULT_URL="redis://x")
-    spec = ComponentSpec("celery", "yes", "celery", {})
     with pytest.raises(OptionsError, match="BROKER_URL"):
-        validate_options(spec, CeleryOptions)
+        make_driver(CeleryDriver, {}, "celery")
 
 
 def test_urls_list_every_broker_and_the_backend() -> None:

@@ -10,24 +10,21 @@ from pathlib import Path
 import httpx
 import pytest
 
-from opa.testing._compliance import closed_port
-from opa.testing._services import bound_port
-from support import (
+from celery_support import (
     STORE_DB,
     Run,
     celery_component,
     celery_worker_command,
-    clean_environ,
     client_app,
     opa_worker_command,
     redis_db,
     run_counts,
     started,
     store_component,
-    wait_for,
     worker_args,
     write_settings,
 )
+from opa.testing import bound_port, clean_environ, closed_port, wait_for
 
 RESULT_TIMEOUT = 30.0
 

@@ -1,1 +1,1 @@
-pytest_plugins = ["opa.testing._fixtures"]
+pytest_plugins = ["opa.testing.fixtures"]

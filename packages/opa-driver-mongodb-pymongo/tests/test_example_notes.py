@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from fastapi.testclient import TestClient
 
-from opa._config import load_settings
 from opa.testing import build_app, chunked_body
 from opa_mongodb_common.testing import private_database
 
@@ -39,8 +39,8 @@ def create(client: TestClient, title: str, body: str = "") -> dict[str, Any]:
 
 def test_settings_configure_the_pymongo_driver() -> None:
     """The example's settings folder names the PyMongo driver under LOAD yes."""
-    settings = load_settings(settings_dir=EXAMPLE / "settings", env="prod")
-    mongodb = settings.OPTIONAL_COMPONENTS["MONGODB"]
+    settings = yaml.safe_load((EXAMPLE / "settings" / "components.yaml").read_text())
+    mongodb = settings["default"]["OPTIONAL_COMPONENTS"]["MONGODB"]
     assert mongodb["DRIVER"] == "mongodb-async-pymongo"
     assert mongodb["LOAD"] in ("yes", True)
 

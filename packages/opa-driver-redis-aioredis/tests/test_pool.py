@@ -15,7 +15,7 @@ import redis.asyncio.connection
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from aioredis_clients import SLACK, TIMEOUT, checkout, connected
-from opa.testing._compliance import closed_port
+from opa.testing import closed_port
 from opa_driver_redis_aioredis.pool import FreeFirstBlockingPool
 
 

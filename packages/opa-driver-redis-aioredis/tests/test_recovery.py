@@ -12,8 +12,7 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
-from opa.testing import build_app
-from opa.testing._services import RedisServer, TestServices
+from opa.testing import RedisServer, TestServices, build_app
 
 ROUTES = """
 from opa import get_instance, get_router

@@ -7,18 +7,15 @@ test_socket_timeout.py, which checks the timeout's outcomes; these check how it 
 from __future__ import annotations
 
 import asyncio
-import shutil
-import tempfile
 import time
 from collections.abc import Coroutine, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from redis.asyncio.connection import Connection, SSLConnection, UnixDomainSocketConnection
 
 from aioredis_clients import SLACK, TIMEOUT, checkout, connected, seconds_until_timeout
-from opa.testing._services import redis_server_binary, spawn, stop_process, wait_until_ready
+from opa.testing import RedisServer
 from opa_driver_redis_aioredis import AioredisDriver
 from opa_driver_redis_aioredis.watch import (
     WatchedConnection,
@@ -221,22 +218,13 @@ def test_a_socket_timeout_in_the_url_sets_the_watch_as_it_set_redis_py(
 
 @pytest.fixture
 def unix_redis() -> Iterator[str]:
-    """A private redis-server listening on a unix socket only.
-
-    Its folder is made under /tmp, not pytest's tmp_path: a socket path must fit in 107
-    bytes, and tmp_path under nox's temporary folder does not.
-    """
-    folder = Path(tempfile.mkdtemp(prefix="opa-redis-", dir="/tmp"))
-    socket = folder / "redis.sock"
-    command = [redis_server_binary(), "--port", "0", "--unixsocket", str(socket)]
-    command += ["--save", "", "--appendonly", "no"]
-    process, log = spawn(command, folder, "redis.log")
+    """A private redis-server listening on a unix socket only."""
+    server = RedisServer(unix_socket=True)
     try:
-        wait_until_ready(socket.exists, process, "redis-server on a unix socket", log)
-        yield f"unix://{socket}?db=0"
+        server.start()
+        yield server.url
     finally:
-        stop_process(process)
-        shutil.rmtree(folder, ignore_errors=True)
+        server.close()
 
 
 def test_a_unix_socket_url_is_served_and_watched(unix_redis: str) -> None:

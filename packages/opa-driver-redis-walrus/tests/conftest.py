@@ -1,1 +1,1 @@
-pytest_plugins = ["opa.testing._fixtures", "opa_redis_common.testing"]
+pytest_plugins = ["opa.testing.fixtures", "opa_redis_common.testing"]

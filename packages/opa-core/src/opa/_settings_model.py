@@ -162,7 +162,6 @@ class Settings(BaseModel):
         ge=0, description="a whole number of bytes, or 0 or null for no limit"
     )
     DEBUG: bool = Field(description="true or false")
-    BETTER_EXCEPTIONS: bool = Field(description="true or false")
     LOG_LEVEL: Annotated[str, BeforeValidator(_log_level)] = Field(
         description=f"one of {', '.join(LOG_LEVELS)}"
     )

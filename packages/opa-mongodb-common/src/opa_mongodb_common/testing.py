@@ -7,7 +7,7 @@ A driver package subclasses :class:`MongoDriverSuite` once, in a module pytest c
         distribution = "opa-driver-mongodb-motor"
         client_class = "motor.motor_asyncio:AsyncIOMotorClient"
 
-and enables ``opa.testing._fixtures`` in its conftest, whose ``mongodb_url`` fixture is the
+and enables ``opa.testing.fixtures`` in its conftest, whose ``mongodb_url`` fixture is the
 server (``OPA_TEST_MONGODB_URL``, else a private nx-27017). Each test class works in a
 database of its own, named at random and dropped at the end, so the server need not be empty.
 """
@@ -27,21 +27,24 @@ import time
 import traceback
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import pytest
 from fastapi.testclient import TestClient
 
-from opa._components import Component
-from opa._driver_registry import DriverRegistry
-from opa._errors import ComponentError, ComponentUnavailableError, OptionsError
-from opa._log import setup_logging
-from opa._masking import mask_secrets
-from opa.testing import DriverComplianceSuite, build_app
-from opa.testing._compliance import closed_port
-from opa.testing._fixtures import skip_or_fail
-from opa.testing._services import LOCALHOST, ServiceUnavailable, TestServices
+from opa import Component, ComponentError, ComponentUnavailableError, OptionsError, mask_secrets
+from opa.testing import (
+    LOCALHOST,
+    DriverComplianceSuite,
+    ServiceUnavailable,
+    TestServices,
+    build_app,
+    captured_logs,
+    closed_port,
+    skip_or_fail,
+)
 
 T = TypeVar("T")
 
@@ -280,9 +283,10 @@ class MongoDriverSuite(DriverComplianceSuite):
         live = with_credentials(live_url, "opa", password)
         dead = f"mongodb://opa:{password}@127.0.0.1:{closed_port()}/opa"
         logs = io.StringIO()
-        monkeypatch.setattr(sys, "stderr", logs)  # opa's log sink writes to sys.stderr
         outputs: dict[str, str] = {}
-        try:
+        # captured_logs() puts opa's default sink back afterwards, on the real stderr.
+        with captured_logs(), monkeypatch.context() as patched:
+            patched.setattr(sys, "stderr", logs)  # the app's own log sink writes to sys.stderr
             for case, load, url in [
                 ("live", "yes", live),
                 ("live", "auto", live),
@@ -298,8 +302,6 @@ class MongoDriverSuite(DriverComplianceSuite):
                 except Exception as exc:
                     text = "".join(traceback.format_exception(exc))
                     outputs[f"error, {case} server, LOAD {load}"] = text
-        finally:
-            setup_logging("INFO")
         outputs["log"] = logs.getvalue()
         assert "DEBUG" in outputs["log"], "no debug line was logged; the test proves nothing"
         assert any(key.startswith("/health") for key in outputs), outputs
@@ -379,10 +381,10 @@ class MongoDriverSuite(DriverComplianceSuite):
 
     def test_entry_point_imports_no_client_library(self) -> None:
         """Loading the entry point imports neither motor nor pymongo: that waits for connect."""
-        installed = DriverRegistry().installed.get(self.driver_name)
-        assert installed is not None, f"no entry point named {self.driver_name}"
+        found = entry_points(group="opa.drivers", name=self.driver_name)
+        assert found, f"no entry point named {self.driver_name}"
         script = (
-            f"import json, sys, {installed.entry_point.module}; "
+            f"import json, sys, {next(iter(found)).module}; "
             "print(json.dumps(sorted({m.partition('.')[0] for m in sys.modules})))"
         )
         imported = set(self.python(script))

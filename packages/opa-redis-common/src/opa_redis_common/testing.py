@@ -1,7 +1,7 @@
 """Test kit of the Redis drivers (needs the ``testing`` extra): their compliance suite and keys.
 
 Enable the fixtures in a conftest with
-``pytest_plugins = ["opa.testing._fixtures", "opa_redis_common.testing"]``, then subclass
+``pytest_plugins = ["opa.testing.fixtures", "opa_redis_common.testing"]``, then subclass
 :class:`RedisDriverSuite` with the driver's name and distribution. Both drivers run the same
 cases, so they live here once.
 """
@@ -19,8 +19,7 @@ from typing import Any
 
 import pytest
 
-from opa.testing import DriverComplianceSuite
-from opa.testing._compliance import closed_port
+from opa.testing import DriverComplianceSuite, closed_port, delete_keys
 
 CLIENT_LIBRARIES = ("redis", "walrus", "hiredis")
 
@@ -36,8 +35,7 @@ def redis_prefix(redis_url: str) -> Iterator[str]:
     prefix = f"opa-test:{secrets.token_hex(6)}:"
     yield prefix
     with redis.Redis.from_url(redis_url) as client:
-        for key in client.scan_iter(match=f"*{prefix}*"):
-            client.delete(key)
+        delete_keys(client, f"*{prefix}")  # a driver may put its own prefix before ours
 
 
 async def resolved(value: Any) -> Any:

@@ -1,10 +1,22 @@
-"""Test kit for opa apps, plugins and drivers: isolated apps, test doubles, driver compliance.
+"""Test kit for opa apps, plugins and drivers: isolated apps, test doubles, driver compliance,
+and the real servers and processes a test needs.
 
 ``build_app`` builds an app that reads nothing from the machine it runs on;
 ``override_instance`` puts a test double in place of a component's instance;
 ``DriverComplianceSuite`` is the suite every driver package runs against its backend
 (imported on first use, so this module does not need pytest); ``chunked_body`` makes a
-request body of no declared length, to test a body limit.
+request body of no declared length, to test a body limit; ``captured_logs`` reads what opa
+logs; ``make_driver`` builds a driver outside an app, its options checked as an app would.
+
+Servers and processes: ``TestServices`` finds or starts Redis, RabbitMQ and MongoDB for a
+test session (the pytest plugin :mod:`opa.testing.fixtures` hands their URLs out as
+fixtures); ``RedisServer`` is a private Redis a test may stop; ``LoggedProcess`` runs a
+command with its output in a file and kills it with its children; ``clean_environ`` is an
+environment free of the machine's opa settings for it; ``wait_for`` and ``http_answers``
+wait until it answers; ``delete_keys`` removes a test's own Redis keys.
+Ports: ``free_port``, ``closed_port`` (refuses connections, held until the process ends) and
+``bound_port`` (read back from a process started on port 0). This is everything a driver's
+tests may import from opa's test kit; the ``opa.testing._*`` modules are private.
 """
 
 from __future__ import annotations
@@ -20,29 +32,53 @@ from fastapi import FastAPI
 from opa._app import create_app
 from opa._plugin_manager import PluginManager
 from opa._runtime import get_plugin_manager
+from opa.testing._driver_kit import make_driver
+from opa.testing._logs import captured_logs
+from opa.testing._ports import LOCALHOST, ServiceUnavailable, bound_port, closed_port, free_port
+from opa.testing._processes import (
+    LoggedProcess,
+    clean_environ,
+    delete_keys,
+    http_answers,
+    is_settings_variable,
+    wait_for,
+)
+from opa.testing._services import RedisServer, TestServices, skip_or_fail
 
 if TYPE_CHECKING:
     from opa.testing._compliance import DriverComplianceSuite
 
-__all__ = ["DriverComplianceSuite", "build_app", "chunked_body", "override_instance"]
+__all__ = [
+    "LOCALHOST",
+    "DriverComplianceSuite",
+    "LoggedProcess",
+    "RedisServer",
+    "ServiceUnavailable",
+    "TestServices",
+    "bound_port",
+    "build_app",
+    "captured_logs",
+    "chunked_body",
+    "clean_environ",
+    "closed_port",
+    "delete_keys",
+    "free_port",
+    "http_answers",
+    "make_driver",
+    "override_instance",
+    "skip_or_fail",
+    "wait_for",
+]
 
 T = TypeVar("T")
 
 NO_SETTINGS_DIR = Path(os.devnull) / "opa-settings"
 """A settings folder that cannot exist (its parent is the null device), so none is read."""
 
-_MACHINE_VARIABLES = ("OPA_", "DYNACONF_")
-
-
-def _is_machine_variable(name: str) -> bool:
-    """Tell whether an environment variable would change the settings opa loads."""
-    upper = name.upper()
-    return upper == "ENV" or upper.startswith(_MACHINE_VARIABLES) or upper.endswith("_FOR_DYNACONF")
-
 
 @contextmanager
 def _without_machine_variables() -> Iterator[None]:
-    hidden = {name: value for name, value in os.environ.items() if _is_machine_variable(name)}
+    hidden = {name: value for name, value in os.environ.items() if is_settings_variable(name)}
     for name in hidden:
         del os.environ[name]
     try:

@@ -28,15 +28,11 @@ with the driver. They are plain sync tests: no asyncio plugin for pytest is need
 from __future__ import annotations
 
 import asyncio
-import atexit
 import inspect
-import io
-import logging
 import re
 import secrets
 import traceback
-from collections.abc import Awaitable, Iterable, Iterator, Mapping
-from contextlib import ExitStack, contextmanager
+from collections.abc import Awaitable, Iterable, Mapping
 from importlib.metadata import EntryPoint
 from typing import Any, ClassVar, TypeVar
 
@@ -54,54 +50,14 @@ from opa._drivers import (
     driver_is_async,
 )
 from opa._errors import ComponentError, ComponentUnavailableError, OptionsError
-from opa._log import setup_logging
 from opa._masking import mask_secrets
-from opa.testing import _ports as ports
+from opa.testing._logs import captured_logs
 
 T = TypeVar("T")
 
 
-_held_ports = ExitStack()
-atexit.register(_held_ports.close)
-
-
-def closed_port() -> int:
-    """A port on 127.0.0.1 that refuses connections until the test process ends.
-
-    For ``unreachable_options`` and ``credential_options``, which return a bare port number
-    that a test may dial at any point, teardown included. The port is held with
-    :func:`opa.testing._ports.closed_port` (bound, never listened on), so no private server
-    of another test can start on it meanwhile, as one could on a port that was merely free.
-    Each call keeps one socket open; a test that knows how long it needs the port uses
-    ``with opa.testing._ports.closed_port() as port:`` instead.
-    """
-    return _held_ports.enter_context(ports.closed_port())
-
-
 def _canonical(distribution: str) -> str:
     return re.sub(r"[-_.]+", "-", distribution).lower()
-
-
-@contextmanager
-def captured_logs() -> Iterator[io.StringIO]:
-    """Everything opa's log sink writes at DEBUG inside the block, standard logging included.
-
-    Afterwards opa's default sink (INFO, stderr) is configured again and the root logger's
-    handlers are put back, so pytest's own log capture keeps working.
-    """
-    root = logging.getLogger()
-    saved_handlers, saved_level = list(root.handlers), root.level
-    buffer = io.StringIO()
-    setup_logging("DEBUG", stream=buffer)
-    try:
-        yield buffer
-    finally:
-        setup_logging("INFO")
-        for handler in list(root.handlers):
-            root.removeHandler(handler)
-        for handler in saved_handlers:
-            root.addHandler(handler)
-        root.setLevel(saved_level)
 
 
 async def _within(seconds: float, what: str, awaitable: Awaitable[T]) -> T:
@@ -146,7 +102,7 @@ class DriverComplianceSuite:
         """``OPTS`` that reach the live backend: THE place to point the suite at your server.
 
         Override it as a fixture, so it may ask for others (``redis_url`` from
-        ``opa.testing._fixtures``, say); only the tests that need a backend request it.
+        ``opa.testing.fixtures``, say); only the tests that need a backend request it.
         """
         pytest.fail(
             f"{type(self).__name__} must override the live_options fixture with the OPTS "
@@ -155,7 +111,7 @@ class DriverComplianceSuite:
         )
 
     def unreachable_options(self) -> dict[str, Any]:
-        """``OPTS`` naming a closed port on 127.0.0.1 (see :func:`closed_port`)."""
+        """``OPTS`` naming a closed port on 127.0.0.1 (see :func:`opa.testing.closed_port`)."""
         raise NotImplementedError(f"{type(self).__name__} must implement unreachable_options()")
 
     def credential_options(self, password: str) -> dict[str, Any]:

@@ -6,19 +6,21 @@ started again on a fresh port, a bounded number of times (:func:`on_free_port`);
 counts as ready only once the process started here is the one listening
 (:func:`listening_ports`), not whoever answers; a server started on port 0 has its port
 read back (:func:`bound_port`); and a port that must refuse connections is held, bound and
-never listened on, so no server can start there (:func:`closed_port`). Only the standard
+never listened on, so no server can start there (:func:`holding_closed_port`,
+:func:`closed_port`). Only the standard
 library is imported here.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 import random
 import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -96,7 +98,7 @@ def _bound_socket() -> socket.socket:
 
 
 @contextmanager
-def closed_port() -> Iterator[int]:
+def holding_closed_port() -> Iterator[int]:
     """A port that refuses connections for the length of the block, and no one can take.
 
     It is bound here and never listened on: a connection is refused at once, and no other
@@ -115,8 +117,24 @@ def free_port() -> int:
     choosing ports the same way can. Failing that, the kernel's pick. The port is let go
     on return: one that must stay closed is held with :func:`closed_port`.
     """
-    with closed_port() as port:
+    with holding_closed_port() as port:
         return port
+
+
+_held_ports = ExitStack()
+atexit.register(_held_ports.close)
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 that refuses connections until the test process ends.
+
+    For options that name a bare port number, which a test may dial at any point, teardown
+    included (the compliance suite's ``unreachable_options``, say). The port is held with
+    :func:`holding_closed_port`, so no private server of another test can start on it
+    meanwhile, as one could on a port that was merely free. Each call keeps one socket open;
+    a test that knows how long it needs the port uses ``holding_closed_port()`` instead.
+    """
+    return _held_ports.enter_context(holding_closed_port())
 
 
 def on_free_port(start: Callable[[int], T], what: str, attempts: int = PORT_ATTEMPTS) -> T:

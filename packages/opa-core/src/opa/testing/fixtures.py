@@ -1,26 +1,18 @@
 """pytest plugin: session-wide backend servers for tests that need real ones.
 
-Enable it in a conftest with ``pytest_plugins = ["opa.testing._fixtures"]``. A backend that
+Enable it in a conftest with ``pytest_plugins = ["opa.testing.fixtures"]``. A backend that
 cannot be had skips its tests on a developer's machine, but fails them when ``CI=true``: a
 green CI run must have exercised every backend, never quietly skipped one.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
-from typing import NoReturn
 
 import pytest
 
-from opa.testing._services import ServiceUnavailable, TestServices
-
-
-def skip_or_fail(reason: str) -> NoReturn:
-    """Skip the test, or fail it under CI, where a skipped backend test would hide a gap."""
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{reason} (CI=true, so backend tests fail instead of skipping)", pytrace=False)
-    pytest.skip(reason)
+from opa.testing._ports import ServiceUnavailable
+from opa.testing._services import TestServices, skip_or_fail
 
 
 def _url_or_skip(find: Callable[[], str]) -> str:

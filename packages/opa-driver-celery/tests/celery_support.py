@@ -8,23 +8,19 @@ children, when the test ends.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager, suppress
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
 import yaml
 
-T = TypeVar("T")
+from opa.testing import LoggedProcess, delete_keys, wait_for
 
 PLUGINS = Path(__file__).with_name("plugins")
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "celery-task"
@@ -32,18 +28,6 @@ START_TIMEOUT = 40.0
 STOP_TIMEOUT = 20.0
 # Our own database numbers on the shared Redis: 11 broker, 12 results, 13 task effects.
 BROKER_DB, BACKEND_DB, STORE_DB = 11, 12, 13
-
-
-def wait_for(check: Callable[[], T | None], timeout: float, what: str, every: float = 0.1) -> T:
-    """Poll *check* until it returns something other than None or False; fail after *timeout*."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value is not None and value is not False:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} did not happen within {timeout:g}s")
-        time.sleep(every)
 
 
 def redis_db(url: str, db: int) -> str:
@@ -110,17 +94,6 @@ def write_settings(folder: Path, components: Mapping[str, Any], **settings: Any)
     return folder
 
 
-def clean_environ(settings_dir: Path, **extra: str) -> dict[str, str]:
-    """This process's environment without the machine's opa settings, plus *extra*."""
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.upper().startswith(("OPA_", "DYNACONF_")) and name.upper() != "ENV"
-    }
-    env.update({"OPA_SETTINGS_DIR": str(settings_dir), "PYTHONUNBUFFERED": "1"}, **extra)
-    return env
-
-
 def opa_worker_command(*args: str) -> list[str]:
     """``opa worker ...`` run by this interpreter."""
     return [sys.executable, "-m", "opa", "worker", *args]
@@ -140,57 +113,21 @@ def worker_args(run: Run, *queues: str, role: str = "w", concurrency: int = 2) -
     return args
 
 
-class Process:
-    """A subprocess in its own session, its output in a file; ``close()`` kills the group."""
-
-    def __init__(self, command: list[str], env: Mapping[str, str], cwd: Path, log: Path) -> None:
-        self.log = log
-        with log.open("ab") as output:
-            self.popen = subprocess.Popen(
-                command,
-                cwd=cwd,
-                env=dict(env),
-                stdin=subprocess.DEVNULL,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
+class Process(LoggedProcess):
+    """A worker (or flower) process; ``close()`` kills its group, pool children included."""
 
     def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
         """Wait until Celery logs that the worker is ready; fail early if it died."""
 
         def ready() -> bool:
-            if self.popen.poll() is not None:
-                raise AssertionError(
-                    f"the worker exited with {self.popen.returncode}:\n{self.output()[-3000:]}"
-                )
+            self.check_alive()
             return " ready." in self.output()
 
         wait_for(ready, timeout, f"worker start-up (log {self.log})", every=0.2)
 
     def wait(self, timeout: float = STOP_TIMEOUT) -> int:
         """The exit status, waiting at most *timeout*."""
-        try:
-            return self.popen.wait(timeout)
-        except subprocess.TimeoutExpired:
-            raise AssertionError(
-                f"the process did not exit within {timeout:g}s:\n{self.output()[-3000:]}"
-            ) from None
-
-    def signal(self, signum: int) -> None:
-        """Send *signum* to the main process only, as an operator would."""
-        with suppress(ProcessLookupError):
-            self.popen.send_signal(signum)
-
-    def close(self) -> None:
-        """Kill the whole process group (pool children included) and reap the main process."""
-        with suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.popen.pid, signal.SIGKILL)
-        with suppress(subprocess.TimeoutExpired):
-            self.popen.wait(STOP_TIMEOUT)
+        return super().wait(timeout)
 
 
 @contextmanager
@@ -198,7 +135,7 @@ def started(
     command: list[str], env: Mapping[str, str], cwd: Path, log: Path, ready: bool = True
 ) -> Iterator[Process]:
     """Run *command* for the block (waiting for "ready" unless told not to), then kill it."""
-    process = Process(command, env, cwd, log)
+    process = Process(command, log, env=env, cwd=cwd)
     try:
         if ready:
             process.wait_ready()
@@ -217,13 +154,11 @@ def run_counts(url: str, key: str) -> dict[int, int]:
     return {int(index): int(count) for index, count in counts.items()}
 
 
-def delete_keys(url: str, prefix: str) -> None:
+def delete_keys_at(url: str, prefix: str) -> None:
     """Remove every key under *prefix* from the Redis database at *url*."""
     client = redis.Redis.from_url(url)
     try:
-        keys = list(client.scan_iter(match=f"{prefix}*", count=500))
-        if keys:
-            client.delete(*keys)
+        delete_keys(client, prefix)
     finally:
         client.close()
 
@@ -255,11 +190,10 @@ def client_app(component: Mapping[str, Any]) -> Iterator[Any]:
     Built by the driver outside any opa app, so it has the component's settings and no
     tasks of its own.
     """
-    from opa._component_config import ComponentSpec, validate_options
-    from opa_driver_celery import CeleryDriver, CeleryOptions
+    from opa.testing import make_driver
+    from opa_driver_celery import CeleryDriver
 
-    spec = ComponentSpec("celery", "yes", "celery", dict(component["OPTS"]))
-    driver = CeleryDriver("celery", validate_options(spec, CeleryOptions))
+    driver = make_driver(CeleryDriver, component["OPTS"], "celery")
     driver.connect()
     app = driver.instance
     try:
