@@ -16,7 +16,6 @@ import json
 import os
 import signal
 from collections.abc import Sequence
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +55,6 @@ class OpaGroup(click.Group):
         except OpaError as exc:
             raise CliError(str(exc)) from exc
 
-    @cached_property
     def extension_commands(self) -> dict[str, click.Command]:
         """The commands each installed extension adds, by name; a clash is an error."""
         found: dict[str, click.Command] = {}
@@ -76,15 +74,17 @@ class OpaGroup(click.Group):
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         command = super().get_command(ctx, cmd_name)
         if command is None:
-            command = self.extension_commands.get(cmd_name)
+            command = self.extension_commands().get(cmd_name)
         if command is None and cmd_name in COMMANDS:
             command = _not_installed(cmd_name)
         return command
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        names = super().list_commands(ctx)
+        # Commands of known distributions are listed even when not installed: running one
+        # says what to install.
+        names = {*super().list_commands(ctx), *COMMANDS}
         try:
-            names = [*names, *self.extension_commands]
+            names.update(self.extension_commands())
         except OpaError as exc:
             # --help runs outside invoke(); it still lists opa's own commands.
             click.echo(error_line(str(exc)), err=True)
