@@ -327,3 +327,27 @@ def test_the_hello_world_example_serves_hello() -> None:
         response = client.get("/hello")
     assert response.status_code == 200
     assert response.json() == "Hello, world!"
+
+
+class Point(BaseModel):
+    x: int
+
+
+@pytest.mark.parametrize(
+    ("content", "echoed"),
+    [(b"NaN", "nan"), (b"1e999", "inf"), (b"-Infinity", "-inf"), (b'{"x": NaN}', "nan")],
+)
+def test_a_non_finite_json_number_is_a_422_not_a_500(content: bytes, echoed: str) -> None:
+    """NaN and infinities that Python's JSON parser lets in are echoed as strings in the 422."""
+    app = make_app()
+
+    @app.post("/point")
+    def point(body: Point) -> int:
+        return body.x
+
+    with TestClient(app) as client:
+        response = client.post(
+            "/point", content=content, headers={"content-type": "application/json"}
+        )
+    assert response.status_code == 422, response.text
+    assert echoed in [str(error.get("input")) for error in response.json()["detail"]]

@@ -19,8 +19,8 @@ from starlette.types import Message, Receive, Scope, Send
 from opa import _runtime as runtime
 from opa._api_docs import serve_api_docs
 from opa._body_limit import BodyLimitMiddleware
-from opa._breaker import breaker_settings
 from opa._bootstrap import bootstrap
+from opa._breaker import breaker_settings
 from opa._config import typed
 from opa._errors import ComponentUnavailableError, OpaError, PluginError
 from opa._extensions import extensions

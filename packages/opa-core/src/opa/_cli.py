@@ -17,7 +17,7 @@ import os
 import signal
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import click
 import yaml
@@ -60,7 +60,8 @@ class OpaGroup(click.Group):
         found: dict[str, click.Command] = {}
         added_by: dict[str, str] = {}
         for implementation in extensions().hook.opa_cli_commands.get_hookimpls():
-            for command in implementation.function() or []:
+            commands = cast("list[click.Command] | None", implementation.function())
+            for command in commands or []:
                 name = command.name or ""
                 if name in self.commands or name in found:
                     first = "opa-core" if name in self.commands else added_by[name]

@@ -270,9 +270,9 @@ class Components:
                 continue
             if spec.load == "yes":
                 component.status, component.detail = Status.FAILED, "unreachable"
+                problem = mask_secrets(problem)
                 raise self._failed(
-                    component,
-                    f"component {spec.name!r} ({target}): pre-check failed: {mask_secrets(problem)}",
+                    component, f"component {spec.name!r} ({target}): pre-check failed: {problem}"
                 )
             component.status, component.detail = Status.SKIPPED, "unreachable"
             log.warning(

@@ -57,4 +57,6 @@ def notify(event: str, **kwargs: Any) -> None:
     try:
         caller(**kwargs)
     except Exception as exc:
-        log.warning("an extension failed on {}: {}", event, mask_secrets(f"{type(exc).__name__}: {exc}"))
+        log.warning(
+            "an extension failed on {}: {}", event, mask_secrets(f"{type(exc).__name__}: {exc}")
+        )

@@ -45,6 +45,7 @@ __all__ = [
 @hookspec
 def opa_cli_commands() -> list[click.Command]:
     """Commands added to the ``opa`` group (``opa worker`` comes from opa-driver-celery)."""
+    raise NotImplementedError  # a specification: pluggy calls the implementations only
 
 
 @hookspec
