@@ -139,8 +139,6 @@ def _lifespan(manager: PluginManager) -> Any:
                 for setup in plugin.setups:
                     try:
                         setup(app=app)
-                    except OpaError:
-                        raise  # already names its culprit (a component, a hook, a plugin)
                     except Exception as exc:
                         raise PluginError(
                             f"plugin {plugin.identity}: setup class {setup.__qualname__} failed: "
