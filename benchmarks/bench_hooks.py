@@ -70,14 +70,14 @@ def pluggy_call() -> Callable[[], Any]:
 
     class Spec:
         @spec_marker(firstresult=True)
-        def Fullname(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:  # noqa: N802
+        def Fullname(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
             """Every opa hook passed the caller's arguments through unchanged."""
 
     run = LoudFullname().run
 
     class Winner:
         @impl_marker
-        def Fullname(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:  # noqa: N802
+        def Fullname(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
             return run(*args, **kwargs)
 
     manager = pluggy.PluginManager("bench")
@@ -114,8 +114,16 @@ def instructions(way: str, calls: int) -> int:
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "callgrind.out"
         subprocess.run(
-            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable,
-             __file__, "--loop", way, str(calls)],
+            [
+                "valgrind",
+                "--tool=callgrind",
+                f"--callgrind-out-file={out}",
+                sys.executable,
+                __file__,
+                "--loop",
+                way,
+                str(calls),
+            ],
             check=True,
             capture_output=True,
         )
