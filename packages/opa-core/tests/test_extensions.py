@@ -289,3 +289,17 @@ def test_celery_a_opa_worker_without_its_distribution_names_the_install_line(
         "error: celery -A opa.worker needs opa-driver-celery, which is not installed; "
         "install it with: pip install opa-driver-celery\n"
     )
+
+
+def test_a_broken_extension_ends_an_opa_command_with_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Any `opa` command, with a broken extension installed, exits 1 with the one line."""
+    install(tmp_path, monkeypatch, "opa_ext_demo", "raise ImportError('no backend here')\n")
+    monkeypatch.setattr(_extensions, "_manager", None)
+    result = CliRunner().invoke(cli, ["check"])
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "error: extension 'demo' (opa.extensions entry point opa_ext_demo of opa-ext-demo) "
+        "failed to load: ImportError: no backend here"
+    ]
