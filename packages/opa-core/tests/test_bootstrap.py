@@ -48,6 +48,7 @@ class Project:
         self.values = {
             "PLUGIN_PATHS": [str(plugins)],
             "OPTIONAL_COMPONENTS": {},
+            "PLUGIN_ENTRY_POINTS": False,
             "BOOTSTRAP_MARK": self.mark,
             "BOOTSTRAP_RECORD": str(self.record),
         }

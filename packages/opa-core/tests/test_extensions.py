@@ -189,8 +189,11 @@ def test_an_entry_point_extension_is_loaded_and_called(
     install(tmp_path, monkeypatch, "opa_ext_demo", EXTENSION)
     manager = build_extensions()
     assert manager.has_plugin("demo")
-    [commands] = manager.hook.opa_cli_commands()
-    assert [command.name for command in commands] == ["hello"]
+    demo = manager.get_plugin("demo")
+    [implementation] = [
+        i for i in manager.hook.opa_cli_commands.get_hookimpls() if i.plugin is demo
+    ]
+    assert [command.name for command in implementation.function()] == ["hello"]
 
 
 def test_a_broken_extension_is_one_error_naming_its_entry_point(
