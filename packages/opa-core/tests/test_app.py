@@ -314,22 +314,6 @@ def test_the_hello_world_example_serves_hello() -> None:
     assert response.json() == "Hello, world!"
 
 
-def test_opa_worker_names_the_celery_distribution_when_missing(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """`celery -A opa.worker` without the celery driver ends in one line naming the install."""
-    import opa.worker
-
-    monkeypatch.setitem(sys.modules, "opa_driver_celery.worker", None)
-    with pytest.raises(SystemExit) as exited:
-        _ = opa.worker.app
-    assert exited.value.code == 1
-    assert capsys.readouterr().err == (
-        "error: celery -A opa.worker needs the celery driver; install it with: "
-        "pip install opa-driver-celery\n"
-    )
-
-
 class Point(BaseModel):
     x: int
 

@@ -222,7 +222,8 @@ def test_check_fails_when_a_reachable_auto_component_fails(tmp_path: Path, liste
     assert "refused by the probe" in result.stdout
 
 
-SETTINGS_COMMANDS = ["check", "drivers", "shell", "run", "config", "worker"]
+# `opa worker` comes from opa-driver-celery, whose tests check it the same way.
+SETTINGS_COMMANDS = ["check", "drivers", "shell", "run", "config"]
 
 
 @pytest.mark.parametrize("command", SETTINGS_COMMANDS)
@@ -277,56 +278,6 @@ def test_shell_has_connected_components(tmp_path: Path, listener: int) -> None:
     result = invoke(project(tmp_path, {"probe": probe(listener)}), "shell", input=lines)
     assert result.exit_code == 0, result.output
     assert "socket opa" in result.stdout
-
-
-def test_worker_without_celery_driver_names_the_install_line(tmp_path: Path) -> None:
-    """`opa worker` without opa-driver-celery exits 1 with the pip line."""
-    if importlib.util.find_spec("opa_driver_celery") is not None:
-        pytest.skip("opa-driver-celery is installed")
-    result = invoke(project(tmp_path, {}), "worker", "--loglevel", "info")
-    assert result.exit_code == 1
-    assert result.stderr.strip() == (
-        "error: the celery driver is not installed; install it with: pip install opa-driver-celery"
-    )
-
-
-def test_worker_passes_its_arguments_through(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """`opa worker` hands every argument, unknown options included, to the driver's main."""
-    package = tmp_path / "fake" / "opa_driver_celery"
-    package.mkdir(parents=True)
-    (package / "__init__.py").write_text("")
-    (package / "worker.py").write_text("def main(args):\n    print('worker got', args)\n")
-    monkeypatch.syspath_prepend(str(tmp_path / "fake"))
-    for name in ("opa_driver_celery", "opa_driver_celery.worker"):
-        monkeypatch.delitem(sys.modules, name, raising=False)
-    try:
-        result = invoke(project(tmp_path, {}), "worker", "-Q", "jobs", "--help")
-    finally:
-        for name in ("opa_driver_celery.worker", "opa_driver_celery"):
-            sys.modules.pop(name, None)
-    assert result.exit_code == 0, result.output
-    assert "worker got ['-Q', 'jobs', '--help']" in result.stdout
-
-
-def test_worker_passes_celerys_exit_status_through(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """`opa worker` exits with the status the driver's worker returned."""
-    package = tmp_path / "fake" / "opa_driver_celery"
-    package.mkdir(parents=True)
-    (package / "__init__.py").write_text("")
-    (package / "worker.py").write_text("def main(args):\n    return 64\n")
-    monkeypatch.syspath_prepend(str(tmp_path / "fake"))
-    for name in ("opa_driver_celery", "opa_driver_celery.worker"):
-        monkeypatch.delitem(sys.modules, name, raising=False)
-    try:
-        result = invoke(project(tmp_path, {}), "worker")
-    finally:
-        for name in ("opa_driver_celery.worker", "opa_driver_celery"):
-            sys.modules.pop(name, None)
-    assert result.exit_code == 64, result.output
 
 
 def start_server(folder: Path) -> subprocess.Popen[str]:

@@ -185,10 +185,3 @@ def test_a_defined_but_unimplemented_hook_says_so() -> None:
     hooks = registry(Optional)
     with pytest.raises(HookError, match="no plugin implements it"):
         hooks.call("Optional", (), {})
-
-
-def test_hooks_are_registered_with_pluggy() -> None:
-    """The winning implementation is a pluggy plugin of the registry's manager."""
-    hooks = registry(Fullname, DefaultFullname, LoudFullname)
-    caller = hooks.pluggy.hook.__dict__["Fullname"]
-    assert len(caller.get_hookimpls()) == 1

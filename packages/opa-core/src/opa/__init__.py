@@ -6,6 +6,7 @@ components, connected at start-up and reached with ``get_instance(name)``.
 
 from opa._app import create_app
 from opa._body_limit import limit_body
+from opa._bootstrap import bootstrap
 from opa._components import Component, Status
 from opa._dependencies import Instance
 from opa._drivers import CONTRACT_VERSION, Driver, DriverOptions
@@ -25,7 +26,7 @@ from opa._hooks import Hook, HookDefinition
 from opa._json_body import JsonBodyError, parse_json
 from opa._log import log
 from opa._masking import mask_secrets
-from opa._plugin_manager import Setup
+from opa._plugin_manager import PluginManager, Setup
 from opa._runtime import (
     call_hook,
     call_hook_async,
@@ -57,10 +58,12 @@ __all__ = [
     "OpaError",
     "OptionsError",
     "PluginError",
+    "PluginManager",
     "Setup",
     "SignatureExpired",
     "Signer",
     "Status",
+    "bootstrap",
     "call_hook",
     "call_hook_async",
     "config",

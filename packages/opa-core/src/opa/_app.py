@@ -19,11 +19,13 @@ from starlette.types import Message, Receive, Scope, Send
 from opa import _runtime as runtime
 from opa._api_docs import serve_api_docs
 from opa._body_limit import BodyLimitMiddleware
+from opa._bootstrap import bootstrap
 from opa._breaker import breaker_settings
-from opa._config import load_settings, typed
+from opa._config import typed
 from opa._errors import ComponentUnavailableError, OpaError, PluginError
+from opa._extensions import extensions
 from opa._health import router as health_router
-from opa._log import log, setup_logging
+from opa._log import log
 from opa._masking import mask_secrets
 from opa._plugin_manager import PluginManager
 from opa._routes import add_router
@@ -157,13 +159,10 @@ def create_app(
     settings_dir: str | Path | None = None,
     env: str | None = None,
 ) -> FastAPI:
-    """Build an opa app; *settings* override configuration keys (handy in tests)."""
-    resolved = load_settings(settings_dir=settings_dir, env=env, overrides=settings)
-    checked = typed(resolved)
-    setup_logging(checked.LOG_LEVEL)
-    manager = PluginManager(resolved)
-    runtime.activate(manager)  # plugins may read opa.config while they are imported
-    manager.load()
+    """Build an opa app (through :func:`opa.bootstrap`); *settings* override configuration
+    keys (handy in tests). Each extension's ``opa_app_setup`` adds its routes or middleware."""
+    manager = bootstrap(settings, settings_dir=settings_dir, env=env)
+    checked = typed(manager.settings)
     # SELF_HOSTED: opa serves the docs pages with their assets; otherwise FastAPI's use a CDN.
     self_hosted = checked.SELF_HOSTED
     docs_url = checked.DOCS_URL or None
@@ -192,6 +191,7 @@ def create_app(
     _backend_outages(app, manager)
     for router in manager.routers:
         add_router(app, router)
+    extensions().hook.opa_app_setup(app=app, manager=manager)
     # Last: every route tried before a match costs each request a little.
     add_router(app, health_router)
     if self_hosted:

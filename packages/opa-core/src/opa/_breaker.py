@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from opa._driver_calls import Pings
+from opa._extensions import notify
 from opa._log import log
 
 if TYPE_CHECKING:
@@ -152,6 +153,7 @@ class Breaker:
                 component.name,
                 seconds,
             )
+            notify("opa_component_recovered", component=component, elapsed=seconds)
 
     async def _ping(self, component: Component) -> str | None:
         """None when the component's driver answers a ping within the bound, else why not."""
@@ -169,6 +171,7 @@ class Breaker:
                 problem,
                 self.settings.longest_pause,
             )
+            notify("opa_component_down", component=component, error=problem)
 
 
 def held_by_traceback(error: BaseException, components: list[Component]) -> set[str]:

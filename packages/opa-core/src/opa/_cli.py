@@ -1,4 +1,7 @@
-"""The ``opa`` command: serve, run a worker or shell, and inspect drivers, settings and components.
+"""The ``opa`` command: serve, run a shell, and inspect drivers, settings and components.
+
+Each command starts through :func:`opa.bootstrap`. Installed extensions add commands
+(``opa_cli_commands``: ``opa worker`` comes from opa-driver-celery).
 
 Every message goes through :func:`opa._masking.mask_secrets`, and every opa error ends the
 command with one ``error: ...`` line and exit status 1 instead of a traceback.
@@ -14,24 +17,24 @@ import os
 import signal
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import click
 import yaml
 
 from opa import _runtime as runtime
+from opa._bootstrap import bootstrap, settings_and_logging
 from opa._components import Status
-from opa._config import load_settings, typed
+from opa._config import typed
 from opa._drivers import driver_is_async
 from opa._entry_errors import error_line
-from opa._errors import DriverError, OpaError
-from opa._known_drivers import install_hint
-from opa._log import log, setup_logging
+from opa._errors import DriverError, OpaError, PluginError
+from opa._extensions import extensions
+from opa._known_drivers import COMMANDS, command_hint, install_hint
+from opa._log import log
 from opa._masking import mask_secrets, mask_value
-from opa._plugin_manager import PluginManager
 
 LOG_LEVELS = ("trace", "debug", "info", "warning", "error", "critical")
-CELERY_INSTALL = "pip install opa-driver-celery"
 
 
 class CliError(click.ClickException):
@@ -42,13 +45,69 @@ class CliError(click.ClickException):
 
 
 class OpaGroup(click.Group):
-    """Turns every :class:`OpaError` a command raises into a :class:`CliError`."""
+    """opa's own commands plus those extensions add (``opa_cli_commands``); every
+    :class:`OpaError` a command raises becomes a :class:`CliError`."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except OpaError as exc:
             raise CliError(str(exc)) from exc
+
+    def extension_commands(self) -> dict[str, click.Command]:
+        """The commands each installed extension adds, by name; a clash is an error."""
+        found: dict[str, click.Command] = {}
+        added_by: dict[str, str] = {}
+        for implementation in extensions().hook.opa_cli_commands.get_hookimpls():
+            commands = cast("list[click.Command] | None", implementation.function())
+            for command in commands or []:
+                name = command.name or ""
+                if name in self.commands or name in found:
+                    first = "opa-core" if name in self.commands else added_by[name]
+                    raise PluginError(
+                        f"extension {implementation.plugin_name!r} adds the command "
+                        f"'opa {name}', which {first} adds already"
+                    )
+                found[name], added_by[name] = command, f"extension {implementation.plugin_name!r}"
+        return found
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is None:
+            command = self.extension_commands().get(cmd_name)
+        if command is None and cmd_name in COMMANDS:
+            command = _not_installed(cmd_name)
+        return command
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        # Commands of known distributions are listed even when not installed: running one
+        # says what to install.
+        names = {*super().list_commands(ctx), *COMMANDS}
+        try:
+            names.update(self.extension_commands())
+        except OpaError as exc:
+            # --help runs outside invoke(); it still lists opa's own commands.
+            click.echo(error_line(str(exc)), err=True)
+        return sorted(names)
+
+
+def _not_installed(name: str) -> click.Command:
+    """Stands in for ``opa <name>`` when the distribution that adds it is not installed."""
+
+    def fail(args: tuple[str, ...]) -> None:
+        raise CliError(
+            f"'opa {name}' comes from {COMMANDS[name]}, which is not installed; "
+            f"install it with: {command_hint(name)}"
+        )
+
+    return click.Command(
+        name,
+        callback=fail,
+        params=[click.Argument(["args"], nargs=-1, type=click.UNPROCESSED)],
+        context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+        add_help_option=False,
+        help=f"Added by {COMMANDS[name]} (not installed).",
+    )
 
 
 def echo(text: str = "", err: bool = False) -> None:
@@ -64,14 +123,6 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
         cells = [str(cell).ljust(width) for cell, width in zip(row[:-1], widths, strict=False)]
         lines.append("  ".join([*cells, str(row[-1])]).rstrip())
     return "\n".join(lines)
-
-
-def prepared_settings() -> Any:
-    """Settings from the environment the group set up, validated (a bad one ends the command
-    with one line), with logging routed through masking."""
-    settings = load_settings()
-    setup_logging(typed(settings).LOG_LEVEL)
-    return settings
 
 
 def _export_choice(name: str, value: Any) -> None:
@@ -110,8 +161,8 @@ def run(host: str | None, port: int | None, reload: bool | None, log_level: str 
     from opa._serve import serve
 
     _export_choice("OPA_LOG_LEVEL", log_level.upper() if log_level else None)
-    settings = prepared_settings()
-    PluginManager(settings).load()  # surfaces configuration errors as one line, not a traceback
+    # Surfaces configuration and plugin errors as one line here, not as uvicorn's traceback.
+    settings = bootstrap().settings
     values = typed(settings)
     # uvicorn re-raises the SIGTERM or SIGINT it handled once it has shut down cleanly; a
     # clean shutdown on request is a success, so that re-raised signal ends the process with 0.
@@ -129,10 +180,7 @@ def run(host: str | None, port: int | None, reload: bool | None, log_level: str 
 @cli.command()
 def shell() -> None:
     """An interactive Python shell with plugins loaded and sync components connected."""
-    manager = PluginManager(prepared_settings())
-    manager.load(sync_only=True)
-    runtime.activate(manager)
-    manager.components.start_sync()
+    manager = bootstrap(connect_sync=True)
     namespace: dict[str, Any] = {
         "get_instance": runtime.get_instance,
         "get_component": runtime.get_component,
@@ -155,8 +203,7 @@ def shell() -> None:
 @cli.command()
 def drivers() -> None:
     """Installed and plugin drivers, then configured drivers that are missing."""
-    manager = PluginManager(prepared_settings())
-    manager.load(resolve=False)
+    manager = bootstrap(resolve=False)
     registry = manager.drivers
     rows: list[list[str]] = []
     for name, installed in sorted(registry.installed.items()):
@@ -193,7 +240,7 @@ def drivers() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of YAML.")
 def config_command(as_json: bool) -> None:
     """The resolved settings, with secrets masked."""
-    resolved = prepared_settings().as_dict()
+    resolved = settings_and_logging().as_dict()
     masked = {str(key): mask_value(str(key), value) for key, value in resolved.items()}
     if as_json:
         echo(json.dumps(masked, indent=2, sort_keys=True, default=str))
@@ -204,9 +251,7 @@ def config_command(as_json: bool) -> None:
 @cli.command()
 def check() -> None:
     """Connect every component once and report; exit 1 when one that must work failed."""
-    manager = PluginManager(prepared_settings())
-    manager.load(resolve=False)
-    runtime.activate(manager)  # drivers may call hooks while connecting (celery's setup hook)
+    manager = bootstrap(resolve=False)
     reports = asyncio.run(manager.components.check())
     if not reports:
         echo("no components configured")
@@ -239,27 +284,6 @@ def new_driver(name: str, directory: Path, is_async: bool) -> None:
     target = create_driver_package(name, directory, is_async=is_async)
     echo(f"created {target}")
     echo(f"next: cd {target} && pip install -e '.[test]' && pytest")
-
-
-@cli.command(
-    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
-    add_help_option=False,
-)
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def worker(args: tuple[str, ...]) -> None:
-    """A Celery worker on the same plugins and settings; arguments go to the worker."""
-    prepared_settings()  # a bad setting ends here in one line, before Celery is imported
-    try:
-        module: Any = importlib.import_module("opa_driver_celery.worker")
-    except ModuleNotFoundError as exc:
-        if not (exc.name or "").startswith("opa_driver_celery"):
-            raise
-        raise CliError(
-            f"the celery driver is not installed; install it with: {CELERY_INSTALL}"
-        ) from None
-    result = module.main(list(args))
-    if isinstance(result, int) and result:
-        raise SystemExit(result)
 
 
 def main() -> None:

@@ -20,6 +20,7 @@ from opa._driver_calls import Pings, call_driver
 from opa._driver_registry import DriverRegistry, missing_driver_fix
 from opa._drivers import Driver, driver_is_async
 from opa._errors import ComponentError, ComponentUnavailableError, OpaError
+from opa._extensions import notify
 from opa._log import log
 from opa._masking import mask_secrets
 from opa._reachability import unreachable_because
@@ -258,9 +259,10 @@ class Components:
         except Exception as exc:  # an address urllib cannot split, such as "redis://[::1"
             component.status, component.detail = Status.FAILED, "bad address"
             reason = mask_secrets(f"{type(exc).__name__}: {exc}")
-            raise ComponentError(
+            raise self._failed(
+                component,
                 f"component {spec.name!r}: cannot read the address to check: {reason}; "
-                "fix the URL in its OPTS"
+                "fix the URL in its OPTS",
             ) from None
         for host, port in targets:
             problem = await unreachable_because(host, port, self.check_timeout)
@@ -268,8 +270,9 @@ class Components:
                 continue
             if spec.load == "yes":
                 component.status, component.detail = Status.FAILED, "unreachable"
-                raise ComponentError(
-                    f"component {spec.name!r} ({target}): pre-check failed: {mask_secrets(problem)}"
+                problem = mask_secrets(problem)
+                raise self._failed(
+                    component, f"component {spec.name!r} ({target}): pre-check failed: {problem}"
                 )
             component.status, component.detail = Status.SKIPPED, "unreachable"
             log.warning(
@@ -286,21 +289,30 @@ class Components:
         except TimeoutError:
             component.status, component.detail = Status.FAILED, "timed out"
             await self._disconnect(component)
-            raise ComponentError(
+            raise self._failed(
+                component,
                 f"component {spec.name!r} ({target}) did not connect within {spec.timeout:g}s; "
                 "is the server there answering? If it is slow, raise the component's TIMEOUT "
-                "(or COMPONENT_TIMEOUT for all)"
+                "(or COMPONENT_TIMEOUT for all)",
             ) from None
         except Exception as exc:
             component.status, component.detail = Status.FAILED, "connect failed"
             await self._disconnect(component)
             reason = mask_secrets(f"{type(exc).__name__}: {exc}")
-            raise ComponentError(
+            raise self._failed(
+                component,
                 f"component {spec.name!r} ({target}) failed to connect: {reason}; "
-                "check the server there is the one its OPTS expect (address, credentials)"
+                "check the server there is the one its OPTS expect (address, credentials)",
             ) from None
         component.status, component.detail = Status.OK, ""
         log.info("component {!r} connected ({}, driver {})", spec.name, target, spec.driver)
+        notify("opa_component_connected", component=component)
+
+    @staticmethod
+    def _failed(component: Component, message: str) -> ComponentError:
+        """Tell the extensions *component* did not connect; the error to raise."""
+        notify("opa_component_failed", component=component, error=message)
+        return ComponentError(message)
 
     async def _disconnect(self, component: Component) -> None:
         driver = component.driver
@@ -316,6 +328,9 @@ class Components:
                 mask_secrets(f"{type(exc).__name__}: {exc}"),
             )
         driver.instance = None
+        # Cleaning up after a failed connect is no disconnection of a connected component.
+        if component.connected:
+            notify("opa_component_disconnected", component=component)
 
     async def stop(self) -> None:
         """Stop the breaker's pings, then disconnect every connected component, each within

@@ -1,26 +1,20 @@
-"""Hooks: named extension points that plugins define and implement, run on pluggy.
+"""User hooks: named hooks that plugins define and implement, called by name.
 
 A :class:`HookDefinition` declares a hook; :class:`Hook` subclasses implement it.
 Of several implementations, the one with the highest ``order`` is used, so a
 plugin overrides a default (usually ``order = -1``) by declaring a higher one.
-Definitions and winners are registered with a pluggy ``PluginManager``
-(``HookRegistry.pluggy``), where other pluggy-based tools can find and call them.
+Only that winner ever runs, so a call goes straight to it rather than through pluggy,
+which carries opa's extension points instead (see ``docs/concepts.md`` for the measured
+reason).
 """
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from types import SimpleNamespace
 from typing import Any, ClassVar
 
-import pluggy
-
 from opa._errors import HookError
-
-PROJECT = "opa"
-_spec_marker = pluggy.HookspecMarker(PROJECT)
-_impl_marker = pluggy.HookimplMarker(PROJECT)
 
 
 class HookDefinition:
@@ -53,29 +47,12 @@ def _describe(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def _make_spec() -> Callable[..., Any]:
-    def spec(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        """Every opa hook passes the caller's arguments through unchanged."""
-
-    return _spec_marker(firstresult=True)(spec)
-
-
-def _make_impl(hook: Hook) -> Callable[..., Any]:
-    run = hook.run
-
-    def impl(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        return run(*args, **kwargs)
-
-    return _impl_marker(impl)
-
-
 class HookRegistry:
     """Collects definitions and implementations, checks them, and calls the winners."""
 
     def __init__(self) -> None:
         self.definitions: dict[str, type[HookDefinition]] = {}
         self.implementations: dict[str, list[type[Hook]]] = {}
-        self.pluggy = pluggy.PluginManager(PROJECT)
         self._sync_runs: dict[str, Callable[..., Any]] = {}
         self._async_runs: dict[str, Callable[..., Any]] = {}
 
@@ -97,7 +74,7 @@ class HookRegistry:
             bucket.append(hook)
 
     def finalize(self) -> None:
-        """Check everything fits, then register one implementation per hook with pluggy."""
+        """Check everything fits, then pick the one implementation each hook calls."""
         for name, hooks in self.implementations.items():
             definition = self.definitions.get(name)
             if definition is None:
@@ -122,22 +99,18 @@ class HookRegistry:
             self._register(name, definition)
 
     def _register(self, name: str, definition: type[HookDefinition]) -> None:
-        self.pluggy.add_hookspecs(type("HookSpec", (), {name: _make_spec()}))
-        hooks = self.implementations.get(name)
-        if not hooks:
+        winner = self.winner(name)
+        if winner is None:
             return
-        # max() keeps the first of equal orders; reversed() makes the last loaded win ties.
-        winner = max(reversed(hooks), key=lambda h: h.order)
-        implementation = winner()
-        self.pluggy.register(SimpleNamespace(**{name: _make_impl(implementation)}), name=name)
-        # Only the winner ever runs, so calls go straight to it: pluggy's dispatch loop
-        # would cost about 1 µs a call for nothing (measured in benchmarks/run.py).
+        # Only the winner ever runs, so calls go straight to it: through pluggy each call
+        # would cost several times as much (benchmarks/bench_hooks.py, docs/concepts.md).
         runs = self._async_runs if definition.is_async else self._sync_runs
-        runs[name] = implementation.run
+        runs[name] = winner().run
 
     def winner(self, name: str) -> type[Hook] | None:
         """The implementation ``call_hook`` uses for *name*, if any."""
         hooks = self.implementations.get(name) or []
+        # max() keeps the first of equal orders; reversed() makes the last loaded win ties.
         return max(reversed(hooks), key=lambda h: h.order) if hooks else None
 
     def call(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

@@ -114,6 +114,13 @@ class PluginManager:
     def setups(self) -> list[type[Setup]]:
         return [setup for p in self.plugins for setup in p.setups]
 
+    def hook_winner(self, name: str) -> type[Hook] | None:
+        """The implementation ``call_hook(name)`` runs; None when no loaded plugin defines or
+        implements the hook *name*."""
+        if name not in self.hooks.definitions:
+            return None
+        return self.hooks.winner(name)
+
     def candidates(self) -> list[Candidate]:
         """Plugin candidates that pass the filters, in load order."""
         paths = plugin_paths(self.settings)

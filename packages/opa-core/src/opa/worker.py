@@ -1,32 +1,43 @@
-"""``celery -A opa.worker worker|flower``: the worker app, which opa-driver-celery provides.
+"""``celery -A opa.worker worker|flower``: the worker app an installed extension provides.
 
-A bad setting (the worker loads and checks them like every entry) or a missing driver ends
-the process with one ``error: ...`` line and status 1 instead of Celery's traceback.
+opa-core knows no worker: it bootstraps (sync components connected, ``opa_worker_setup``
+run) and asks the extensions' ``opa_worker_app`` for the object Celery runs, once per
+process. A bad setting or a missing extension ends the process with one ``error: ...``
+line and status 1 instead of Celery's traceback.
 """
 
-import importlib
 from typing import Any
 
+from opa._bootstrap import bootstrap
 from opa._entry_errors import exit_on_opa_error
 from opa._errors import DriverNotInstalledError
+from opa._extensions import extensions
+from opa._known_drivers import COMMANDS, command_hint
+
+_app: Any = None
 
 
 def __getattr__(name: str) -> Any:
     if name != "app":
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     with exit_on_opa_error():
-        return _driver_worker_app()
+        return _worker_app()
 
 
-def _driver_worker_app() -> Any:
-    try:
-        # Imported by name: the celery driver is an optional distribution, unknown to mypy here.
-        worker = importlib.import_module("opa_driver_celery.worker")
-    except ModuleNotFoundError as exc:
-        if not (exc.name or "").startswith("opa_driver_celery"):
-            raise
+def _worker_app() -> Any:
+    global _app
+    if _app is not None:
+        return _app
+    hook = extensions().hook.opa_worker_app
+    if not hook.get_hookimpls():
         raise DriverNotInstalledError(
-            "celery -A opa.worker needs the celery driver; install it with: "
-            "pip install opa-driver-celery"
-        ) from None
-    return worker.app
+            f"celery -A opa.worker needs {COMMANDS['worker']}, which is not installed; "
+            f"install it with: {command_hint('worker')}"
+        )
+    app = hook(manager=bootstrap(connect_sync=True))
+    if app is None:
+        raise DriverNotInstalledError(
+            "no installed extension built a worker app (every opa_worker_app returned None)"
+        )
+    _app = app
+    return _app

@@ -12,15 +12,19 @@ import sys
 import threading
 import warnings
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
-from opa import _runtime as runtime
-from opa._drivers import Driver
-from opa._errors import ComponentError, OpaError, PluginError
+from opa import (
+    ComponentError,
+    Driver,
+    OpaError,
+    PluginError,
+    PluginManager,
+    call_hook,
+    get_component,
+    get_plugin_manager,
+)
 from opa_driver_celery.options import SAFE_DEFAULTS, CeleryOptions, pickle_settings, uses_redis
-
-if TYPE_CHECKING:
-    from opa._plugin_manager import PluginManager
 
 SETUP_HOOK = "driver.celery.setup"
 """The hook every app passes through once configured; its implementation returns the app."""
@@ -41,11 +45,11 @@ class UnknownTaskError(OpaError, LookupError):
 def _running_manager() -> PluginManager | None:
     """The plugin manager of the running app or worker; None for a bare component.
 
-    ``opa check`` and the driver compliance suite connect components with no plugins
-    running: there are no tasks to find and no hook to call then.
+    The driver compliance suite connects components with no plugins running: there are no
+    tasks to find then.
     """
     try:
-        return runtime.get_plugin_manager()
+        return get_plugin_manager()
     except OpaError:
         return None
 
@@ -69,10 +73,11 @@ def task_packages(manager: PluginManager) -> list[str]:
 class CeleryDriver(Driver):
     """A Celery app: broker and result backend from OPTS, JSON only, late acknowledgement.
 
-    ``connect`` builds the app and passes it through the hook ``driver.celery.setup``;
-    ``validate`` makes a real round trip to the broker. Tasks are imported by
-    :meth:`load_tasks` once the component is connected, because a ``tasks.py`` calls
-    ``get_instance("celery")`` while it is imported.
+    ``connect`` only builds the app; ``validate`` makes a real round trip to the broker.
+    Once the component is connected, :func:`prepare_connected` (run at app start-up, and by
+    the ``opa_worker_setup`` extension point in a worker or a shell) passes the app through
+    the hook ``driver.celery.setup`` and imports the plugins' tasks, because a ``tasks.py``
+    calls ``get_instance("celery")`` while it is imported.
     """
 
     name = "celery"
@@ -92,7 +97,7 @@ class CeleryDriver(Driver):
 
     def __init__(self, component: str, opts: Any) -> None:
         super().__init__(component, opts)
-        self.task_packages: list[str] = []
+        self._configured = False
         self._tasks_loaded = False
 
     def connect(self) -> None:
@@ -107,22 +112,26 @@ class CeleryDriver(Driver):
         )
         app.conf.update(SAFE_DEFAULTS)
         app.conf.update(self.opts.SETTINGS)
-        manager = _running_manager()
-        if manager is not None:
-            self.task_packages = task_packages(manager)
-            app = self._run_setup_hook(manager, app)
+        self._configured = self._tasks_loaded = False
         self.instance = app
 
-    def _run_setup_hook(self, manager: PluginManager, app: Any) -> Any:
+    def configure(self, manager: PluginManager) -> None:
+        """Pass the connected app through the hook ``driver.celery.setup``, once per connect.
+
+        Without opa-driver-celery's own plugin (entry points off, or filtered out) the hook
+        is undefined, so no plugin can implement it either: the app stays as built.
+        """
+        if self._configured:
+            return
+        winner = manager.hook_winner(SETUP_HOOK)
+        if winner is not None:
+            self.instance = self._checked(call_hook(SETUP_HOOK, self.instance), winner)
+        self._configured = True
+
+    def _checked(self, configured: Any, winner: type) -> Any:
         from celery import Celery
 
-        # Without opa-driver-celery's own plugin (entry points off, or filtered out) the
-        # hook is undefined, so no plugin can implement it either: the app stays as built.
-        if SETUP_HOOK not in manager.hooks.definitions:
-            return app
-        configured = runtime.call_hook(SETUP_HOOK, app)
-        winner = manager.hooks.winner(SETUP_HOOK)
-        where = f"{winner.__module__}.{winner.__qualname__}" if winner else SETUP_HOOK
+        where = f"{winner.__module__}.{winner.__qualname__}"
         if not isinstance(configured, Celery):
             raise ComponentError(
                 f"component {self.component!r}: hook {SETUP_HOOK} ({where}) returned "
@@ -174,14 +183,15 @@ class CeleryDriver(Driver):
         """Import the ``tasks`` module of every plugin package that has one, once.
 
         Needs the component connected: a ``tasks.py`` asks for ``get_instance("celery")``
-        at import time. The worker calls it before it starts consuming; an app calls it at
-        start-up, after components connected (the ``Setup`` in ``opa_driver_celery.plugin``).
+        at import time. :func:`prepare_connected` calls it (a worker before it consumes, an
+        app at start-up); otherwise the first :meth:`send_task` does.
         """
         if self._tasks_loaded:
             return
         global _reloaded_in_process
         app = self._connected_app()
-        for package in self.task_packages:
+        manager = _running_manager()
+        for package in task_packages(manager) if manager is not None else []:
             module_name = f"{package}.{TASKS_MODULE}"
             try:
                 loaded = sys.modules.get(module_name)
@@ -232,4 +242,13 @@ class CeleryDriver(Driver):
         if self.instance is not None:
             return self.instance
         # Not connected: the component's own error says why (skipped, failed, stopped).
-        return runtime.get_component(self.component).instance
+        return get_component(self.component).instance
+
+
+def prepare_connected(manager: PluginManager) -> None:
+    """For each connected celery component of *manager*: run the setup hook, load the tasks."""
+    for component in manager.components:
+        driver = component.driver
+        if isinstance(driver, CeleryDriver) and driver.instance is not None:
+            driver.configure(manager)
+            driver.load_tasks()

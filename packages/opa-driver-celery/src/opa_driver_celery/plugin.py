@@ -1,8 +1,10 @@
 """opa-driver-celery's own plugin, loaded through its ``opa.plugins`` entry point.
 
 Hook definitions are collected from plugin modules, so this is where the driver declares
-``driver.celery.setup`` and its default. The ``Setup`` imports every plugin's tasks once an
-app's components are connected, so a broken ``tasks.py`` stops start-up, not a request.
+``driver.celery.setup`` and its default. The ``Setup`` runs that hook and imports every
+plugin's tasks once an app's components are connected, so a broken ``tasks.py`` stops
+start-up, not a request. (A worker or a shell does the same through the extension's
+``opa_worker_setup``.)
 """
 
 from __future__ import annotations
@@ -12,14 +14,14 @@ from typing import Any
 from fastapi import FastAPI
 
 from opa import Hook, HookDefinition, Setup, get_plugin_manager
-from opa_driver_celery.driver import SETUP_HOOK, CeleryDriver
+from opa_driver_celery.driver import SETUP_HOOK, prepare_connected
 
 
 class CelerySetupHook(HookDefinition):
     """``driver.celery.setup(app) -> app``: configure a Celery app (routes, settings).
 
-    Called once per connect, after the app is built from OPTS and before the broker is
-    checked; the app it returns is the component's instance.
+    Called once per connect, once the component connected (at app start-up, or in a
+    worker or a shell before tasks load); the app it returns is the component's instance.
     """
 
     name = SETUP_HOOK
@@ -36,11 +38,9 @@ class DefaultCelerySetup(Hook):
 
 
 class LoadCeleryTasks(Setup):
-    """Imports the plugins' ``tasks.py`` for each connected celery component."""
+    """Runs the setup hook and imports the plugins' ``tasks.py`` for each connected celery
+    component."""
 
     def __init__(self, app: FastAPI) -> None:
         super().__init__(app)
-        for component in get_plugin_manager().components:
-            driver = component.driver
-            if isinstance(driver, CeleryDriver) and driver.instance is not None:
-                driver.load_tasks()
+        prepare_connected(get_plugin_manager())

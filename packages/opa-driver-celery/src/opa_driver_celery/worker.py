@@ -1,12 +1,14 @@
 """Worker mode: a Celery worker on the same plugins and settings as the app.
 
-``opa worker [celery worker options]`` calls :func:`main`; ``celery -A
-opa_driver_celery.worker worker`` (or ``flower``) reads the module attribute ``app``. Either
-way the worker process loads the plugins, connects the sync components (the async ones
-have no event loop here), imports the plugins' tasks and only then starts consuming. Each
-prefork child connects its own components again after the fork, because sockets shared
-with the parent process would mix both processes' traffic; the Celery app itself is kept,
-since Celery resets its own connections in a child.
+``opa worker [celery worker options]`` (the command this distribution's extension adds)
+runs :func:`run_worker`; ``celery -A opa.worker`` asks the extension's ``opa_worker_app``,
+and ``celery -A opa_driver_celery.worker worker`` (or ``flower``) reads the module attribute
+``app``. Each way starts with :func:`opa.bootstrap` in its worker form: plugins loaded, the
+sync components connected (the async ones have no event loop here), the setup hook run and
+the plugins' tasks imported, and only then does Celery consume. Each prefork child connects
+its own components again after the fork, because sockets shared with the parent process
+would mix both processes' traffic; the Celery app itself is kept, since Celery resets its
+own connections in a child.
 """
 
 from __future__ import annotations
@@ -15,13 +17,9 @@ import logging
 import sys
 from typing import Any
 
-from opa import _runtime as runtime
-from opa._components import Component, Components, Status
-from opa._config import load_settings
-from opa._errors import OpaError
-from opa._log import setup_logging
-from opa._masking import mask_secrets
-from opa._plugin_manager import PluginManager
+import click
+
+from opa import Component, OpaError, PluginManager, Status, bootstrap, mask_secrets
 from opa_driver_celery.driver import CeleryDriver
 
 
@@ -41,11 +39,11 @@ class _MaskingFormatter(logging.Formatter):
 
 
 _app: Any = None
-_child_components: list[Components] = []
+_child_components: list[Any] = []
 
 
 def celery_component(manager: PluginManager) -> Component:
-    """The one component with ``DRIVER: celery``, ready to connect; else why not."""
+    """The one connected component with ``DRIVER: celery``; else why there is none."""
     found = [c for c in manager.components if c.spec.driver == CeleryDriver.name]
     if not found:
         raise WorkerError(
@@ -59,42 +57,36 @@ def celery_component(manager: PluginManager) -> Component:
             "one of them: set LOAD: no on the others for this worker"
         )
     component = found[0]
-    if component.status is not Status.PENDING:
+    if component.status is not Status.OK:
         raise WorkerError(
-            f"component {component.name!r} is {component.status.value} ({component.detail}); "
-            "a worker needs it connected"
+            f"component {component.name!r} ({component.describe_target()}) was "
+            f"{component.status.value}: {component.detail}; the worker has no broker"
         )
     return component
 
 
-def build_worker_app() -> Any:
-    """Load plugins, connect the sync components and the tasks; return the Celery app.
+def build_worker_app(manager: PluginManager) -> Any:
+    """The Celery app of a manager bootstrapped for a worker (``connect_sync=True``).
 
-    Once per process: it also connects the handlers of Celery's worker signals.
-
-    Raises :class:`~opa._errors.OpaError` (a masked, one-line message) when the worker
-    cannot run; components connected so far are disconnected first.
+    Connects the handlers of Celery's worker signals, so once per process. Raises
+    :class:`~opa.OpaError` (a masked, one-line message) when the worker cannot run; the
+    components connected so far are disconnected first.
     """
-    settings = load_settings()
-    setup_logging(str(settings.get("LOG_LEVEL", "INFO")))
-    manager = PluginManager(settings)
-    manager.load(sync_only=True)
-    runtime.activate(manager)
-    component = celery_component(manager)
-    manager.components.start_sync()
     try:
-        if component.status is not Status.OK:
-            raise WorkerError(
-                f"component {component.name!r} ({component.describe_target()}) was "
-                f"{component.status.value}: {component.detail}; the worker has no broker"
-            )
-        assert isinstance(component.driver, CeleryDriver)
-        component.driver.load_tasks()
+        component = celery_component(manager)
     except BaseException:
         manager.components.stop_sync()
         raise
     _connect_signals(manager, component.name)
     return component.instance
+
+
+def worker_app(manager: PluginManager | None = None) -> Any:
+    """This process's worker app, built on *manager* or on a fresh worker bootstrap."""
+    global _app
+    if _app is None:
+        _app = build_worker_app(manager or bootstrap(connect_sync=True))
+    return _app
 
 
 def _connect_signals(manager: PluginManager, celery_name: str) -> None:
@@ -125,26 +117,16 @@ def _connect_signals(manager: PluginManager, celery_name: str) -> None:
     signals.after_setup_task_logger.connect(mask_celery_logs, weak=False)
 
 
-def _worker_app() -> Any:
-    global _app
-    if _app is None:
-        _app = build_worker_app()
-    return _app
-
-
 def _report(exc: OpaError) -> None:
     print(f"error: {mask_secrets(str(exc))}", file=sys.stderr)
 
 
-def main(argv: list[str]) -> int:
-    """Run ``celery worker`` with *argv* (Celery 5's worker options); the exit status."""
-    import click
+def run_worker(argv: list[str]) -> int:
+    """Run ``celery worker`` with *argv* (Celery 5's worker options); the exit status.
 
-    try:
-        app = _worker_app()
-    except OpaError as exc:
-        _report(exc)
-        return 1
+    An opa error while starting is raised, for the ``opa`` command to print as one line.
+    """
+    app = worker_app()
     try:
         status = app.start(["worker", *argv])
     except click.ClickException as exc:
@@ -155,12 +137,24 @@ def main(argv: list[str]) -> int:
     return int(status or 0)
 
 
+@click.command(
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    add_help_option=False,
+)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def worker(args: tuple[str, ...]) -> None:
+    """A Celery worker on the same plugins and settings; arguments go to the worker."""
+    status = run_worker(list(args))
+    if status:
+        raise SystemExit(status)
+
+
 def __getattr__(name: str) -> Any:
     # `celery -A opa_driver_celery.worker` looks up `app`; build it only then, so importing
     # this module (as `opa worker` does before parsing its arguments) connects nothing.
     if name == "app":
         try:
-            return _worker_app()
+            return worker_app()
         except OpaError as exc:
             # `celery -A` would print a traceback; the one line says all there is to say.
             _report(exc)

@@ -93,7 +93,8 @@ def build_app(
     settings_dir: str | Path | None = None,
     env: str | None = None,
 ) -> FastAPI:
-    """An opa app for a test, isolated from the developer's machine.
+    """An opa app for a test, isolated from the developer's machine; it starts through
+    :func:`opa.bootstrap`, in the same order as every other entry.
 
     Unlike :func:`opa.create_app`, it reads no settings folder unless *settings_dir*
     is given, ignores ``OPA_*``/``ENV``/dynaconf environment variables while loading,

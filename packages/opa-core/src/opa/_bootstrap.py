@@ -1,0 +1,70 @@
+"""One bootstrap for every way opa starts: the app, each CLI command, the worker, the tests.
+
+The order, always the same:
+
+1. settings: loaded and validated (a bad one is one error line);
+2. logging: configured at the settings' ``LOG_LEVEL``, through masking;
+3. extensions: the ``opa.extensions`` entry points, once per process;
+4. plugin manager: built on these settings and activated, so a plugin that reads
+   ``opa.config`` while it is imported sees them, never a separately loaded copy;
+5. plugins: imported, their hooks and drivers registered;
+6. components: drivers resolved and options validated (unless *resolve* is off); with
+   *connect_sync* (a worker, a shell) the sync components connect and the extensions'
+   ``opa_worker_setup`` runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from opa import _runtime as runtime
+from opa._config import load_settings, typed
+from opa._extensions import extensions
+from opa._log import setup_logging
+from opa._plugin_manager import PluginManager
+
+
+def settings_and_logging(
+    settings: Mapping[str, Any] | None = None,
+    *,
+    settings_dir: str | Path | None = None,
+    env: str | None = None,
+) -> Any:
+    """Steps 1 and 2 alone, for commands that need no plugin (``opa config``)."""
+    resolved = load_settings(settings_dir=settings_dir, env=env, overrides=settings)
+    setup_logging(typed(resolved).LOG_LEVEL)
+    return resolved
+
+
+def bootstrap(
+    settings: Mapping[str, Any] | None = None,
+    *,
+    settings_dir: str | Path | None = None,
+    env: str | None = None,
+    resolve: bool = True,
+    connect_sync: bool = False,
+) -> PluginManager:
+    """Start opa in the one documented order and return the active plugin manager.
+
+    *settings* override configuration keys; *settings_dir* and *env* default to
+    ``OPA_SETTINGS_DIR`` and ``OPA_ENV``. ``resolve=False`` leaves drivers unresolved, for
+    reports that look at each component (``opa check``, ``opa drivers``).
+    ``connect_sync=True`` is for a worker or a shell: only sync drivers are resolved, they
+    connect, and each extension's ``opa_worker_setup`` runs; a failure there disconnects
+    them again before it is raised.
+    """
+    resolved = settings_and_logging(settings, settings_dir=settings_dir, env=env)
+    extension_manager = extensions()
+    manager = PluginManager(resolved)
+    runtime.activate(manager)
+    manager.load(sync_only=connect_sync, resolve=resolve)
+    if connect_sync:
+        manager.components.start_sync()
+        try:
+            extension_manager.hook.opa_worker_setup(manager=manager)
+        except BaseException:
+            manager.components.stop_sync()
+            raise
+    return manager
