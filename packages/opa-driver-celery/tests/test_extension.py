@@ -11,7 +11,7 @@ import pytest
 
 import opa
 from opa_driver_celery import CeleryDriver, worker
-from support import PLUGINS, Run, celery_component
+from celery_support import PLUGINS, Run, celery_component
 
 ROUTING_HOOK = """
 from opa import Hook
