@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 import opa
-from opa_driver_celery import CeleryDriver, worker
 from celery_support import PLUGINS, Run, celery_component
+from opa_driver_celery import CeleryDriver, worker
 
 ROUTING_HOOK = """
 from opa import Hook
