@@ -58,6 +58,9 @@ class Driver:
     """URL scheme -> the port a URL of that scheme means when it names none (``LOAD: auto``)."""
     legacy_names: ClassVar[tuple[str, ...]] = ()
     """opa-stack import paths (``opa.plugins.driver_redis.Walrus``) that resolve to this class."""
+    legacy_exports: ClassVar[Mapping[str, str]] = {}
+    """opa-stack import paths of other things the driver's old module offered (its hook
+    classes) -> ``module:attribute`` of what they are now, imported only when asked for."""
 
     def __init__(self, component: str, opts: BaseModel) -> None:
         self.component = component
