@@ -27,7 +27,7 @@ from opa._extensions import extensions
 from opa._health import router as health_router
 from opa._log import log
 from opa._masking import mask_secrets
-from opa._plugin_manager import PluginManager
+from opa._plugin_manager import PluginManager, run_setup
 from opa._routes import add_router
 from opa._settings_model import Settings
 from opa._validation_errors import request_validation_error
@@ -138,7 +138,7 @@ def _lifespan(manager: PluginManager) -> Any:
             for plugin in manager.plugins:
                 for setup in plugin.setups:
                     try:
-                        setup(app=app)
+                        run_setup(setup, app)
                     except Exception as exc:
                         raise PluginError(
                             f"plugin {plugin.identity}: setup class {setup.__qualname__} failed: "

@@ -92,6 +92,18 @@ class DriverRegistry:
             )
         self._plugin_drivers[name] = cls
 
+    def __getitem__(self, name: str) -> type[Driver]:
+        """The driver class called *name*, as opa-stack's ``plugin_manager.drivers[name]``."""
+        cls = self.get(name)
+        if cls is None:
+            raise KeyError(
+                f"no driver named {name!r} (drivers: {', '.join(self.names()) or 'none'})"
+            )
+        return cls
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self.names()
+
     def get(self, name: str) -> type[Driver] | None:
         """The driver class called *name*, loading its entry point on first use."""
         key = name.lower()
