@@ -48,7 +48,7 @@ def test_opa_env_wins_over_env_and_its_values_apply(
         monkeypatch.setenv(variable, value)
     (tmp_path / "environments.yaml").write_text(ENVIRONMENTS)
     settings = load_settings(settings_dir=tmp_path)
-    assert typed(settings).PROJECT_NAME == name
+    assert name == typed(settings).PROJECT_NAME
     if name == "from-secret":
         assert settings.current_env == "secret"
         assert typed(settings).PROJECT_VERSION == "0.1.0"  # not both's 2.0.0

@@ -4,6 +4,7 @@ replacement and the migration page, never ignored in silence."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ from opa._cli import cli
 from opa._config import load_settings, old_name_warnings, typed
 from opa._errors import ConfigError, OpaError
 from opa._log import setup_logging
-from opa._old_settings import refuse_celery_on_the_api, uvicorn_log_level
+from opa._old_settings import refuse_celery_on_the_api, refuse_worker_mode, uvicorn_log_level
 from opa.testing import clean_environ
 from support import make_app
 
@@ -144,10 +145,29 @@ def test_mode_worker_refuses_to_serve_the_api_and_gives_the_worker_command(
     with pytest.raises(ConfigError) as caught:
         make_app()
     assert str(caught.value) == (
-        "MODE=worker is opa-stack's switch to a Celery worker, and this command serves the "
-        "API; run the worker as its own command: opa worker -Q counter,math -c 2 "
-        f"{MIGRATION}"
+        "MODE=worker is opa-stack's switch to Celery, and this command serves the API; "
+        f"run it as its own command: opa worker -Q counter,math -c 2 {MIGRATION}"
     )
+
+
+@pytest.mark.parametrize(
+    ("environ", "command"),
+    [
+        (
+            {"MODE": "worker", "CELERY_PARAMS": "-E -Q math -n math"},
+            "opa worker -E -Q math -n math",
+        ),
+        ({"MODE": "worker", "CELERY_COMMAND": "beat"}, "celery -A opa.worker beat"),
+        ({"MODE": "worker", "CELERY_COMMAND": "worker"}, "opa worker"),
+        ({"MODE": "flower"}, "celery -A opa.worker flower"),
+    ],
+)
+def test_the_refusal_translates_opa_stacks_celery_variables(
+    environ: dict[str, str], command: str
+) -> None:
+    """MODE, CELERY_PARAMS and CELERY_COMMAND become the one command opa runs instead."""
+    with pytest.raises(ConfigError, match=f"run it as its own command: {re.escape(command)} "):
+        refuse_worker_mode(environ)
 
 
 def test_opa_run_under_mode_worker_ends_with_one_line(tmp_path: Path) -> None:
@@ -159,8 +179,8 @@ def test_opa_run_under_mode_worker_ends_with_one_line(tmp_path: Path) -> None:
     )
     assert result.exit_code == 1
     assert result.stderr.strip().splitlines() == [
-        "error: MODE=worker is opa-stack's switch to a Celery worker, and this command serves "
-        f"the API; run the worker as its own command: opa worker -Q q1 {MIGRATION}"
+        "error: MODE=worker is opa-stack's switch to Celery, and this command serves the API; "
+        f"run it as its own command: opa worker -Q q1 {MIGRATION}"
     ]
 
 

@@ -104,7 +104,10 @@ def test_all_filters_must_pass(tmp_path: Path) -> None:
     write_plugin(folder, "beta", "")
     (folder / "alpha-meta.json").write_text('{"tags": ["red"]}')
     manager = manager_for(
-        tmp_path, PLUGIN_PATHS=[str(folder)], PLUGIN_WHITELIST_RE=".*a", PLUGIN_BLACKLIST_TAGS=["red"]
+        tmp_path,
+        PLUGIN_PATHS=[str(folder)],
+        PLUGIN_WHITELIST_RE=".*a",
+        PLUGIN_BLACKLIST_TAGS=["red"],
     )
     assert [p.identity for p in manager.plugins] == [f"{folder}/beta"]
 

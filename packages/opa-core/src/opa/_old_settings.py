@@ -6,8 +6,8 @@ page, where the same name has its row:
 - CORS's ``ALLOW_*`` keys are refused: a CORS policy that silently did not apply would
   show only as browsers failing;
 - ``OPA_LOGLEVEL`` sets ``LOG_LEVEL``, with a warning, unless ``OPA_LOG_LEVEL`` is set too;
-- ``MODE=worker`` refuses to serve the API, since the container meant a worker, and so does
-  ``celery -A opa.main``, opa-stack's worker command;
+- ``MODE=worker`` (or ``flower``) refuses to serve the API, naming the command to run
+  instead, and so does ``celery -A opa.main``, opa-stack's worker command;
 - ``uvicorn opa.main:app --log-level`` sets the app's level, as it did;
 - the rest (the container's switches, build information) are warned about.
 """
@@ -51,7 +51,7 @@ IGNORED = {
 }
 """Settings keys and environment variables opa-stack read that opa does not -> what to do."""
 
-OLD_MODES = ("api", "worker", "manual")
+OLD_MODES = ("api", "worker", "flower", "manual")
 """The values of opa-stack's ``MODE``; another value is someone else's variable."""
 
 BUILD_INFO = ("SOURCE_COMMIT", "DOCKER_TAG")
@@ -114,15 +114,26 @@ def ignored_warnings(values: Mapping[str, Any], environ: Mapping[str, str]) -> l
     return found
 
 
-def refuse_worker_mode(environ: Mapping[str, str]) -> None:
-    """Refuse to serve the API where opa-stack's container would have run a worker."""
-    if environ.get("MODE", "").strip().lower() != "worker":
-        return
+def celery_command(environ: Mapping[str, str]) -> str:
+    """The command opa runs where opa-stack's container ran Celery (``MODE=worker`` with
+    ``CELERY_PARAMS`` and ``CELERY_COMMAND``, or ``MODE=flower``)."""
     arguments = shlex.split(environ.get("CELERY_PARAMS", ""))
-    command = shlex.join(["opa", "worker", *arguments])
+    if environ.get("MODE", "").strip().lower() == "flower":
+        return shlex.join(["celery", "-A", "opa.worker", "flower", *arguments])
+    command = environ.get("CELERY_COMMAND", "").strip()
+    if command and command != "worker":
+        return shlex.join(["celery", "-A", "opa.worker", *shlex.split(command), *arguments])
+    return shlex.join(["opa", "worker", *arguments])
+
+
+def refuse_worker_mode(environ: Mapping[str, str]) -> None:
+    """Refuse to serve the API where opa-stack's container would have run Celery instead."""
+    mode = environ.get("MODE", "").strip().lower()
+    if mode not in ("worker", "flower"):
+        return
     raise ConfigError(
-        f"MODE=worker is opa-stack's switch to a Celery worker, and this command serves the "
-        f"API; run the worker as its own command: {command} (see {MIGRATION_PAGE})"
+        f"MODE={mode} is opa-stack's switch to Celery, and this command serves the API; "
+        f"run it as its own command: {celery_command(environ)} (see {MIGRATION_PAGE})"
     )
 
 
