@@ -256,12 +256,16 @@ def test_the_plugin_managers_dropped_attributes_name_their_replacement(
     [
         ("load", "a component's LOAD is opa.get_component(self.component).spec.load"),
         ("pm", "the plugin manager is opa.get_plugin_manager()"),
+        (
+            "get",
+            "the driver's instance is self.instance, and plugin code asks opa.get_instance(name)",
+        ),
     ],
 )
 def test_a_drivers_dropped_attributes_name_their_replacement(
     attribute: str, replacement: str
 ) -> None:
-    """A driver's .load and .pm raise an AttributeError that says what to use instead."""
+    """A driver's .load, .pm and .get raise an AttributeError that says what to use instead."""
 
     class Plain(opa.Driver):
         name = "plain"

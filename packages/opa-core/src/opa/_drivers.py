@@ -34,6 +34,7 @@ CONTRACT_METHODS = ("connect", "validate", "ping", "disconnect")
 GONE_DRIVER_ATTRIBUTES = {
     "load": "a component's LOAD is opa.get_component(self.component).spec.load",
     "pm": "the plugin manager is opa.get_plugin_manager()",
+    "get": "the driver's instance is self.instance, and plugin code asks opa.get_instance(name)",
 }
 """opa-stack's driver attributes opa does not set, and what replaces each."""
 
