@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict
 
 from opa._errors import DriverError
-from opa._legacy import MIGRATION_PAGE
+from opa._legacy import missing_attribute
 from opa._log import log
 
 CONTRACT_VERSION = 1
@@ -106,12 +106,8 @@ class Driver:
 
         def __getattr__(self, name: str) -> Any:
             # Only names no class or instance defines reach here.
-            replacement = GONE_DRIVER_ATTRIBUTES.get(name)
-            if replacement is None:
-                raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-            raise AttributeError(
-                f"driver attribute {name!r} was opa-stack's; {replacement} (see {MIGRATION_PAGE})"
-            )
+            old = f"driver attribute {name!r}"
+            raise missing_attribute(self, name, GONE_DRIVER_ATTRIBUTES, old)
 
     def connect(self) -> Any:
         raise NotImplementedError(f"driver {type(self).__qualname__} must implement connect()")

@@ -35,6 +35,17 @@ def removed(old: str, replacement: str) -> RemovedNameError:
     return RemovedNameError(f"{old} is not in opa: {replacement} (see {MIGRATION_PAGE})")
 
 
+def missing_attribute(
+    owner: object, name: str, gone: Mapping[str, str], old: str
+) -> AttributeError:
+    """The error for *owner* lacking *name*: Python's usual one, or, for a name in *gone*
+    (one of opa-stack's attributes), one calling it *old* and saying what replaces it."""
+    replacement = gone.get(name)
+    if replacement is None:
+        return AttributeError(f"{type(owner).__name__!r} object has no attribute {name!r}")
+    return AttributeError(f"{old} was opa-stack's; {replacement} (see {MIGRATION_PAGE})")
+
+
 def alias_module_getattr(
     module: str,
     moved: Mapping[str, Any],

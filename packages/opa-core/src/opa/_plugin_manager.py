@@ -23,7 +23,7 @@ from opa._driver_registry import DriverRegistry
 from opa._drivers import Driver
 from opa._errors import PluginError
 from opa._hooks import Hook, HookDefinition, HookRegistry
-from opa._legacy import MIGRATION_PAGE, warn_renamed
+from opa._legacy import missing_attribute, warn_renamed
 from opa._log import log
 
 if TYPE_CHECKING:
@@ -164,12 +164,7 @@ class PluginManager:
     if not TYPE_CHECKING:  # hidden from mypy, which would otherwise accept any attribute
 
         def __getattr__(self, name: str) -> Any:
-            replacement = GONE_ATTRIBUTES.get(name)
-            if replacement is None:
-                raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-            raise AttributeError(
-                f"PluginManager.{name} was opa-stack's; {replacement} (see {MIGRATION_PAGE})"
-            )
+            raise missing_attribute(self, name, GONE_ATTRIBUTES, f"PluginManager.{name}")
 
     @property
     def routers(self) -> list[APIRouter]:
