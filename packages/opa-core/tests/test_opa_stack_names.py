@@ -47,6 +47,14 @@ def test_the_plugin_guides_import_line_works() -> None:
     assert [w.filename for w in caught] == [__file__] * 4
 
 
+def test_a_star_import_of_opa_core_plugin_gives_every_name() -> None:
+    """`from opa.core.plugin import *` brings all of opa-stack's plugin names, each warned."""
+    namespace: dict[str, object] = {}
+    with pytest.warns(DeprecationWarning):
+        exec("from opa.core.plugin import *", namespace)
+    assert {name for name in namespace if not name.startswith("__")} == set(PLUGIN_NAMES)
+
+
 def test_opa_core_logger_log_is_opas_log() -> None:
     """`from opa.core.logger import log` gives opa.log and names the new import."""
     with pytest.warns(DeprecationWarning, match=r"use 'from opa import log'"):
