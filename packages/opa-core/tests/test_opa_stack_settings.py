@@ -87,6 +87,19 @@ def test_opa_loglevel_sets_the_level_with_a_warning(
     ]
 
 
+def test_a_bad_opa_loglevel_is_named_by_its_own_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A level no one knows, set as OPA_LOGLEVEL, is refused naming OPA_LOGLEVEL."""
+    monkeypatch.setenv("OPA_LOGLEVEL", "chatty")
+    with pytest.raises(ConfigError) as caught:
+        loaded(tmp_path)
+    assert str(caught.value) == (
+        "setting LOGLEVEL (OPA_LOGLEVEL, opa-stack's name of OPA_LOG_LEVEL): expected one of "
+        "TRACE, DEBUG, INFO, WARNING, ERROR, CRITICAL; found str 'chatty'"
+    )
+
+
 def test_opa_log_level_wins_over_opa_loglevel(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -21,6 +21,8 @@ from typing import Any
 
 from opa._errors import ConfigError, OpaError
 from opa._legacy import MIGRATION_PAGE
+from opa._setting_errors import found
+from opa._settings_model import LOG_LEVELS
 
 REFUSED_KEYS = {
     "ALLOW_ORIGINS": "CORS_ORIGINS",
@@ -82,6 +84,11 @@ def old_log_level(
         return None, (
             f"OPA_LOGLEVEL={old} is ignored: OPA_LOG_LEVEL (or the command's --log-level) "
             f"sets the level; drop OPA_LOGLEVEL (see {MIGRATION_PAGE})"
+        )
+    if str(old).strip().upper() not in LOG_LEVELS:
+        raise ConfigError(
+            f"setting LOGLEVEL (OPA_LOGLEVEL, opa-stack's name of OPA_LOG_LEVEL): expected "
+            f"one of {', '.join(LOG_LEVELS)}; found {found([OLD_LOG_LEVEL], old)}"
         )
     return old, (
         f"OPA_LOGLEVEL is deprecated; it set LOG_LEVEL={old}: "
