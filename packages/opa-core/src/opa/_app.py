@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import os
 import sys
 import traceback
 from collections.abc import AsyncIterator, Iterator, Mapping
@@ -27,7 +28,8 @@ from opa._extensions import extensions
 from opa._health import router as health_router
 from opa._log import log
 from opa._masking import mask_secrets
-from opa._plugin_manager import PluginManager
+from opa._old_settings import refuse_worker_mode
+from opa._plugin_manager import PluginManager, run_setup
 from opa._routes import add_router
 from opa._settings_model import Settings
 from opa._validation_errors import request_validation_error
@@ -138,7 +140,7 @@ def _lifespan(manager: PluginManager) -> Any:
             for plugin in manager.plugins:
                 for setup in plugin.setups:
                     try:
-                        setup(app=app)
+                        run_setup(setup, app)
                     except Exception as exc:
                         raise PluginError(
                             f"plugin {plugin.identity}: setup class {setup.__qualname__} failed: "
@@ -161,6 +163,7 @@ def create_app(
 ) -> FastAPI:
     """Build an opa app (through :func:`opa.bootstrap`); *settings* override configuration
     keys (handy in tests). Each extension's ``opa_app_setup`` adds its routes or middleware."""
+    refuse_worker_mode(os.environ)
     manager = bootstrap(settings, settings_dir=settings_dir, env=env)
     checked = typed(manager.settings)
     # SELF_HOSTED: opa serves the docs pages with their assets; otherwise FastAPI's use a CDN.

@@ -33,6 +33,7 @@ from opa._extensions import extensions
 from opa._known_drivers import COMMANDS, command_hint, install_hint
 from opa._log import log
 from opa._masking import mask_secrets, mask_value
+from opa._old_settings import refuse_worker_mode
 
 LOG_LEVELS = ("trace", "debug", "info", "warning", "error", "critical")
 
@@ -161,6 +162,7 @@ def run(host: str | None, port: int | None, reload: bool | None, log_level: str 
     from opa._serve import serve
 
     _export_choice("OPA_LOG_LEVEL", log_level.upper() if log_level else None)
+    refuse_worker_mode(os.environ)
     # Surfaces configuration and plugin errors as one line here, not as uvicorn's traceback.
     settings = bootstrap().settings
     values = typed(settings)
