@@ -16,7 +16,11 @@ copy (migrating.md's opa-stack components) is loaded as one.
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +31,7 @@ from fastapi.testclient import TestClient
 
 from opa._config import DEFAULTS_FILE as DEFAULTS
 from opa._config import load_settings, typed
-from opa.testing import build_app
+from opa.testing import build_app, skip_or_fail
 
 DOCS = Path(__file__).resolve().parents[3] / "docs"
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.MULTILINE | re.DOTALL)
@@ -114,6 +118,58 @@ def test_run_samples_execute(source: str, tmp_path: Path, monkeypatch: pytest.Mo
     """A '# run' block executes without error, from an empty working folder."""
     monkeypatch.chdir(tmp_path)
     exec(compile(source, "<docs sample>", "exec"), {"__name__": "__docs__"})
+
+
+CORE = Path(__file__).resolve().parents[1]
+INSTALL_TIMEOUT = 600
+SAMPLE_TIMEOUT = 120
+
+
+def fresh_env() -> dict[str, str]:
+    """This process's environment without what would leak into a fresh venv or opa's settings."""
+    dropped = ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "ENV")
+    return {
+        key: value
+        for key, value in os.environ.items()
+        if key not in dropped and not key.upper().startswith(("OPA_", "DYNACONF_"))
+    }
+
+
+def test_run_samples_execute_with_only_opa_core_testing_installed(tmp_path: Path) -> None:
+    """In a fresh venv holding only opa-core[testing] (what the docs tell a user to install
+    for tests), every '# run' sample executes: fastapi.testclient finds its HTTP client."""
+    uv = shutil.which("uv", path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    if uv is None:
+        skip_or_fail("uv is not on PATH; it creates the fresh environment")
+    venv = tmp_path / "venv"
+    env = fresh_env()
+    created = subprocess.run(
+        [uv, "venv", "--quiet", "--python", sys.executable, str(venv)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=INSTALL_TIMEOUT,
+    )
+    assert created.returncode == 0, created.stderr
+    python = str(venv / "bin" / "python")
+    install = [uv, "pip", "install", "--quiet", "--python", python, f"{CORE}[testing]"]
+    installed = subprocess.run(
+        install, env=env, capture_output=True, text=True, timeout=INSTALL_TIMEOUT
+    )
+    assert installed.returncode == 0, installed.stderr
+    assert {"index.md", "writing-a-plugin.md"} <= {page for page, _, _ in RUNS}
+    for page, index, source in RUNS:
+        sample = tmp_path / f"{page.removesuffix('.md')}-{index}.py"
+        sample.write_text(source, encoding="utf-8")
+        ran = subprocess.run(
+            [python, str(sample)],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=SAMPLE_TIMEOUT,
+        )
+        assert ran.returncode == 0, f"{page} '# run' sample {index}:\n{ran.stderr}"
 
 
 def test_configuration_reference_names_every_default_key() -> None:
