@@ -15,6 +15,7 @@ copy (migrating.md's opa-stack components) is loaded as one.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -23,6 +24,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -170,6 +172,53 @@ def test_run_samples_execute_with_only_opa_core_testing_installed(tmp_path: Path
             timeout=SAMPLE_TIMEOUT,
         )
         assert ran.returncode == 0, f"{page} '# run' sample {index}:\n{ran.stderr}"
+
+
+def sample_marks_hook() -> ModuleType:
+    """docs/hooks/sample_marks.py, which is no package, loaded from its file."""
+    spec = importlib.util.spec_from_file_location(
+        "sample_marks", DOCS / "hooks" / "sample_marks.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("path", sorted(DOCS.glob("*.md")), ids=lambda p: p.name)
+def test_the_site_shows_no_test_mark(path: Path) -> None:
+    """On the site, no python block keeps a mark of the harness: the site's hook turns them
+    into comments for readers, and the code itself is left as written."""
+    text = path.read_text(encoding="utf-8")
+    shown = sample_marks_hook().on_page_markdown(text)
+    for block in BLOCK.findall(shown):
+        marks = [line for line in block.splitlines() if line.startswith((*MARKS, "# expect: "))]
+        marks += [line for line in block.splitlines() if line.startswith("# settings: ")]
+        assert not marks, f"{path.name}: the site shows {marks}"
+    code = [line for b in BLOCK.findall(text) for line in b.splitlines() if line[:1] != "#"]
+    assert code == [
+        line for b in BLOCK.findall(shown) for line in b.splitlines() if line[:1] != "#"
+    ]
+
+
+def test_marks_read_as_comments_for_people() -> None:
+    """Each mark becomes the words a reader needs: the file, the answers, the settings."""
+    block = (
+        "# plugin: greetings.py\n"
+        '# settings: {"SECRET_KEY": "x"}\n'
+        '# expect: GET /greet/Ada -> 200 {"greeting": "Hello, Ada!"}\n'
+        "# run\n"
+        "from opa import get_router  # plugin: not a mark here\n"
+    )
+    assert sample_marks_hook().rewrite_block(block) == (
+        "# plugins/greetings.py\n"
+        '# with the settings {"SECRET_KEY": "x"}\n'
+        '# GET /greet/Ada answers 200 {"greeting": "Hello, Ada!"}\n'
+        "from opa import get_router  # plugin: not a mark here\n"
+    )
+    assert sample_marks_hook().rewrite_block("# needs: opa-driver-celery\nx = 1\n") == (
+        "# needs opa-driver-celery\nx = 1\n"
+    )
 
 
 def test_configuration_reference_names_every_default_key() -> None:
