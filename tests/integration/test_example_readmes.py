@@ -13,8 +13,9 @@ How a README is read:
 Only what keeps a test from meeting others on this machine's shared services changes: the
 example runs in a copy of its folder, `opa run` listens on a port the kernel picks and
 curl is pointed there, and the settings the README itself names for that purpose set
-this run's own key prefix, queue names (`-Q`, `-n`), databases and service URLs. Flower's
-line is left to packages/opa-driver-celery/tests/test_flower.py, which runs it.
+this run's own key prefix, queue names (`-Q`, `-n`), databases and service URLs, and the
+components' start-up bound is raised for a loaded machine. Flower's line is left to
+packages/opa-driver-celery/tests/test_flower.py, which runs it.
 """
 
 from __future__ import annotations
@@ -278,6 +279,9 @@ def test_readme_commands_answer_as_the_readme_shows(
     here = tmp_path / "examples" / scenario.example
     env = clean_environ()
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    # A loaded test machine may take longer than the default 10 s to import and connect
+    # a backend; that is no fault of the README, so the bound is generous here.
+    env["OPA_COMPONENT_TIMEOUT"] = "60"
     run_id = uuid.uuid4().hex[:8]
     with isolation(scenario.example, request) as isolated, ExitStack() as processes:
         env.update(isolated.env)
