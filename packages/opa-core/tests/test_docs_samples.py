@@ -33,7 +33,7 @@ from fastapi.testclient import TestClient
 
 from opa._config import DEFAULTS_FILE as DEFAULTS
 from opa._config import load_settings, typed
-from opa.testing import build_app, skip_or_fail
+from opa.testing import build_app, clean_environ, skip_or_fail
 
 DOCS = Path(__file__).resolve().parents[3] / "docs"
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.MULTILINE | re.DOTALL)
@@ -127,16 +127,6 @@ INSTALL_TIMEOUT = 600
 SAMPLE_TIMEOUT = 120
 
 
-def fresh_env() -> dict[str, str]:
-    """This process's environment without what would leak into a fresh venv or opa's settings."""
-    dropped = ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "ENV")
-    return {
-        key: value
-        for key, value in os.environ.items()
-        if key not in dropped and not key.upper().startswith(("OPA_", "DYNACONF_"))
-    }
-
-
 def test_run_samples_execute_with_only_opa_core_testing_installed(tmp_path: Path) -> None:
     """In a fresh venv holding only opa-core[testing] (what the docs tell a user to install
     for tests), every '# run' sample executes: fastapi.testclient finds its HTTP client."""
@@ -144,7 +134,7 @@ def test_run_samples_execute_with_only_opa_core_testing_installed(tmp_path: Path
     if uv is None:
         skip_or_fail("uv is not on PATH; it creates the fresh environment")
     venv = tmp_path / "venv"
-    env = fresh_env()
+    env = clean_environ()
     created = subprocess.run(
         [uv, "venv", "--quiet", "--python", sys.executable, str(venv)],
         env=env,
