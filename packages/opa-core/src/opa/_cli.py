@@ -191,11 +191,14 @@ def shell() -> None:
         "log": log,
         "manager": manager,
     }
+    banner = f"opa shell; names: {', '.join(namespace)}"
+    # The module name log lines report for code typed at the prompt (else "None:1").
+    namespace["__name__"] = "__console__"
     try:
         try:
             ipython: Any = importlib.import_module("IPython")
         except ImportError:
-            code.interact(banner=f"opa shell; names: {', '.join(namespace)}", local=namespace)
+            code.interact(banner=banner, local=namespace)
         else:
             ipython.start_ipython(argv=[], user_ns=namespace)
     finally:
@@ -243,6 +246,8 @@ def drivers() -> None:
 def config_command(as_json: bool) -> None:
     """The resolved settings, with secrets masked."""
     resolved = settings_and_logging().as_dict()
+    # dynaconf's own switch, which opa always sets off (opa reads no .env file): no setting.
+    resolved.pop("LOAD_DOTENV", None)
     masked = {str(key): mask_value(str(key), value) for key, value in resolved.items()}
     if as_json:
         echo(json.dumps(masked, indent=2, sort_keys=True, default=str))
