@@ -91,6 +91,16 @@ class Driver:
         """
         return ()
 
+    def is_unavailable(self, error: Exception) -> bool:
+        """True when *error*, one of :meth:`unavailable_errors`, means the server is gone.
+
+        Override it when one exception class of the library carries both an outage and a
+        mistake (PyMySQL's ``OperationalError`` is raised for "server gone" and for "unknown
+        database"): only an error this says True for answers 503 and trips the breaker; any
+        other is an ordinary 500. The default trusts the classes.
+        """
+        return isinstance(error, self.unavailable_errors())
+
     def urls(self) -> list[str]:
         """The URLs this driver connects to, for the reachability check and messages."""
         url = getattr(self.opts, "URL", None)
