@@ -10,8 +10,8 @@ from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
 import opa
-from opa.testing import captured_logs
 from opa._errors import ConfigError
+from opa.testing import captured_logs
 from support import free_port, listening_port, make_app, write_plugin
 
 ORIGINAL_HOOKS_DEFINER = """
