@@ -107,7 +107,8 @@ class TcpProxy:
     @property
     def connections(self) -> int:
         """Client connections open through the proxy right now."""
-        return self._call(self._count())
+        count: int = self._call(self._count())
+        return count
 
     @property
     def accepted(self) -> int:
