@@ -173,7 +173,12 @@ def create_app(
 ) -> FastAPI:
     """Build an opa app (through :func:`opa.bootstrap`); *settings* override configuration
     keys (handy in tests). Each extension's ``opa_app_setup`` adds its routes or middleware."""
-    manager = bootstrap(settings, settings_dir=settings_dir, env=env)
+    return app_for(bootstrap(settings, settings_dir=settings_dir, env=env))
+
+
+def app_for(manager: PluginManager) -> FastAPI:
+    """The app serving what *manager* loaded: :func:`create_app` after its bootstrap, and
+    the driver compliance suite, whose drivers may come from entry points of its own."""
     checked = typed(manager.settings)
     # SELF_HOSTED: opa serves the docs pages with their assets; otherwise FastAPI's use a CDN.
     self_hosted = checked.SELF_HOSTED

@@ -78,6 +78,7 @@ class TcpProxy:
         self._mode = ProxyMode.FORWARDING
         self._links: set[_Link] = set()
         self._accepted = 0
+        self._closed = False
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name=f"opa-proxy-{backend_port}", daemon=True
@@ -103,6 +104,11 @@ class TcpProxy:
     def mode(self) -> ProxyMode:
         """What the proxy does with connections now."""
         return self._mode
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` ran: the proxy forwards nothing more."""
+        return self._closed
 
     @property
     def connections(self) -> int:
@@ -148,8 +154,9 @@ class TcpProxy:
 
     def close(self) -> None:
         """Stop listening and close every connection; safe to call twice."""
-        if self._loop.is_closed():
+        if self._closed:
             return
+        self._closed = True
         try:
             self._call(self._shut_down())
         finally:
