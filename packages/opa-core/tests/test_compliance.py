@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from collections.abc import Iterable, Iterator
 from importlib.metadata import Distribution, EntryPoint
 from os import PathLike
@@ -173,3 +175,20 @@ def test_only_declared_opt_outs_skip_and_the_report_says_why(
     assert not outcomes.get("failed"), result.stdout.str()
     for case, reason in declared.items():
         result.stdout.fnmatch_lines([f"*TestTcpEchoCompliance opts out of '{case}': {reason}*"])
+
+
+@pytest.mark.parametrize("library", ["pytest"])
+def test_the_suite_without_the_testing_extra_names_the_install_line(library: str) -> None:
+    """Asking for the suite (help() does) without pytest says to install the extra."""
+    script = (
+        f"import sys; sys.modules[{library!r}] = None\n"
+        "import opa.testing\n"
+        "help(opa.testing.DriverComplianceSuite)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode != 0
+    last = done.stderr.strip().splitlines()[-1]
+    assert last == (
+        f"ImportError: opa.testing.DriverComplianceSuite needs {library}, which is not "
+        "installed: pip install 'opa-core[testing]'"
+    ), done.stderr

@@ -79,6 +79,9 @@ __all__ = [
 
 T = TypeVar("T")
 
+TESTING_EXTRA = ("pytest",)
+"""What the compliance suite needs beyond opa-core: the ``testing`` extra installs it."""
+
 NO_SETTINGS_DIR = Path(os.devnull) / "opa-settings"
 """A settings folder that cannot exist (its parent is the null device), so none is read."""
 
@@ -142,7 +145,14 @@ def override_instance(name: str, instance: T, *, app: FastAPI | None = None) -> 
 def __getattr__(name: str) -> Any:
     # The compliance suite needs pytest; import it only when asked for.
     if name == "DriverComplianceSuite":
-        from opa.testing._compliance import DriverComplianceSuite
-
+        try:
+            from opa.testing._compliance import DriverComplianceSuite
+        except ModuleNotFoundError as missing:
+            if missing.name not in TESTING_EXTRA:
+                raise
+            raise ImportError(
+                f"opa.testing.DriverComplianceSuite needs {missing.name}, which is not "
+                "installed: pip install 'opa-core[testing]'"
+            ) from missing
         return DriverComplianceSuite
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

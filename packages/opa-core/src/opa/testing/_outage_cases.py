@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import http.client
 import json
 import secrets
 import subprocess
@@ -22,12 +23,13 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
-from fastapi.testclient import TestClient
 
 from opa._components import Component
 from opa._drivers import Driver, driver_is_async
 from opa._errors import ComponentError
 from opa._masking import mask_secrets
+from opa.testing._ports import LOCALHOST
+from opa.testing._processes import wait_for
 from opa.testing._proxy import TcpProxy, open_sockets
 from opa.testing._services import skip_or_fail
 from opa.testing._suite_kit import SuiteBase, answer_text, within
@@ -38,6 +40,27 @@ NO_TIMEOUTS = (
     ": the driver waits on a host that never answers; pass the client library's own connect "
     "and socket timeouts from its options, and list those options in timeout_options"
 )
+
+
+@contextlib.contextmanager
+def served(app: FastAPI, bound: float) -> Iterator[tuple[str, int]]:
+    """*app* served by uvicorn on a port of 127.0.0.1 from a thread, as in production; its
+    lifespan connects the components, and leaving the block stops it."""
+    import uvicorn
+
+    config = uvicorn.Config(app, host=LOCALHOST, port=0, log_config=None, lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="opa-compliance-app", daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: server.started or not thread.is_alive(), bound, "the app to start")
+        if not server.started:
+            pytest.fail("the app did not start; its log above says why", pytrace=False)
+        port: int = server.servers[0].sockets[0].getsockname()[1]
+        yield LOCALHOST, port
+    finally:
+        server.should_exit = True
+        thread.join(bound)
 
 
 def token() -> str:
@@ -118,16 +141,20 @@ class OutageCases(SuiteBase):
 
         app.add_api_route(ROUTE, round_trip)
 
-    def _get(self, client: TestClient, proxy: TcpProxy, what: str) -> Any:
-        """GET the round-trip route, failing the test (not hanging it) past the outage bound."""
+    def _get(self, address: tuple[str, int], proxy: TcpProxy, what: str) -> tuple[int, str]:
+        """GET the round-trip route: (status, body); the test fails (not hangs) past the
+        outage bound."""
         bound = self.outage_bound() + self.timeout
-        with ThreadPoolExecutor(1) as pool:
-            answer = pool.submit(client.get, ROUTE)
-            try:
-                return answer.result(bound)
-            except TimeoutError:
-                proxy.close()  # frees the request, so the test ends
-                pytest.fail(f"{what} did not finish within {bound:g}s{NO_TIMEOUTS}", pytrace=False)
+        connection = http.client.HTTPConnection(*address, timeout=bound)
+        try:
+            connection.request("GET", ROUTE)
+            response = connection.getresponse()
+            return response.status, response.read().decode(errors="replace")
+        except TimeoutError:
+            proxy.close()  # frees the request, so the app can stop
+            pytest.fail(f"{what} did not finish within {bound:g}s{NO_TIMEOUTS}", pytrace=False)
+        finally:
+            connection.close()
 
     # The cases.
 
@@ -143,24 +170,24 @@ class OutageCases(SuiteBase):
         with self.outage_proxy(live_options) as (proxy, opts):
             app = self.make_app("yes", opts)
             self._round_trip_route(app, errors)
-            with TestClient(app, raise_server_exceptions=False) as client:
-                healthy = self._get(client, proxy, "a request to the live backend")
-                assert healthy.status_code == 200, f"before the outage: {healthy.text}"
+            with served(app, self.timeout * 2 + self.slack) as address:
+                status, text = self._get(address, proxy, "a request to the live backend")
+                assert status == 200, f"before the outage: {status} {text}"
                 proxy.drop()
                 errors.clear()
-                response = self._get(client, proxy, "a request while connections are dropped")
-        if response.status_code == 503:
-            assert repr(self.component_name) in response.json()["detail"], response.text
+                status, text = self._get(address, proxy, "a request while connections drop")
+        if status == 503:
+            assert repr(self.component_name) in json.loads(text)["detail"], text
             return
         if not errors:
             pytest.fail(
-                f"a request answered {response.status_code} while the proxy dropped every "
+                f"a request answered {status} while the proxy dropped every "
                 "connection: round_trip() must make a real call to the server",
                 pytrace=False,
             )
         driver = app.state.opa.components.get(self.component_name).driver
         assert_outage(driver, errors[-1], "a call through the instance over dropped connections")
-        pytest.fail(f"the app answered {response.status_code}: {response.text}", pytrace=False)
+        pytest.fail(f"the app answered {status}: {text}", pytrace=False)
 
     def test_connecting_to_a_silent_host_ends_in_time(self, live_options: dict[str, Any]) -> None:
         """Against a host that accepts and never answers, start-up fails within the driver's
