@@ -133,13 +133,16 @@ class Driver:
 
 def hosts_of(url: str, default_ports: Mapping[str, int]) -> list[tuple[str, int | None]]:
     """(host, port) pairs named by *url*; port None when neither the URL nor *default_ports*
-    gives one. None for URLs that name no host (``unix:``, ``sqlite:///``) or a DNS SRV
-    name (``mongodb+srv:``), which the driver resolves itself.
+    gives one (for the scheme, or for its part before a ``+``). None for URLs that name no
+    host (``unix:``, ``sqlite:///``) or a DNS SRV name (``mongodb+srv:``), which the driver
+    resolves itself.
     """
     parts = urlsplit(url)
     if parts.scheme.endswith("+srv"):
         return []
-    port = default_ports.get(parts.scheme)
+    # "mariadb+pymysql" (a dialect and its client, as SQLAlchemy writes them) takes the port of
+    # "mariadb" unless the driver declares the whole scheme.
+    port = default_ports.get(parts.scheme, default_ports.get(parts.scheme.partition("+")[0]))
     netloc = parts.netloc.rpartition("@")[2]
     found: list[tuple[str, int | None]] = []
     for host in netloc.split(","):

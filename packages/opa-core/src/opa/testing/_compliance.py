@@ -219,6 +219,28 @@ class DriverComplianceSuite(OutageCases):
         with pytest.raises(ComponentUnavailableError):
             component.instance  # noqa: B018 - the access is the test
 
+    def test_a_url_without_its_port_is_still_probed(self) -> None:
+        """The unreachable URL with its port left out still gives LOAD auto a host to probe:
+        the driver declares its scheme's default port."""
+        opts = self.unreachable_options()
+        url = opts.get(self.required_option)
+        if not isinstance(url, str):
+            return  # no URL option: the driver finds its targets elsewhere
+        portless = re.sub(r"^([^:/]+://(?:[^@/]*@)?[^:/?,]+):\d+", r"\1", url)
+        components = self.make_components("auto", {**opts, self.required_option: portless})
+        try:
+            components.resolve()
+        except OptionsError:
+            return  # the options require a port, so every URL names one
+        driver = components.get(self.component_name).driver
+        assert driver is not None
+        scheme = portless.partition("://")[0]
+        assert driver.reachability_targets(), (
+            f"a {scheme}:// URL without a port gives LOAD auto nothing to probe, so an "
+            "unreachable backend fails start-up instead of being skipped; declare "
+            f"default_ports = {{{scheme.partition('+')[0]!r}: <its port>}} on the driver"
+        )
+
     def test_yes_fails_fast_on_an_unreachable_backend(self) -> None:
         """Under LOAD yes an unreachable backend fails start-up in time, naming the component."""
         components = self.make_components("yes", self.unreachable_options())
