@@ -66,11 +66,13 @@ async def within(
         raise
 
 
-def answer_text(answer: Any) -> str:
-    """*answer* as text, bytes decoded, to look for a round trip's token in it."""
-    if isinstance(answer, bytes | bytearray):
-        return bytes(answer).decode(errors="replace")
-    return str(answer)
+def _checked(answer: Any, token: str) -> Any:
+    """*answer*, once it is seen to hold *token* (bytes are decoded to look)."""
+    text = (
+        bytes(answer).decode(errors="replace") if isinstance(answer, bytes | bytearray) else answer
+    )
+    assert token in str(text), f"round_trip() answered {answer!r} to a call for {token!r}"
+    return answer
 
 
 SUITE_PACKAGE = "opa.testing."
@@ -275,23 +277,22 @@ class SuiteBase:
         return app_for(manager)
 
     async def call(self, component: Component, token: str) -> Any:
-        """:meth:`round_trip` as a route makes it: a sync driver's in a worker thread.
+        """:meth:`round_trip` as a route makes it (a sync driver's in a worker thread), its
+        answer checked for *token*."""
+        if not component.is_async:
+            return await asyncio.to_thread(self.sync_call, component, token)
+        answer = self.round_trip(component, token)
+        if not inspect.isawaitable(answer):
+            pytest.fail(
+                f"round_trip() of async driver {self.driver_name!r} must return an "
+                "awaitable; write it async def",
+                pytrace=False,
+            )
+        return _checked(await answer, token)
 
-        Fails the test when the answer does not hold *token*.
-        """
-        if component.is_async:
-            answer = self.round_trip(component, token)
-            if not inspect.isawaitable(answer):
-                pytest.fail(
-                    f"round_trip() of async driver {self.driver_name!r} must return an "
-                    "awaitable; write it async def",
-                    pytrace=False,
-                )
-            answer = await answer
-        else:
-            answer = await asyncio.to_thread(self.round_trip, component, token)
-        assert token in answer_text(answer), f"round_trip() answered {answer!r}, not {token!r}"
-        return answer
+    def sync_call(self, component: Component, token: str) -> Any:
+        """:meth:`round_trip` of a sync driver, in the calling thread, its answer checked."""
+        return _checked(self.round_trip(component, token), token)
 
     def outage_bound(self) -> float:
         """How long connecting to, or a call on, a silent host may take: twice
