@@ -136,6 +136,16 @@ class Driver:
         """
         return ()
 
+    def is_unavailable(self, error: Exception) -> bool:
+        """True when *error*, one of :meth:`unavailable_errors`, means the server is gone.
+
+        Override it when one exception class of the library carries both an outage and a
+        mistake (PyMySQL's ``OperationalError`` is raised for "server gone" and for "unknown
+        database"): only an error this says True for answers 503 and trips the breaker; any
+        other is an ordinary 500. The default trusts the classes.
+        """
+        return isinstance(error, self.unavailable_errors())
+
     def urls(self) -> list[str]:
         """The URLs this driver connects to, for the reachability check and messages."""
         url = getattr(self.opts, "URL", None)
@@ -168,13 +178,16 @@ class Driver:
 
 def hosts_of(url: str, default_ports: Mapping[str, int]) -> list[tuple[str, int | None]]:
     """(host, port) pairs named by *url*; port None when neither the URL nor *default_ports*
-    gives one. None for URLs that name no host (``unix:``, ``sqlite:///``) or a DNS SRV
-    name (``mongodb+srv:``), which the driver resolves itself.
+    gives one (for the scheme, or for its part before a ``+``). None for URLs that name no
+    host (``unix:``, ``sqlite:///``) or a DNS SRV name (``mongodb+srv:``), which the driver
+    resolves itself.
     """
     parts = urlsplit(url)
     if parts.scheme.endswith("+srv"):
         return []
-    port = default_ports.get(parts.scheme)
+    # "mariadb+pymysql" (a dialect and its client, as SQLAlchemy writes them) takes the port of
+    # "mariadb" unless the driver declares the whole scheme.
+    port = default_ports.get(parts.scheme, default_ports.get(parts.scheme.partition("+")[0]))
     netloc = parts.netloc.rpartition("@")[2]
     found: list[tuple[str, int | None]] = []
     for host in netloc.split(","):
