@@ -21,7 +21,15 @@ from packaging.utils import canonicalize_name
 
 nox.needs_version = ">=2024.10"
 nox.options.default_venv_backend = "uv"
-nox.options.sessions = ["tests", "integration", "lint", "typecheck", "build", "docs"]
+nox.options.sessions = [
+    "tests",
+    "tests_oldest_redis",
+    "integration",
+    "lint",
+    "typecheck",
+    "build",
+    "docs",
+]
 
 ROOT = Path(__file__).resolve().parent
 DIST = ROOT / "dist"
@@ -142,6 +150,36 @@ def tests(session: nox.Session, package: str) -> None:
     session.install(*local_install_args(pkg, "test"))
     # From a folder outside the repo, so the installed package is imported, never src/.
     # Exit code 5 (no tests collected) fails the session like any other non-zero code.
+    with session.chdir(session.create_tmp()):
+        session.run("pytest", str(pkg.folder / "tests"), *session.posargs)
+
+
+def lower_bounds(package: Package) -> list[str]:
+    """``name==lowest`` for each of the package's backend libraries, from its ``>=`` bound."""
+    pins: list[str] = []
+    for requirement in package.requirements():
+        if canonicalize_name(requirement.name) not in package.backend_libraries:
+            continue
+        lowest = [spec.version for spec in requirement.specifier if spec.operator == ">="]
+        if len(lowest) != 1:
+            raise ValueError(f"{package.name}: {requirement} has no single >= bound to test at")
+        pins.append(f"{requirement.name}=={lowest[0]}")
+    return pins
+
+
+# The packages built on redis-py. `tests` runs them on the newest release their range
+# allows (uv resolves to the highest); this session on the oldest, so both ends are tested.
+REDIS_PACKAGES = [pkg.name for pkg in ADD_ONS if "redis" in pkg.backend_libraries]
+
+
+@nox.session
+@nox.parametrize("package", REDIS_PACKAGES)
+def tests_oldest_redis(session: nox.Session, package: str) -> None:
+    """Run a Redis driver's tests with redis-py (and walrus) at the lowest versions it admits."""
+    pkg = PACKAGES[package]
+    pins = lower_bounds(pkg)
+    session.install(*local_install_args(pkg, "test"), *pins)
+    session.log(f"{package} at the bottom of its range: {', '.join(pins)}")
     with session.chdir(session.create_tmp()):
         session.run("pytest", str(pkg.folder / "tests"), *session.posargs)
 

@@ -144,3 +144,21 @@ def test_a_checkout_that_loses_the_free_connection_waits_for_the_next(redis_url:
             return got is held
 
     assert asyncio.run(scenario())
+
+
+def test_a_pool_in_maintenance_checks_out_through_redis_py(
+    redis_url: str, timers: list[float | None]
+) -> None:
+    """While redis-py 8.1+ applies a maintenance notification (its ``_in_maintenance``), a
+    checkout is redis-py's own, timer included, so it waits for the pool's lock."""
+
+    async def scenario() -> list[float | None]:
+        async with connected(redis_url, SOCKET_TIMEOUT=5) as client:
+            pool = client.connection_pool
+            await client.ping()
+            pool._in_maintenance = True  # what redis-py 8.1's set_in_maintenance(True) sets
+            timers.clear()
+            await pool.release(await checkout(pool))
+            return list(timers)
+
+    assert asyncio.run(scenario()) == [5.0]

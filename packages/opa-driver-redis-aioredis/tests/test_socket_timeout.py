@@ -96,3 +96,37 @@ def test_a_slow_command_within_the_timeout_succeeds(redis_url: str, redis_prefix
             return await client.blpop(f"{redis_prefix}empty", 0.5)
 
     assert asyncio.run(scenario()) is None
+
+
+def test_a_pubsub_listen_waits_as_the_installed_redis_py_has_it(
+    redis_url: str, redis_prefix: str
+) -> None:
+    """listen() on redis-py 8 reads without a timeout (redis-py's own choice, which the
+    driver keeps), so a message published after SOCKET_TIMEOUT arrives; before 8 the read
+    ends at SOCKET_TIMEOUT with an outage error."""
+    channel = f"{redis_prefix}news"
+
+    async def scenario() -> Any:
+        async with connected(redis_url, SOCKET_TIMEOUT=TIMEOUT) as client:
+            pubsub = client.pubsub(ignore_subscribe_messages=True)
+            await pubsub.subscribe(channel)
+
+            async def publish_late() -> None:
+                await asyncio.sleep(TIMEOUT * 3)
+                await client.publish(channel, "late")
+
+            publisher = asyncio.ensure_future(publish_late())
+            try:
+                async for message in pubsub.listen():
+                    return message["data"]
+            except RedisTimeoutError as error:
+                return error
+            finally:
+                await publisher
+                await pubsub.aclose()
+
+    outcome = asyncio.run(scenario())
+    if int(redis.__version__.split(".")[0]) >= 8:
+        assert outcome == b"late"
+    else:
+        assert isinstance(outcome, RedisTimeoutError), outcome

@@ -17,13 +17,18 @@ class FreeFirstBlockingPool(BlockingConnectionPool):
     connection takes it under the same condition lock, which an uncontended ``async with``
     acquires without yielding; any other checkout is redis-py's own, with its timer and
     ``ConnectionError("No connection available.")`` after ``timeout`` seconds.
+
+    While redis-py 8.1+ applies a maintenance notification (RESP3: the server moves), its
+    checkout also takes the pool's lock, under which it rewrites the connections; every
+    checkout then is redis-py's own.
     """
 
     async def get_connection(self, *args: Any, **options: Any) -> AbstractConnection:
         # Arguments pass through untouched: redis 5.0 sends the command name, 5.3+ warns
         # about it, so whatever the caller's release gives is what redis-py gets.
         connection: AbstractConnection | None = None
-        if not self._condition.locked() and self.can_get_connection():
+        in_maintenance = getattr(self, "_in_maintenance", False)  # redis 8.1+ only
+        if not in_maintenance and not self._condition.locked() and self.can_get_connection():
             async with self._condition:
                 # Asked again under the lock: taking it can yield to a task queued for it,
                 # which may take the last free connection first.
