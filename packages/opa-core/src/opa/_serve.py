@@ -4,13 +4,16 @@ start-up turned into one opa error instead of uvicorn's log lines and exit statu
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
+import threading
 import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import uvicorn
+from uvicorn.supervisors import Multiprocess
 
 from opa._errors import OpaError
 from opa._log import log
@@ -22,6 +25,8 @@ PROTOCOL = "opa.serving:GuardedH11Protocol"
 # How opa's lifespan reports an opa error (app.py), and uvicorn's line after any failure.
 OPA_STARTUP_FAILED = "opa start-up failed: "
 UVICORN_STARTUP_FAILED = "Application startup failed. Exiting."
+# The exit status of a uvicorn server process whose start-up failed (uvicorn.config's).
+STARTUP_FAILURE = 3
 
 
 class _StartupErrors(logging.Filter):
@@ -86,7 +91,9 @@ def reload_dirs(settings: Any) -> list[str]:
     return folders
 
 
-def serve(settings: Any, *, host: str, port: int, reload: bool, log_level: str) -> None:
+def serve(
+    settings: Any, *, host: str, port: int, reload: bool, log_level: str, workers: int = 1
+) -> None:
     """Serve opa.main:app until a signal; raise an OpaError when it could not start."""
     limits = serving_limits(settings)
     options: dict[str, Any] = {
@@ -103,6 +110,9 @@ def serve(settings: Any, *, host: str, port: int, reload: bool, log_level: str) 
         uvicorn.run(APP, reload=True, reload_dirs=reload_dirs(settings), http=PROTOCOL, **options)
         return
     guard = ConnectionGuard.from_settings(settings)
+    if workers > 1:
+        _serve_workers(workers, guard.backlog, options)
+        return
     config = uvicorn.Config(APP, http=guarded_protocol(guard), backlog=guard.backlog, **options)
     server = uvicorn.Server(config)
     errors = _StartupErrors(lambda: server.started)
@@ -125,3 +135,54 @@ def serve(settings: Any, *, host: str, port: int, reload: bool, log_level: str) 
         # uvicorn 0.29 returns from run() after a failed lifespan start-up (0.54 exits with
         # status 3): a server that never started failed all the same.
         raise errors.failure()
+
+
+def _serve_workers(workers: int, backlog: int, options: dict[str, Any]) -> None:
+    """Serve with uvicorn's own supervisor: *workers* processes accept on one socket.
+
+    Each is a fresh interpreter (spawned, not forked) that imports opa.main, so it loads the
+    settings, builds its own connection guard and connects its own components; nothing
+    opened here crosses into it. The protocol goes by import string for that reason.
+    """
+    # Raised here (the open-file limit, by ConnectionGuard.from_settings) and inherited.
+    config = uvicorn.Config(APP, http=PROTOCOL, backlog=backlog, workers=workers, **options)
+    errors = _StartupErrors(lambda: False)
+    uvicorn_log = logging.getLogger("uvicorn.error")
+    uvicorn_log.addFilter(errors)
+    try:
+        sock = config.bind_socket()
+    except SystemExit:
+        raise errors.failure() from None
+    finally:
+        uvicorn_log.removeFilter(errors)
+    supervisor = _supervisor(config, sock)
+    # A worker whose start-up failed would fail the same way again: stop them all. uvicorn
+    # 0.54 does this itself; 0.29 would wait for a signal with a worker short.
+    watch = threading.Thread(target=_stop_on_failed_start, args=(supervisor,), daemon=True)
+    watch.start()
+    try:
+        supervisor.run()
+    finally:
+        sock.close()
+    if _failed_workers(supervisor):
+        raise OpaError(
+            f"{OPA_STARTUP_FAILED}a worker process could not start (its lines above say why); "
+            "all workers stopped"
+        )
+
+
+def _supervisor(config: uvicorn.Config, sock: Any) -> Multiprocess:
+    """uvicorn's Multiprocess: 0.29 takes the server's run as target, later releases do not."""
+    if "target" in inspect.signature(Multiprocess).parameters:
+        return Multiprocess(config, target=uvicorn.Server(config).run, sockets=[sock])  # type: ignore[call-arg]
+    return Multiprocess(config, sockets=[sock])
+
+
+def _failed_workers(supervisor: Multiprocess) -> bool:
+    return any(process.exitcode == STARTUP_FAILURE for process in supervisor.processes)
+
+
+def _stop_on_failed_start(supervisor: Multiprocess) -> None:
+    while not supervisor.should_exit.wait(0.2):
+        if _failed_workers(supervisor):
+            supervisor.should_exit.set()
