@@ -57,6 +57,6 @@ def test_auto_goes_on_when_one_seed_answers(mongodb_url: str) -> None:
     """
     live = urlsplit(mongodb_url).netloc.rpartition("@")[2]
     url = f"mongodb://127.0.0.1:{closed_port()},{live}/app?replicaSet=rs0"
-    with pytest.raises(ComponentError, match=r"'mongodb' .*failed to connect"):
-        with _app(url, "auto"):
-            pass
+    app = _app(url, "auto")
+    with pytest.raises(ComponentError, match=r"'mongodb' .*failed to connect"), app:
+        pass
