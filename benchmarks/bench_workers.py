@@ -65,7 +65,9 @@ def start(workers: int, settings: Path, scratch: Path) -> http.Server:
     log = scratch / f"workers-{workers}.log"
     process = LoggedProcess(command, log, env=clean_environ(settings), cwd=scratch)
     try:
-        server = http.Server(f"{workers} worker(s)", process, bound_port(process.popen, "opa run"))
+        server = http.Server(
+            f"{workers} worker(s)", process, bound_port(process.popen, "opa run", 120)
+        )
         server.wait_ready()
     except BaseException:
         process.close()
