@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -186,3 +187,21 @@ def test_workers_below_one_is_a_usage_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, args, env=env)
     assert result.exit_code == 2
     assert "Invalid value for '--workers'" in result.output
+
+
+def test_a_port_in_use_is_one_error_line_before_any_worker_starts(tmp_path: Path) -> None:
+    """--workers 2 on a port another socket holds ends with status 1 and one line."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = str(taken.getsockname()[1])
+        folder = project(tmp_path)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OPA_") and k != "ENV"}
+        command = [sys.executable, "-m", "opa", "--settings-dir", str(folder), "run"]
+        command += ["--port", port, "--no-reload", "--workers", "2"]
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: opa start-up failed: "), done.stderr
+    assert "in use" in last
+    assert "Started parent process" not in done.stderr
