@@ -18,7 +18,7 @@ from uvicorn.supervisors import Multiprocess
 from opa._errors import OpaError
 from opa._log import log
 from opa._plugin_manager import plugin_paths
-from opa.serving import ConnectionGuard, guarded_protocol, serving_limits
+from opa.serving import ConnectionGuard, GuardedH11Protocol, guarded_protocol, serving_limits
 
 APP = "opa.main:app"
 PROTOCOL = "opa.serving:GuardedH11Protocol"
@@ -142,10 +142,14 @@ def _serve_workers(workers: int, backlog: int, options: dict[str, Any]) -> None:
 
     Each is a fresh interpreter (spawned, not forked) that imports opa.main, so it loads the
     settings, builds its own connection guard and connects its own components; nothing
-    opened here crosses into it. The protocol goes by import string for that reason.
+    opened here crosses into it. The protocol class goes unbound for that reason: each
+    worker's first connection binds it to a guard built from that worker's settings (a
+    class, since uvicorn 0.29 takes no import string beside its own protocol names).
     """
     # Raised here (the open-file limit, by ConnectionGuard.from_settings) and inherited.
-    config = uvicorn.Config(APP, http=PROTOCOL, backlog=backlog, workers=workers, **options)
+    config = uvicorn.Config(
+        APP, http=GuardedH11Protocol, backlog=backlog, workers=workers, **options
+    )
     errors = _StartupErrors(lambda: False)
     uvicorn_log = logging.getLogger("uvicorn.error")
     uvicorn_log.addFilter(errors)
@@ -156,33 +160,48 @@ def _serve_workers(workers: int, backlog: int, options: dict[str, Any]) -> None:
     finally:
         uvicorn_log.removeFilter(errors)
     supervisor = _supervisor(config, sock)
-    # A worker whose start-up failed would fail the same way again: stop them all. uvicorn
-    # 0.54 does this itself; 0.29 would wait for a signal with a worker short.
-    watch = threading.Thread(target=_stop_on_failed_start, args=(supervisor,), daemon=True)
+    failed = threading.Event()
+    watch = threading.Thread(target=_stop_on_failed_start, args=(supervisor, failed), daemon=True)
     watch.start()
     try:
         supervisor.run()
     finally:
         sock.close()
-    if _failed_workers(supervisor):
+    if failed.is_set() or _failed_start(supervisor, replaces_workers=True):
         raise OpaError(
             f"{OPA_STARTUP_FAILED}a worker process could not start (its lines above say why); "
             "all workers stopped"
         )
 
 
+def _replaces_workers() -> bool:
+    """uvicorn 0.29's supervisor takes the server's run as target and never replaces a
+    worker that ended; later ones do not take it, and start a new worker for a dead one."""
+    return "target" not in inspect.signature(Multiprocess).parameters
+
+
 def _supervisor(config: uvicorn.Config, sock: Any) -> Multiprocess:
-    """uvicorn's Multiprocess: 0.29 takes the server's run as target, later releases do not."""
-    if "target" in inspect.signature(Multiprocess).parameters:
-        return Multiprocess(config, target=uvicorn.Server(config).run, sockets=[sock])  # type: ignore[call-arg]
-    return Multiprocess(config, sockets=[sock])
+    if _replaces_workers():
+        return Multiprocess(config, sockets=[sock])
+    return Multiprocess(config, target=uvicorn.Server(config).run, sockets=[sock])  # type: ignore[call-arg]
 
 
-def _failed_workers(supervisor: Multiprocess) -> bool:
-    return any(process.exitcode == STARTUP_FAILURE for process in supervisor.processes)
+def _failed_start(supervisor: Multiprocess, replaces_workers: bool) -> bool:
+    """A worker ended with uvicorn's start-up failure status; under a supervisor that never
+    replaces workers (0.29, whose failed worker exits 0), any worker that ended."""
+    for process in supervisor.processes:
+        if process.exitcode == STARTUP_FAILURE:
+            return True
+        if not replaces_workers and process.exitcode is not None:
+            return True
+    return False
 
 
-def _stop_on_failed_start(supervisor: Multiprocess) -> None:
+def _stop_on_failed_start(supervisor: Multiprocess, failed: threading.Event) -> None:
+    """Stop every worker once one failed to start: it would fail the same way again. uvicorn
+    0.54 stops them itself; 0.29 would serve a worker short until a signal."""
+    replaces_workers = _replaces_workers()
     while not supervisor.should_exit.wait(0.2):
-        if _failed_workers(supervisor):
+        if _failed_start(supervisor, replaces_workers):
+            failed.set()
             supervisor.should_exit.set()
