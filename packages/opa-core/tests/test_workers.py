@@ -19,6 +19,9 @@ from click.testing import CliRunner
 from opa._cli import cli
 from opa.testing import bound_port
 
+# Seconds a loaded machine may take to start the server and its workers (a bound, not a goal).
+START = 120
+
 # Reveals the serving process only to this test: opa never exposes a pid by default.
 PID_PLUGIN = '''
 """Test plugin: /whoami tells which process answered and where its component connected."""
@@ -104,7 +107,7 @@ def children(pid: int) -> set[int]:
 def answers_from(port: int, wanted: int, server: subprocess.Popen[str]) -> dict[int, int]:
     """Ask /whoami on fresh connections until *wanted* processes answered: pid -> connect pid."""
     seen: dict[int, int] = {}
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + START
     while len(seen) < wanted and time.monotonic() < deadline and server.poll() is None:
         try:
             with httpx.Client(timeout=2) as client:  # a new connection each time
@@ -123,7 +126,7 @@ def test_two_workers_answer_on_one_port_each_with_its_own_components(tmp_path: P
     them all and the command exits 0."""
     server = start(project(tmp_path), "--workers", "2")
     try:
-        port = bound_port(server, "opa run --workers 2", 30)
+        port = bound_port(server, "opa run --workers 2", START)
         seen = answers_from(port, 2, server)
         assert len(seen) == 2, f"answers came from {seen} (exit {server.poll()})"
         assert server.pid not in seen
@@ -141,7 +144,7 @@ def test_the_workers_setting_starts_that_many(tmp_path: Path) -> None:
     """WORKERS: 2 in the settings does what --workers 2 does."""
     server = start(project(tmp_path, WORKERS=2))
     try:
-        port = bound_port(server, "opa run (WORKERS: 2)", 30)
+        port = bound_port(server, "opa run (WORKERS: 2)", START)
         assert len(answers_from(port, 2, server)) == 2
     finally:
         server.send_signal(signal.SIGTERM)
