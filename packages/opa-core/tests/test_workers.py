@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ START = 120
 # Reveals the serving process only to this test: opa never exposes a pid by default.
 PID_PLUGIN = '''
 """Test plugin: /whoami tells which process answered and where its component connected."""
+import asyncio
 import os
 
 from opa import Driver, get_instance, get_router
@@ -35,6 +37,15 @@ router = get_router()
 @router.get("/whoami")
 def whoami() -> dict:
     return {"pid": os.getpid(), "connected_in": get_instance("recorder")}
+
+
+@router.get("/slow")
+async def slow() -> str:
+    """Says it started (in the file MARK names), then outlasts any grace period."""
+    with open(os.environ["MARK"], "a") as mark:
+        mark.write(str(os.getpid()))
+    await asyncio.sleep(3600)
+    return "too late"
 
 
 class PidRecorder(Driver):
@@ -69,6 +80,7 @@ def project(tmp_path: Path, load: str = "yes", fail: bool = False, **settings: A
 
 def start(folder: Path, *args: str) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPA_") and k != "ENV"}
+    env["MARK"] = str(folder / "slow-started")
     command = [sys.executable, "-m", "opa", "--settings-dir", str(folder), "run", "--port", "0"]
     return subprocess.Popen(
         [*command, "--no-reload", *args],
@@ -140,16 +152,38 @@ def test_two_workers_answer_on_one_port_each_with_its_own_components(tmp_path: P
     assert [pid for pid in seen if alive(pid)] == []
 
 
-def test_the_workers_setting_starts_that_many(tmp_path: Path) -> None:
-    """WORKERS: 2 in the settings does what --workers 2 does."""
-    server = start(project(tmp_path, WORKERS=2))
+def test_the_workers_setting_starts_that_many_and_sigterm_keeps_the_grace(
+    tmp_path: Path,
+) -> None:
+    """WORKERS: 2 in the settings does what --workers 2 does; after SIGTERM a request still
+    running is cut at SHUTDOWN_GRACE, and the command exits 0."""
+    folder = project(tmp_path, WORKERS=2, SHUTDOWN_GRACE=1)
+    server = start(folder)
+    mark = folder / "slow-started"
+    slow: list[BaseException] = []
     try:
         port = bound_port(server, "opa run (WORKERS: 2)", START)
         assert len(answers_from(port, 2, server)) == 2
+
+        def call_slow() -> None:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/slow", timeout=START)
+            except httpx.HTTPError as exc:
+                slow.append(exc)
+
+        caller = threading.Thread(target=call_slow)
+        caller.start()
+        while not mark.exists() and caller.is_alive():
+            time.sleep(0.05)
+        assert mark.exists(), "the slow request never reached a worker"
     finally:
         server.send_signal(signal.SIGTERM)
-        output, _ = server.communicate(timeout=60)
+        output, _ = server.communicate(timeout=START)
+    caller.join(timeout=START)
     assert server.returncode == 0, output
+    assert "Cancel 1 running task(s), timeout graceful shutdown exceeded" in output
+    assert not caller.is_alive()
+    assert "Traceback" not in output, output
 
 
 def test_a_worker_that_cannot_start_stops_them_all_with_one_error_line(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from opa._plugin_manager import plugin_paths
 from opa.serving import ConnectionGuard, GuardedH11Protocol, guarded_protocol, serving_limits
 
 APP = "opa.main:app"
+WORKER_APP = "opa._worker_app:app"
 PROTOCOL = "opa.serving:GuardedH11Protocol"
 # How opa's lifespan reports an opa error (app.py), and uvicorn's line after any failure.
 OPA_STARTUP_FAILED = "opa start-up failed: "
@@ -78,6 +79,11 @@ class _CutRequests(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None
         return not isinstance(error, asyncio.CancelledError)
+
+
+def hold_back_cut_requests() -> None:
+    """Install :class:`_CutRequests` for the life of this process (a worker's)."""
+    logging.getLogger("uvicorn.error").addFilter(_CutRequests())
 
 
 def reload_dirs(settings: Any) -> list[str]:
@@ -148,7 +154,7 @@ def _serve_workers(workers: int, backlog: int, options: dict[str, Any]) -> None:
     """
     # Raised here (the open-file limit, by ConnectionGuard.from_settings) and inherited.
     config = uvicorn.Config(
-        APP, http=GuardedH11Protocol, backlog=backlog, workers=workers, **options
+        WORKER_APP, http=GuardedH11Protocol, backlog=backlog, workers=workers, **options
     )
     errors = _StartupErrors(lambda: False)
     uvicorn_log = logging.getLogger("uvicorn.error")
