@@ -2,8 +2,8 @@
 
 ``python benchmarks/run.py [--quick] [--loadgen auto|wrk|python] [--only core,redis,...]``
 prints opa-core's table, then the other parts (``bench_routing.py``, ``bench_masking.py``,
-``bench_serving.py``, ``bench_redis.py``, ``bench_breaker.py``, ``bench_mongodb.py``,
-``bench_celery.py``), each printing its own;
+``bench_serving.py``, ``bench_workers.py``, ``bench_redis.py``, ``bench_breaker.py``,
+``bench_mongodb.py``, ``bench_celery.py``), each printing its own;
 ``--only`` picks some of them. ``nox -s bench`` runs this with what every part needs installed.
 
 Nothing here asserts: a MISS is a number to look at, not a failure. Compared variants take
@@ -298,13 +298,24 @@ def imports(plan: Plan, scratch: Path, report: Report) -> None:
     report.notes.append(f"5: modules checked: {', '.join(fixtures.BACKENDS)}")
 
 
-SECTIONS = ("core", "routing", "masking", "serving", "redis", "breaker", "mongodb", "celery")
+SECTIONS = (
+    "core",
+    "routing",
+    "masking",
+    "serving",
+    "workers",
+    "redis",
+    "breaker",
+    "mongodb",
+    "celery",
+)
 
 # Arguments of each driver benchmark's main() for a --quick run (a smoke run, not figures).
 QUICK_ARGS = {
     "routing": ["--rounds", "3", "--requests", "1000"],
     "masking": ["--rounds", "2"],
     "serving": ["--rounds", "2", "--requests", "3000", "--callgrind-requests", "200"],
+    "workers": ["--rounds", "1", "--requests", "2000"],
     "redis": ["--rounds", "2", "--requests", "2000", "--warmup", "500"],
     "breaker": ["--rounds", "2", "--requests", "2000", "--warmup", "500", "--stall-rounds", "1"],
     "mongodb": ["--rounds", "2", "--requests", "200"],
@@ -342,7 +353,7 @@ def driver_section(name: str, options: argparse.Namespace, tool: str) -> int:
 
     module = importlib.import_module(f"bench_{name}")
     argv = list(QUICK_ARGS[name]) if options.quick else []
-    if name in ("redis", "serving", "breaker"):
+    if name in ("redis", "serving", "breaker", "workers"):
         argv += ["--loadgen", tool]
     code: int = module.main(argv)
     return code
@@ -353,6 +364,7 @@ TITLES = {
     "routing": "Plugin routes: copied against include_router (benchmarks/bench_routing.py)",
     "masking": "Credential masking per KB of text (benchmarks/bench_masking.py)",
     "serving": "Serving layer: opa.serving against plain uvicorn h11 (benchmarks/bench_serving.py)",
+    "workers": "API worker processes: opa run --workers 2 against 1 (benchmarks/bench_workers.py)",
     "redis": "Redis drivers (benchmarks/bench_redis.py)",
     "breaker": "Component breaker on a stalled and a healthy Redis (benchmarks/bench_breaker.py)",
     "mongodb": "MongoDB drivers (benchmarks/bench_mongodb.py)",

@@ -1,7 +1,8 @@
 """The Dockerfile and compose file at the repository root name only things that exist.
 
 Nothing is built or started: the files are parsed and every image, path and command
-they name is checked against the repository and against `opa --help`.
+they name is checked against the repository and against `opa --help`; the compose file's
+shape is checked against a schema of the Compose keys it uses.
 """
 
 from __future__ import annotations
@@ -10,11 +11,19 @@ import json
 import re
 import shlex
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import pytest
 import yaml
 from click.testing import CliRunner
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    PositiveInt,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
 
 from opa._cli import cli
 
@@ -205,3 +214,103 @@ def test_dockerfile_runs_as_a_non_root_user() -> None:
     """The last USER is a named, non-root user."""
     users = [rest for keyword, rest in instructions() if keyword == "USER"]
     assert users and users[-1] not in ("root", "0") and not users[-1].startswith("0:")
+
+
+# The part of the Compose specification compose.yaml uses, as a schema: the docker CLI here
+# has no compose plugin, so `docker compose config` cannot check the file.
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class _Build(_Strict):
+    context: str
+    dockerfile: str = "Dockerfile"
+
+
+class _Healthcheck(_Strict):
+    test: list[str]
+    interval: Annotated[str, StringConstraints(pattern=r"^\d+(ms|s|m|h)$")]
+    timeout: Annotated[str, StringConstraints(pattern=r"^\d+(ms|s|m|h)$")]
+    retries: PositiveInt
+
+
+class _DependsOn(_Strict):
+    condition: Literal["service_started", "service_healthy", "service_completed_successfully"]
+
+
+class _Deploy(_Strict):
+    replicas: PositiveInt
+
+
+# "HOST:CONTAINER" or "HOST_FROM-HOST_TO:CONTAINER" (one host port per replica).
+_PORT = r"^(\d+)(?:-(\d+))?:(\d+)$"
+
+
+class _Service(_Strict):
+    image: str | None = None
+    build: _Build | None = None
+    command: list[str] | None = None
+    environment: dict[str, str] = {}
+    depends_on: dict[str, _DependsOn] = {}
+    deploy: _Deploy | None = None
+    ports: list[Annotated[str, StringConstraints(pattern=_PORT)]] = []
+    healthcheck: _Healthcheck | None = None
+    restart: Literal["no", "always", "on-failure", "unless-stopped"] | None = None
+
+
+class _Compose(_Strict):
+    model_config = ConfigDict(extra="allow", strict=True)  # x-... extension fields
+
+    services: dict[str, _Service]
+
+    @model_validator(mode="after")
+    def _only_extensions_beside_services(self) -> _Compose:
+        for key in self.model_extra or {}:
+            assert key.startswith("x-"), f"unknown top-level key {key!r}"
+        return self
+
+
+def test_compose_file_holds_to_the_compose_schema() -> None:
+    """compose.yaml (its anchors merged) passes the schema of the Compose keys it uses."""
+    checked = _Compose.model_validate(compose())
+    for name, service in checked.services.items():
+        for needed in service.depends_on:
+            assert needed in checked.services, f"{name} depends on unknown {needed}"
+
+
+def test_compose_replicates_the_api_with_a_host_port_each() -> None:
+    """The api runs as several replicas of several workers, each replica on a host port."""
+    api = _Compose.model_validate(compose()).services["api"]
+    assert api.deploy is not None and api.deploy.replicas >= 2
+    [port] = api.ports
+    first, last, container = re.fullmatch(_PORT, port).groups()  # type: ignore[union-attr]
+    assert int(last or first) - int(first) + 1 == api.deploy.replicas
+    words = command_line(services()["api"])
+    assert container == words[words.index("--port") + 1]
+    assert int(words[words.index("--workers") + 1]) >= 2
+
+
+def test_compose_shares_one_broker_and_one_result_backend() -> None:
+    """Every opa service names the same broker and the same result backend."""
+    prefix = "OPA_OPTIONAL_COMPONENTS__CELERY__OPTS__"
+    for key in ("BROKER_URL", "BACKEND_URL"):
+        named = {services()[name]["environment"][prefix + key] for name in OPA_SERVICES}
+        assert len(named) == 1, f"{key}: {named}"
+
+
+@pytest.mark.parametrize(
+    ("service", "culprit"),
+    [
+        ({"image": "redis", "deploy": {"replicas": "two"}}, "replicas"),
+        ({"image": "redis", "ports": ["8000:eighty"]}, "ports"),
+        ({"image": "redis", "depends_on": {"db": {"condition": "healthy"}}}, "condition"),
+        ({"image": "redis", "restart": "sometimes"}, "restart"),
+        ({"image": "redis", "replicas": 2}, "replicas"),
+    ],
+)
+def test_the_compose_schema_refuses_what_compose_would(
+    service: dict[str, Any], culprit: str
+) -> None:
+    """The schema names the key at fault in a service Compose would refuse."""
+    with pytest.raises(ValidationError, match=culprit):
+        _Compose.model_validate({"services": {"cache": service}})

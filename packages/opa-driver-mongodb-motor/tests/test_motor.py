@@ -22,3 +22,13 @@ def test_a_url_without_a_port_is_checked_on_27017() -> None:
     assert MotorDriver.default_ports == {"mongodb": 27017}
     driver = MotorDriver("mongodb", MongoOptions(URL="mongodb://db/opa"))
     assert driver.reachability_targets() == [("db", 27017)]
+
+
+def test_every_seed_and_the_replica_set_name_reach_the_client() -> None:
+    """A multi-host URL with replicaSet= builds a client seeded with each host, for that set."""
+    url = "mongodb://u:p@db1:27017,db2:27018,db3/app?replicaSet=rs0"
+    client = MotorDriver("mongodb", MongoOptions(URL=url)).new_client()
+    topology = client.topology_description
+    assert topology.replica_set_name == "rs0"
+    assert set(topology.server_descriptions()) == {("db1", 27017), ("db2", 27018), ("db3", 27017)}
+    assert MotorDriver.reachable_when == "any"

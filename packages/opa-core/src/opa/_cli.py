@@ -156,8 +156,19 @@ def _exit_cleanly(signum: int, frame: Any) -> None:
 @click.option("--host", help="Interface to bind (default: setting HOST).")
 @click.option("--port", type=click.IntRange(0, 65535), help="Port to bind (default: setting PORT).")
 @click.option("--reload/--no-reload", default=None, help="Restart on code changes.")
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 1024),
+    help="Serving processes on the one port (default: setting WORKERS).",
+)
 @click.option("--log-level", type=click.Choice(LOG_LEVELS, case_sensitive=False))
-def run(host: str | None, port: int | None, reload: bool | None, log_level: str | None) -> None:
+def run(
+    host: str | None,
+    port: int | None,
+    reload: bool | None,
+    workers: int | None,
+    log_level: str | None,
+) -> None:
     """Serve the app; configuration and start-up errors end it with one line and status 1."""
     from opa._serve import serve
 
@@ -170,12 +181,21 @@ def run(host: str | None, port: int | None, reload: bool | None, log_level: str 
     # clean shutdown on request is a success, so that re-raised signal ends the process with 0.
     signal.signal(signal.SIGTERM, _exit_cleanly)
     signal.signal(signal.SIGINT, _exit_cleanly)
+    reloading = values.RELOAD if reload is None else reload
+    processes = values.WORKERS if workers is None else workers
+    if reloading and processes > 1:
+        # uvicorn would quietly serve one reloading process instead.
+        raise CliError(
+            f"reload and {processes} workers cannot be combined: run with --no-reload "
+            "(RELOAD: false) or with --workers 1"
+        )
     serve(
         settings,
         host=host or values.HOST,
         port=port if port is not None else values.PORT,
-        reload=values.RELOAD if reload is None else reload,
+        reload=reloading,
         log_level=values.LOG_LEVEL.lower(),
+        workers=processes,
     )
 
 

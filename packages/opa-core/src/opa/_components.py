@@ -260,6 +260,23 @@ class Components:
         if self.breaker is not None and not sync_only:
             self.breaker.arm()
 
+    async def _unreachable_because(
+        self, driver: Driver, targets: list[tuple[str, int]]
+    ) -> str | None:
+        """None when the targets answer as the driver's ``reachable_when`` asks, else why not.
+
+        Every target is probed at once, so a seed list costs one check timeout, not one each.
+        """
+        problems = await asyncio.gather(
+            *(unreachable_because(host, port, self.check_timeout) for host, port in targets)
+        )
+        failed = [problem for problem in problems if problem is not None]
+        if not failed or (driver.reachable_when == "any" and len(failed) < len(problems)):
+            return None
+        if driver.reachable_when == "any" and len(failed) > 1:
+            return f"none of the {len(failed)} hosts answered: " + "; ".join(failed)
+        return failed[0]
+
     async def _start_one(self, component: Component) -> None:
         driver, spec = component.driver, component.spec
         assert driver is not None
@@ -275,10 +292,8 @@ class Components:
                 f"component {spec.name!r}: cannot read the address to check: {reason}; "
                 "fix the URL in its OPTS",
             ) from None
-        for host, port in targets:
-            problem = await unreachable_because(host, port, self.check_timeout)
-            if problem is None:
-                continue
+        problem = await self._unreachable_because(driver, targets)
+        if problem is not None:
             if spec.load == "yes":
                 component.status, component.detail = Status.FAILED, "unreachable"
                 problem = mask_secrets(problem)

@@ -30,6 +30,7 @@ SUPPORTED_CONTRACT_VERSIONS = frozenset({1})
 ENTRY_POINT_GROUP = "opa.drivers"
 
 CONTRACT_METHODS = ("connect", "validate", "ping", "disconnect")
+REACHABLE_WHEN = ("all", "any")
 
 GONE_DRIVER_ATTRIBUTES = {
     "load": "a component's LOAD is opa.get_component(self.component).spec.load",
@@ -91,6 +92,10 @@ class Driver:
     Options: ClassVar[type[BaseModel]] = DriverOptions
     default_ports: ClassVar[Mapping[str, int]] = {}
     """URL scheme -> the port a URL of that scheme means when it names none (``LOAD: auto``)."""
+    reachable_when: ClassVar[str] = "all"
+    """``"all"``: ``LOAD: auto`` connects when every reachability target accepts TCP.
+    ``"any"``: when one does; for a seed list (a replica set's members), where the client
+    finds the servers that answer and the others may be down."""
     legacy_names: ClassVar[tuple[str, ...]] = ()
     """opa-stack import paths (``opa.plugins.driver_redis.Walrus``) that resolve to this class."""
     legacy_exports: ClassVar[Mapping[str, str]] = {}
@@ -223,6 +228,10 @@ def check_driver_class(cls: type[Driver], source: str) -> None:
             raise DriverError(
                 f"{where}: default_ports[{scheme!r}] is {port!r}; a port is an int from 1 to 65535"
             )
+    if cls.reachable_when not in REACHABLE_WHEN:
+        raise DriverError(
+            f"{where}: reachable_when is {cls.reachable_when!r}; expected 'all' or 'any'"
+        )
     expected = driver_is_async(cls)
     for method_name in CONTRACT_METHODS:
         method = getattr(cls, method_name)

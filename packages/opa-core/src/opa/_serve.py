@@ -4,24 +4,30 @@ start-up turned into one opa error instead of uvicorn's log lines and exit statu
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
+import threading
 import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import uvicorn
+from uvicorn.supervisors import Multiprocess
 
 from opa._errors import OpaError
 from opa._log import log
 from opa._plugin_manager import plugin_paths
-from opa.serving import ConnectionGuard, guarded_protocol, serving_limits
+from opa.serving import ConnectionGuard, GuardedH11Protocol, guarded_protocol, serving_limits
 
 APP = "opa.main:app"
+WORKER_APP = "opa._worker_app:app"
 PROTOCOL = "opa.serving:GuardedH11Protocol"
 # How opa's lifespan reports an opa error (app.py), and uvicorn's line after any failure.
 OPA_STARTUP_FAILED = "opa start-up failed: "
 UVICORN_STARTUP_FAILED = "Application startup failed. Exiting."
+# The exit status of a uvicorn server process whose start-up failed (uvicorn.config's).
+STARTUP_FAILURE = 3
 
 
 class _StartupErrors(logging.Filter):
@@ -75,6 +81,11 @@ class _CutRequests(logging.Filter):
         return not isinstance(error, asyncio.CancelledError)
 
 
+def hold_back_cut_requests() -> None:
+    """Install :class:`_CutRequests` for the life of this process (a worker's)."""
+    logging.getLogger("uvicorn.error").addFilter(_CutRequests())
+
+
 def reload_dirs(settings: Any) -> list[str]:
     """The folders a reloading server watches: the current one (uvicorn's own default) and
     every plugin folder, so editing a plugin outside the current folder reloads too."""
@@ -86,7 +97,9 @@ def reload_dirs(settings: Any) -> list[str]:
     return folders
 
 
-def serve(settings: Any, *, host: str, port: int, reload: bool, log_level: str) -> None:
+def serve(
+    settings: Any, *, host: str, port: int, reload: bool, log_level: str, workers: int = 1
+) -> None:
     """Serve opa.main:app until a signal; raise an OpaError when it could not start."""
     limits = serving_limits(settings)
     options: dict[str, Any] = {
@@ -103,6 +116,9 @@ def serve(settings: Any, *, host: str, port: int, reload: bool, log_level: str) 
         uvicorn.run(APP, reload=True, reload_dirs=reload_dirs(settings), http=PROTOCOL, **options)
         return
     guard = ConnectionGuard.from_settings(settings)
+    if workers > 1:
+        _serve_workers(workers, guard.backlog, options)
+        return
     config = uvicorn.Config(APP, http=guarded_protocol(guard), backlog=guard.backlog, **options)
     server = uvicorn.Server(config)
     errors = _StartupErrors(lambda: server.started)
@@ -125,3 +141,73 @@ def serve(settings: Any, *, host: str, port: int, reload: bool, log_level: str) 
         # uvicorn 0.29 returns from run() after a failed lifespan start-up (0.54 exits with
         # status 3): a server that never started failed all the same.
         raise errors.failure()
+
+
+def _serve_workers(workers: int, backlog: int, options: dict[str, Any]) -> None:
+    """Serve with uvicorn's own supervisor: *workers* processes accept on one socket.
+
+    Each is a fresh interpreter (spawned, not forked) that imports opa.main, so it loads the
+    settings, builds its own connection guard and connects its own components; nothing
+    opened here crosses into it. The protocol class goes unbound for that reason: each
+    worker's first connection binds it to a guard built from that worker's settings (a
+    class, since uvicorn 0.29 takes no import string beside its own protocol names).
+    """
+    # Raised here (the open-file limit, by ConnectionGuard.from_settings) and inherited.
+    config = uvicorn.Config(
+        WORKER_APP, http=GuardedH11Protocol, backlog=backlog, workers=workers, **options
+    )
+    errors = _StartupErrors(lambda: False)
+    uvicorn_log = logging.getLogger("uvicorn.error")
+    uvicorn_log.addFilter(errors)
+    try:
+        sock = config.bind_socket()
+    except SystemExit:
+        raise errors.failure() from None
+    finally:
+        uvicorn_log.removeFilter(errors)
+    supervisor = _supervisor(config, sock)
+    failed = threading.Event()
+    watch = threading.Thread(target=_stop_on_failed_start, args=(supervisor, failed), daemon=True)
+    watch.start()
+    try:
+        supervisor.run()
+    finally:
+        sock.close()
+    if failed.is_set() or _failed_start(supervisor, replaces_workers=True):
+        raise OpaError(
+            f"{OPA_STARTUP_FAILED}a worker process could not start (its lines above say why); "
+            "all workers stopped"
+        )
+
+
+def _replaces_workers() -> bool:
+    """uvicorn 0.29's supervisor takes the server's run as target and never replaces a
+    worker that ended; later ones do not take it, and start a new worker for a dead one."""
+    return "target" not in inspect.signature(Multiprocess).parameters
+
+
+def _supervisor(config: uvicorn.Config, sock: Any) -> Multiprocess:
+    if _replaces_workers():
+        return Multiprocess(config, sockets=[sock])
+    return Multiprocess(config, target=uvicorn.Server(config).run, sockets=[sock])  # type: ignore[call-arg]
+
+
+def _failed_start(supervisor: Multiprocess, replaces_workers: bool) -> bool:
+    """A worker ended with uvicorn's start-up failure status; under a supervisor that never
+    replaces workers (0.29, whose failed worker exits 0), any worker that ended."""
+    for process in supervisor.processes:
+        if process.exitcode == STARTUP_FAILURE:
+            return True
+        if not replaces_workers and process.exitcode is not None:
+            return True
+    return False
+
+
+def _stop_on_failed_start(supervisor: Multiprocess, failed: threading.Event) -> None:
+    """Stop every worker once one failed to start: it would fail the same way again. uvicorn
+    0.54 stops them itself; 0.29 would serve a worker short until a signal."""
+    replaces_workers = _replaces_workers()
+    while not supervisor.should_exit.wait(0.2):
+        if _failed_start(supervisor, replaces_workers):
+            failed.set()
+            supervisor.should_exit.set()

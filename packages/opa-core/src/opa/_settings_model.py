@@ -178,6 +178,7 @@ class Settings(BaseModel):
     )
     PORT: Whole = Field(ge=1, le=65535, description="a whole number from 1 to 65535")
     RELOAD: bool = Field(description="true or false")
+    WORKERS: Whole = Field(ge=1, le=1024, description="a whole number from 1 to 1024")
     HEADER_TIMEOUT: Seconds = Field(description=_SECONDS)
     MAX_REQUEST_LINE: Whole = Field(
         ge=256,

@@ -28,6 +28,8 @@ class AsyncMongoDriver(Driver):
     contract_version = 1
     Options: ClassVar[type[BaseModel]] = MongoOptions
     default_ports: ClassVar[Mapping[str, int]] = {"mongodb": DEFAULT_PORT}
+    # A seed list: the client discovers the replica set from any member that answers.
+    reachable_when = "any"
     opts: MongoOptions
 
     def new_client(self) -> Any:

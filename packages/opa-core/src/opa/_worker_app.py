@@ -1,0 +1,10 @@
+"""What each process of ``opa run --workers N`` serves: ``opa.main``'s app, in a process
+whose uvicorn log holds back the traceback of each request cut at ``SHUTDOWN_GRACE``, as
+``opa run`` does in a single process (uvicorn's one line still counts them)."""
+
+from opa._serve import hold_back_cut_requests
+from opa.main import app
+
+hold_back_cut_requests()
+
+__all__ = ["app"]
