@@ -1,0 +1,81 @@
+"""Which errors mean "the database is not there" (an outage, 503) and which are the app's own.
+
+SQLAlchemy raises ``OperationalError`` both for a server that went away and for a database
+that does not exist, and MySQL's DB-APIs even for some bad statements; the DB-API's own code
+tells them apart. SQLAlchemy is imported inside the functions: this module is loaded with
+the driver's entry point.
+"""
+
+from __future__ import annotations
+
+MYSQL_OUTAGE_CODES = frozenset({1040, 1053, 1927, 2002, 2003, 2006, 2013, 2055})
+"""Too many connections, server shutdown, connection killed, cannot connect (socket, TCP),
+server gone away, connection lost during a query, lost at the handshake."""
+
+PG_OUTAGE_STATES = frozenset({"53300", "57P01", "57P02", "57P03"})
+"""Too many connections, admin or crash shutdown, cannot connect now; class 08 (connection
+exceptions) counts as a whole."""
+
+PG_REFUSALS = ("does not exist", "authentication failed", "no pg_hba.conf entry")
+"""What a server says when it is there but refuses this login or database: a setting to fix,
+not an outage. libpq reports these at connect without a SQLSTATE, in the message only."""
+
+
+def unavailable_classes(family: str) -> tuple[type[Exception], ...]:
+    """The exception classes an outage of a *family* database may raise through SQLAlchemy.
+
+    SQLite has no server: only a pool that stays exhausted counts. asyncpg lets the socket's
+    own errors through when it cannot connect, unwrapped.
+    """
+    from sqlalchemy import exc
+
+    if family == "sqlite":
+        return (exc.TimeoutError,)
+    classes: tuple[type[Exception], ...] = (
+        exc.OperationalError,
+        exc.InterfaceError,
+        exc.DisconnectionError,
+        exc.TimeoutError,
+    )
+    if family == "postgresql":
+        classes += (ConnectionError, TimeoutError)
+    return classes
+
+
+def is_outage(error: BaseException, family: str) -> bool:
+    """Whether *error*, raised by a *family* database, means that the server is not there."""
+    from sqlalchemy import exc
+
+    if isinstance(error, exc.TimeoutError | exc.DisconnectionError):
+        return True
+    if family == "sqlite":
+        return False
+    if isinstance(error, ConnectionError | TimeoutError):
+        return True
+    if not isinstance(error, exc.DBAPIError):
+        return False
+    if error.connection_invalidated:
+        return True
+    original = error.orig
+    if family in ("mysql", "mariadb"):
+        code = original.args[0] if original is not None and original.args else None
+        return code in MYSQL_OUTAGE_CODES
+    if family == "postgresql":
+        return _is_pg_outage(error, original)
+    return isinstance(error, exc.OperationalError | exc.InterfaceError)
+
+
+def _is_pg_outage(error: BaseException, original: BaseException | None) -> bool:
+    from sqlalchemy import exc
+
+    state = getattr(original, "sqlstate", None)
+    if state:
+        return str(state).startswith("08") or state in PG_OUTAGE_STATES
+    if isinstance(original, ConnectionError | TimeoutError) or isinstance(
+        error.__cause__, ConnectionError | TimeoutError
+    ):
+        return True
+    if not isinstance(error, exc.OperationalError | exc.InterfaceError):
+        return False
+    message = str(original)
+    return not any(refusal in message for refusal in PG_REFUSALS)

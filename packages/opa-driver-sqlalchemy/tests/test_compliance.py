@@ -1,0 +1,123 @@
+"""Both drivers pass opa's driver compliance suite on PostgreSQL, MariaDB and SQLite."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+from sql_support import with_database
+
+from opa import ComponentError
+from opa.testing import DriverComplianceSuite, closed_port
+
+MISSING_FOLDER = Path("/nonexistent-opa-sql-folder")
+
+
+class ServerSuite(DriverComplianceSuite):
+    """The cases every driver/database pair shares; subclasses name the pair."""
+
+    distribution = "opa-driver-sqlalchemy"
+    family: ClassVar[str] = ""
+    dbapi: ClassVar[str] = ""
+    user: ClassVar[str] = ""
+
+    def url(self, server: str, database: str = "test") -> str:
+        return f"{self.family}+{self.dbapi}://{server}/{database}"
+
+    def unreachable_options(self) -> dict[str, Any]:
+        return {"URL": self.url(f"{self.user}@127.0.0.1:{closed_port()}"), "CONNECT_TIMEOUT": 2}
+
+    def credential_options(self, password: str) -> dict[str, Any]:
+        return {"URL": self.url(f"{self.user}:{password}@127.0.0.1:{closed_port()}")}
+
+    def invalid_options(self) -> list[tuple[dict[str, Any], str]]:
+        url = self.url(f"{self.user}@127.0.0.1")
+        return [
+            ({"URL": url, "POOL_SIZE": 0}, "POOL_SIZE"),
+            ({"URL": url, "MAX_OVERFLOW": -1}, "MAX_OVERFLOW"),
+            ({"URL": url, "POOL_TIMEOUT": 0}, "POOL_TIMEOUT"),
+            ({"URL": url, "CONNECT_TIMEOUT": "soon"}, "CONNECT_TIMEOUT"),
+            ({"URL": url, "ECHO": "loud"}, "ECHO"),
+            ({"URL": url, "POOLSIZE": 3}, "POOLSIZE"),
+            ({"URL": "localhost:5432/test"}, "URL"),
+        ]
+
+
+class TestPostgresSync(ServerSuite):
+    """sqlalchemy on PostgreSQL through psycopg."""
+
+    driver_name, family, dbapi, user = "sqlalchemy", "postgresql", "psycopg", "postgres"
+
+    @pytest.fixture
+    def live_options(self, postgres_url: str) -> dict[str, Any]:
+        return {"URL": with_database(postgres_url, postgres_url.rsplit("/", 1)[1], self.dbapi)}
+
+
+class TestPostgresAsync(TestPostgresSync):
+    """sqlalchemy-async on PostgreSQL through asyncpg."""
+
+    driver_name, dbapi = "sqlalchemy-async", "asyncpg"
+
+
+class TestMariaDBSync(ServerSuite):
+    """sqlalchemy on MariaDB through PyMySQL."""
+
+    driver_name, family, dbapi, user = "sqlalchemy", "mysql", "pymysql", "root"
+
+    @pytest.fixture
+    def live_options(self, mariadb_url: str) -> dict[str, Any]:
+        return {"URL": with_database(mariadb_url, mariadb_url.rsplit("/", 1)[1], self.dbapi)}
+
+
+class TestMariaDBAsync(TestMariaDBSync):
+    """sqlalchemy-async on MariaDB through aiomysql."""
+
+    driver_name, dbapi = "sqlalchemy-async", "aiomysql"
+
+
+class TestSQLiteSync(DriverComplianceSuite):
+    """sqlalchemy on a SQLite file (pysqlite, in the standard library)."""
+
+    driver_name = "sqlalchemy"
+    distribution = "opa-driver-sqlalchemy"
+    scheme: ClassVar[str] = "sqlite"
+
+    @pytest.fixture
+    def live_options(self, sqlite_url: str) -> dict[str, Any]:
+        return {"URL": sqlite_url.replace("sqlite", self.scheme, 1)}
+
+    def unreachable_options(self) -> dict[str, Any]:
+        # SQLite has no server: a file that cannot be opened is as unreachable as it gets.
+        return {"URL": f"{self.scheme}:///{MISSING_FOLDER}/test.db"}
+
+    def credential_options(self, password: str) -> dict[str, Any]:
+        return {"URL": f"{self.scheme}:///{MISSING_FOLDER}/test.db?password={password}"}
+
+    def invalid_options(self) -> list[tuple[dict[str, Any], str]]:
+        url = f"{self.scheme}:///test.db"
+        return [
+            ({"URL": url, "POOL_SIZE": 0}, "POOL_SIZE"),
+            ({"URL": url, "STATEMENT_TIMEOUT": -1}, "STATEMENT_TIMEOUT"),
+            ({"URL": "test.db"}, "URL"),
+        ]
+
+    def test_auto_skips_an_unreachable_backend(self) -> None:
+        """Replaced for SQLite, which has no server to check: LOAD auto opens the file, and a
+        file that cannot be opened fails start-up, naming the component and the file."""
+        components = self.make_components("auto", self.unreachable_options())
+        components.resolve()
+        driver = components.get(self.component_name).driver
+        assert driver is not None and driver.reachability_targets() == []
+        with pytest.raises(ComponentError) as caught:
+            import asyncio
+
+            asyncio.run(components.start())
+        assert self.component_name in str(caught.value)
+        assert str(MISSING_FOLDER) in str(caught.value)
+
+
+class TestSQLiteAsync(TestSQLiteSync):
+    """sqlalchemy-async on a SQLite file through aiosqlite."""
+
+    driver_name, scheme = "sqlalchemy-async", "sqlite+aiosqlite"
