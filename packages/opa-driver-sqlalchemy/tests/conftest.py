@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from sql_support import MARIADB, POSTGRES, own_database
 
 pytest_plugins = ["opa.testing.fixtures"]

@@ -46,7 +46,7 @@ def own_database(url: str) -> Iterator[str]:
     try:
         with admin.connect() as connection:
             connection.exec_driver_sql(f"CREATE DATABASE {name}")
-    except Exception as error:  # noqa: BLE001 - any failure means: no server to test on
+    except Exception as error:
         admin.dispose()
         skip_or_fail(f"no database server at {url}: {type(error).__name__}: {error}")
     try:
@@ -110,15 +110,25 @@ class PostgresServer:
             if self._start_on(port, may_fail=True):
                 self.port = port
                 return
-        raise AssertionError(f"postgres found no free port in {PORT_ATTEMPTS} tries:\n{self._tail()}")
+        raise AssertionError(
+            f"postgres found no free port in {PORT_ATTEMPTS} tries:\n{self._tail()}"
+        )
 
     def _start_on(self, port: int, may_fail: bool = False) -> bool:
         command = [str(self.bin / "postgres"), "-D", str(self.data), "-p", str(port)]
-        command += ["-c", f"listen_addresses={LOCALHOST}", "-c", f"unix_socket_directories={self.folder}"]
+        command += [
+            "-c",
+            f"listen_addresses={LOCALHOST}",
+            "-c",
+            f"unix_socket_directories={self.folder}",
+        ]
         command += ["-c", "fsync=off", "-c", "max_connections=50"]
         with self.log.open("ab") as output:
             self._process = subprocess.Popen(
-                self._as_user(command), stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+                self._as_user(command),
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         process = self._process
 

@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-from sql_support import with_database
 
 from opa import ComponentError
 from opa.testing import DriverComplianceSuite, closed_port
+from sql_support import with_database
 
 MISSING_FOLDER = Path("/nonexistent-opa-sql-folder")
 

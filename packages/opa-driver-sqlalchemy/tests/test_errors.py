@@ -6,11 +6,11 @@ import asyncio
 from typing import Any
 
 import pytest
-from sql_support import with_database
 
 from opa.testing import closed_port, make_driver
 from opa_driver_sqlalchemy import AsyncSQLAlchemyDriver, SQLAlchemyDriver
 from opa_driver_sqlalchemy.driver import SQLAlchemyDriverBase
+from sql_support import with_database
 
 SERVERS = {
     "postgresql": ("postgres", "postgresql_url"),
@@ -41,7 +41,7 @@ def error_of(driver: SQLAlchemyDriverBase, statement: str = "SELECT 1") -> Excep
 
     try:
         asyncio.run(run_async()) if driver.is_async else run_sync()
-    except Exception as error:  # noqa: BLE001 - the error is what the test looks at
+    except Exception as error:
         return error
     pytest.fail(f"{statement!r} on {driver.opts.URL} raised nothing")
 
@@ -49,8 +49,13 @@ def error_of(driver: SQLAlchemyDriverBase, statement: str = "SELECT 1") -> Excep
 def drivers(url: str, family: str, **opts: Any) -> list[SQLAlchemyDriverBase]:
     """A sync and an async driver on *url* (a URL without +driver), with *opts*."""
     return [
-        make_driver(SQLAlchemyDriver, {"URL": url.replace(family, f"{family}+{SYNC[family]}", 1), **opts}),
-        make_driver(AsyncSQLAlchemyDriver, {"URL": url.replace(family, f"{family}+{ASYNC[family]}", 1), **opts}),
+        make_driver(
+            SQLAlchemyDriver, {"URL": url.replace(family, f"{family}+{SYNC[family]}", 1), **opts}
+        ),
+        make_driver(
+            AsyncSQLAlchemyDriver,
+            {"URL": url.replace(family, f"{family}+{ASYNC[family]}", 1), **opts},
+        ),
     ]
 
 

@@ -10,7 +10,12 @@ import pytest
 
 from opa import OptionsError
 from opa.testing import captured_logs, make_driver
-from opa_driver_sqlalchemy import AsyncSQLAlchemyDriver, AsyncSQLOptions, SQLAlchemyDriver, SQLOptions
+from opa_driver_sqlalchemy import (
+    AsyncSQLAlchemyDriver,
+    AsyncSQLOptions,
+    SQLAlchemyDriver,
+    SQLOptions,
+)
 from opa_driver_sqlalchemy.options import engine_arguments
 
 
@@ -26,7 +31,9 @@ from opa_driver_sqlalchemy.options import engine_arguments
         (AsyncSQLOptions(URL="postgresql+psycopg://db/app"), "postgresql+psycopg://db/app"),
     ],
 )
-def test_a_url_without_driver_gets_the_one_its_extra_installs(options: SQLOptions, url: str) -> None:
+def test_a_url_without_driver_gets_the_one_its_extra_installs(
+    options: SQLOptions, url: str
+) -> None:
     """postgresql:// is psycopg (sync) or asyncpg (async), mysql:// PyMySQL or aiomysql."""
     assert engine_arguments(options)[0] == url
 
@@ -36,7 +43,9 @@ def test_timeouts_reach_each_dbapi_under_its_own_names() -> None:
     opts: dict[str, Any] = {"CONNECT_TIMEOUT": 2.5, "STATEMENT_TIMEOUT": 1.5}
     psycopg = engine_arguments(SQLOptions(URL="postgresql://db/app", **opts))[1]["connect_args"]
     assert psycopg == {"connect_timeout": 3, "options": "-c statement_timeout=1500"}
-    asyncpg = engine_arguments(AsyncSQLOptions(URL="postgresql://db/app", **opts))[1]["connect_args"]
+    asyncpg = engine_arguments(AsyncSQLOptions(URL="postgresql://db/app", **opts))[1][
+        "connect_args"
+    ]
     assert asyncpg == {
         "timeout": 2.5,
         "command_timeout": 1.5,
@@ -75,7 +84,7 @@ def test_an_in_memory_sqlite_takes_no_pool_size() -> None:
     ],
 )
 def test_a_dbapi_of_the_other_kind_is_refused(driver: Any, url: str, fix: str) -> None:
-    """An async driver with a sync DB-API (or the reverse) is a start-up error saying what to use."""
+    """A sync DB-API in the async driver (or the reverse) fails start-up, saying what to use."""
     with pytest.raises(OptionsError) as caught:
         make_driver(driver, {"URL": url}, component="db")
     message = str(caught.value)

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sql_support import with_database
 
 from opa import ComponentError, get_component
 from opa.testing import build_app, override_instance
 from opa_driver_sqlalchemy.sessions import session_factory
+from sql_support import with_database
 
 ROUTES = """
 from typing import Annotated
@@ -68,7 +68,7 @@ def create_notes(url: str) -> None:
 
 
 def app_on(tmp_path: Path, sync_url: str, async_url: str, **extra: Any) -> TestClient:
-    """An app whose component ``sync`` (sqlalchemy) and ``async`` (sqlalchemy-async) use the urls."""
+    """An app with component ``sync`` (sqlalchemy) and ``async`` (sqlalchemy-async) on the urls."""
     tmp_path.mkdir(exist_ok=True)
     (tmp_path / "notes_routes.py").write_text(ROUTES)
     components = {

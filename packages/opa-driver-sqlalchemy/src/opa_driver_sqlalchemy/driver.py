@@ -12,7 +12,7 @@ import logging
 from typing import Any, ClassVar
 
 from opa import Driver
-from opa_driver_sqlalchemy.errors import is_outage, unavailable_classes
+from opa_driver_sqlalchemy.errors import is_outage, normalize_outages, unavailable_classes
 from opa_driver_sqlalchemy.options import AsyncSQLOptions, SQLOptions, engine_arguments, url_parts
 
 SQL_PORTS: dict[str, int] = {}
@@ -52,6 +52,11 @@ class SQLAlchemyDriverBase(Driver):
         # A logging name of its own, so ECHO turns on this component's logger alone.
         return url, kwargs | {"logging_name": self.component}
 
+    def _prepare(self, engine: Any) -> None:
+        """Outages as SQLAlchemy's own classes, and ECHO; *engine* is a sync ``Engine``."""
+        normalize_outages(engine, self.family)
+        self._set_echo(engine)
+
     def _set_echo(self, engine: Any) -> None:
         """ECHO through the standard logger that opa's masking sink already reads.
 
@@ -86,7 +91,7 @@ class SQLAlchemyDriver(SQLAlchemyDriverBase):
 
         url, kwargs = self._engine_arguments()
         engine = create_engine(url, **kwargs)
-        self._set_echo(engine)
+        self._prepare(engine)
         self.instance = engine
         self.sessionmaker = sessionmaker(engine, expire_on_commit=self.opts.EXPIRE_ON_COMMIT)
 
@@ -110,7 +115,7 @@ class AsyncSQLAlchemyDriver(SQLAlchemyDriverBase):
 
         url, kwargs = self._engine_arguments()
         engine = create_async_engine(url, **kwargs)
-        self._set_echo(engine.sync_engine)
+        self._prepare(engine.sync_engine)
         self.instance = engine
         self.sessionmaker = async_sessionmaker(engine, expire_on_commit=self.opts.EXPIRE_ON_COMMIT)
 

@@ -8,6 +8,8 @@ the driver's entry point.
 
 from __future__ import annotations
 
+from typing import Any
+
 MYSQL_OUTAGE_CODES = frozenset({1040, 1053, 1927, 2002, 2003, 2006, 2013, 2055})
 """Too many connections, server shutdown, connection killed, cannot connect (socket, TCP),
 server gone away, connection lost during a query, lost at the handshake."""
@@ -22,24 +24,53 @@ not an outage. libpq reports these at connect without a SQLSTATE, in the message
 
 
 def unavailable_classes(family: str) -> tuple[type[Exception], ...]:
-    """The exception classes an outage of a *family* database may raise through SQLAlchemy.
+    """The exception classes an outage of a *family* database raises through the engine.
 
-    SQLite has no server: only a pool that stays exhausted counts. asyncpg lets the socket's
-    own errors through when it cannot connect, unwrapped.
+    SQLite has no server: only a pool that stays exhausted counts. The others raise
+    SQLAlchemy's own classes only, because :func:`normalize_outages` makes them.
     """
     from sqlalchemy import exc
 
     if family == "sqlite":
         return (exc.TimeoutError,)
-    classes: tuple[type[Exception], ...] = (
-        exc.OperationalError,
-        exc.InterfaceError,
-        exc.DisconnectionError,
-        exc.TimeoutError,
-    )
-    if family == "postgresql":
-        classes += (ConnectionError, TimeoutError)
-    return classes
+    return (exc.OperationalError, exc.InterfaceError, exc.DisconnectionError, exc.TimeoutError)
+
+
+def normalize_outages(engine: Any, family: str) -> None:
+    """Make every outage of *engine* surface as ``sqlalchemy.exc.OperationalError``.
+
+    Two DB-APIs let outages out under other classes: asyncpg raises the socket's own
+    ``ConnectionRefusedError`` when it cannot connect (SQLAlchemy wraps only DB-API errors
+    there), and a connection lost mid-statement comes out as SQLAlchemy's generic
+    ``DBAPIError``. Without this an outage would answer 500, or a broad class like
+    ``OSError`` would have to answer 503 for the whole app.
+    """
+    from sqlalchemy import event, exc
+
+    if family == "sqlite":
+        return
+
+    @event.listens_for(engine, "do_connect")
+    def connect(dialect: Any, record: Any, cargs: Any, cparams: Any) -> Any:
+        try:
+            return dialect.connect(*cargs, **cparams)
+        except (ConnectionError, TimeoutError) as error:
+            raise dialect.loaded_dbapi.OperationalError(str(error)) from error
+
+    @event.listens_for(engine, "handle_error")
+    def classify(context: Any) -> Any:
+        wrapped = context.sqlalchemy_exception
+        if wrapped is None or isinstance(wrapped, exc.OperationalError | exc.InterfaceError):
+            return None
+        if not (context.is_disconnect or is_outage(wrapped, family)):
+            return None
+        return exc.OperationalError(
+            context.statement,
+            context.parameters,
+            context.original_exception,
+            hide_parameters=engine.hide_parameters,
+            connection_invalidated=context.is_disconnect,
+        )
 
 
 def is_outage(error: BaseException, family: str) -> bool:
