@@ -38,7 +38,16 @@ LINT_PACKAGE_LISTS = [
     ("importlinter:contract:core-knows-no-driver", "forbidden_modules"),
 ]
 # opa-core must pull none of these, whether or not a driver package exists yet.
-BACKEND_LIBRARIES = ["redis", "walrus", "motor", "pymongo", "celery", "kombu", "aioredis", "sqlalchemy"]
+BACKEND_LIBRARIES = [
+    "redis",
+    "walrus",
+    "motor",
+    "pymongo",
+    "celery",
+    "kombu",
+    "aioredis",
+    "sqlalchemy",
+]
 
 
 @dataclass(frozen=True)

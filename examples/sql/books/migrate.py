@@ -36,7 +36,9 @@ def migrate(url: str) -> list[str]:
 def main(argv: list[str]) -> int:
     url = argv[0] if argv else DEFAULT_URL
     created = migrate(url)
-    print(f"{mask_secrets(url)}: created {', '.join(created) if created else 'nothing, up to date'}")
+    print(
+        f"{mask_secrets(url)}: created {', '.join(created) if created else 'nothing, up to date'}"
+    )
     return 0
 
 
