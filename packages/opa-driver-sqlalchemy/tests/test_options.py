@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import sys
 from typing import Any
 
 import pytest
 
-from opa import OptionsError
+from opa import ComponentError, OptionsError
 from opa.testing import captured_logs, make_driver
 from opa_driver_sqlalchemy import (
     AsyncSQLAlchemyDriver,
@@ -128,3 +129,26 @@ def test_echo_off_logs_no_sql(sqlite_url: str) -> None:
         driver.validate()
         driver.disconnect()
     assert "SELECT 1" not in logs.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("driver", "url", "module", "extra"),
+    [
+        (AsyncSQLAlchemyDriver, "postgresql://db/app", "asyncpg", "postgresql"),
+        (SQLAlchemyDriver, "mysql://db/app", "pymysql", "mysql"),
+        (AsyncSQLAlchemyDriver, "sqlite:///app.db", "aiosqlite", "sqlite"),
+    ],
+)
+def test_a_missing_dbapi_names_the_extra_to_install(
+    driver: Any, url: str, module: str, extra: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without its DB-API library, connecting says which extra of the distribution brings it."""
+    monkeypatch.setitem(sys.modules, module, None)  # import fails as if not installed
+    component = make_driver(driver, {"URL": url}, component="db")
+    with pytest.raises(ComponentError) as caught:
+        if component.is_async:
+            asyncio.run(component.connect())
+        else:
+            component.connect()
+    message = str(caught.value)
+    assert "'db'" in message and f"opa-driver-sqlalchemy[{extra}]" in message

@@ -11,9 +11,15 @@ from __future__ import annotations
 import logging
 from typing import Any, ClassVar
 
-from opa import Driver
+from opa import ComponentError, Driver
 from opa_driver_sqlalchemy.errors import is_outage, normalize_outages, unavailable_classes
-from opa_driver_sqlalchemy.options import AsyncSQLOptions, SQLOptions, engine_arguments, url_parts
+from opa_driver_sqlalchemy.options import (
+    EXTRAS,
+    AsyncSQLOptions,
+    SQLOptions,
+    engine_arguments,
+    url_parts,
+)
 
 SQL_PORTS: dict[str, int] = {}
 """URL scheme -> default port, for every ``+driver`` the extras bring (``LOAD: auto``)."""
@@ -51,6 +57,15 @@ class SQLAlchemyDriverBase(Driver):
         url, kwargs = engine_arguments(self.opts)
         # A logging name of its own, so ECHO turns on this component's logger alone.
         return url, kwargs | {"logging_name": self.component}
+
+    def _missing_dbapi(self, error: ImportError) -> ComponentError:
+        """A sentence naming the extra to install, instead of the DB-API's ImportError."""
+        extra = EXTRAS.get(self.family)
+        fix = f"pip install 'opa-driver-sqlalchemy[{extra}]'" if extra else "install it"
+        return ComponentError(
+            f"component {self.component!r}: the DB-API library for {self.family} "
+            f"({error.name or error}) is not installed: {fix}"
+        )
 
     def _prepare(self, engine: Any) -> None:
         """Outages as SQLAlchemy's own classes, and ECHO; *engine* is a sync ``Engine``."""
@@ -90,7 +105,10 @@ class SQLAlchemyDriver(SQLAlchemyDriverBase):
         from sqlalchemy.orm import sessionmaker
 
         url, kwargs = self._engine_arguments()
-        engine = create_engine(url, **kwargs)
+        try:
+            engine = create_engine(url, **kwargs)
+        except ImportError as error:
+            raise self._missing_dbapi(error) from error
         self._prepare(engine)
         self.instance = engine
         self.sessionmaker = sessionmaker(engine, expire_on_commit=self.opts.EXPIRE_ON_COMMIT)
@@ -114,7 +132,10 @@ class AsyncSQLAlchemyDriver(SQLAlchemyDriverBase):
         from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
         url, kwargs = self._engine_arguments()
-        engine = create_async_engine(url, **kwargs)
+        try:
+            engine = create_async_engine(url, **kwargs)
+        except ImportError as error:
+            raise self._missing_dbapi(error) from error
         self._prepare(engine.sync_engine)
         self.instance = engine
         self.sessionmaker = async_sessionmaker(engine, expire_on_commit=self.opts.EXPIRE_ON_COMMIT)
