@@ -62,15 +62,26 @@ class SQLOptions(BaseModel):
     is_async: ClassVar[bool] = False
 
     URL: str = Field(min_length=1)
+    """``dialect[+driver]://user:password@host:port/database``; without ``+driver``, the
+    DB-API of the family's extra (psycopg or asyncpg, PyMySQL or aiomysql, aiosqlite)."""
     POOL_SIZE: int = Field(default=5, ge=1)
+    """Connections the pool keeps open."""
     MAX_OVERFLOW: int = Field(default=10, ge=0)
+    """Connections opened beyond ``POOL_SIZE`` under load, closed when handed back."""
     POOL_TIMEOUT: float = Field(default=10.0, gt=0)
+    """Seconds a request waits for a connection when all are busy."""
     POOL_RECYCLE: float | None = Field(default=1800.0, gt=0)
+    """Seconds after which a connection is replaced before use; null: never."""
     POOL_PRE_PING: bool = True
+    """Test each connection as it leaves the pool and replace a dead one."""
     CONNECT_TIMEOUT: float = Field(default=5.0, gt=0)
+    """Seconds to open a connection (psycopg counts whole seconds, at least 2)."""
     STATEMENT_TIMEOUT: float | None = Field(default=30.0, gt=0)
+    """Seconds a statement may run (psycopg, asyncpg, PyMySQL; not aiomysql or SQLite)."""
     ECHO: bool | Literal["debug"] = False
+    """Log each statement (true), and rows and pool events too (debug), through opa's log."""
     EXPIRE_ON_COMMIT: bool = False
+    """Whether sessions expire loaded objects on commit."""
 
     @field_validator("URL")
     @classmethod
