@@ -118,7 +118,9 @@ class SQLAlchemyDriver(SQLAlchemyDriverBase):
             connection.exec_driver_sql(PROBE)
 
     def disconnect(self) -> None:
-        self.instance.dispose()
+        # Also called after a failed connect, which may have made no engine.
+        if self.instance is not None:
+            self.instance.dispose()
 
 
 class AsyncSQLAlchemyDriver(SQLAlchemyDriverBase):
@@ -145,4 +147,6 @@ class AsyncSQLAlchemyDriver(SQLAlchemyDriverBase):
             await connection.exec_driver_sql(PROBE)
 
     async def disconnect(self) -> None:
-        await self.instance.dispose()
+        # Also called after a failed connect, which may have made no engine.
+        if self.instance is not None:
+            await self.instance.dispose()
