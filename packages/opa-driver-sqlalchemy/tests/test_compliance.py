@@ -21,6 +21,13 @@ class ServerSuite(DriverComplianceSuite):
     family: ClassVar[str] = ""
     dbapi: ClassVar[str] = ""
     user: ClassVar[str] = ""
+    database_fixture: ClassVar[str] = ""
+    """The conftest fixture giving this session's own database on the server."""
+
+    @pytest.fixture
+    def live_options(self, request: pytest.FixtureRequest) -> dict[str, Any]:
+        url: str = request.getfixturevalue(self.database_fixture)
+        return {"URL": with_database(url, url.rsplit("/", 1)[1], self.dbapi)}
 
     def url(self, server: str, database: str = "test") -> str:
         return f"{self.family}+{self.dbapi}://{server}/{database}"
@@ -48,10 +55,7 @@ class TestPostgresSync(ServerSuite):
     """sqlalchemy on PostgreSQL through psycopg."""
 
     driver_name, family, dbapi, user = "sqlalchemy", "postgresql", "psycopg", "postgres"
-
-    @pytest.fixture
-    def live_options(self, postgres_url: str) -> dict[str, Any]:
-        return {"URL": with_database(postgres_url, postgres_url.rsplit("/", 1)[1], self.dbapi)}
+    database_fixture = "postgres_url"
 
 
 class TestPostgresAsync(TestPostgresSync):
@@ -64,10 +68,7 @@ class TestMariaDBSync(ServerSuite):
     """sqlalchemy on MariaDB through PyMySQL."""
 
     driver_name, family, dbapi, user = "sqlalchemy", "mysql", "pymysql", "root"
-
-    @pytest.fixture
-    def live_options(self, mariadb_url: str) -> dict[str, Any]:
-        return {"URL": with_database(mariadb_url, mariadb_url.rsplit("/", 1)[1], self.dbapi)}
+    database_fixture = "mariadb_url"
 
 
 class TestMariaDBAsync(TestMariaDBSync):
