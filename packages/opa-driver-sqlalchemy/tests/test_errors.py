@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from typing import Any
 
 import pytest
@@ -121,3 +122,22 @@ def test_sqlite_errors_are_never_outages(sqlite_url: str) -> None:
     error = error_of(driver, "SELECT * FROM no_such_table")
     assert not isinstance(error, driver.unavailable_errors())
     assert not driver.is_unavailable(error)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("family", ["postgresql", "mysql"])
+def test_a_server_that_never_answers_is_an_outage(family: str) -> None:
+    """A host that accepts TCP and then says nothing ends in an outage error, not a hang.
+
+    aiomysql bounds only the TCP connect itself: the driver bounds its handshake by
+    CONNECT_TIMEOUT; PyMySQL reads the handshake under its read timeout (STATEMENT_TIMEOUT).
+    """
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)  # the kernel completes the handshakes; nothing ever answers
+        port = silent.getsockname()[1]
+        url = f"{family}://user@127.0.0.1:{port}/test"
+        for driver in drivers(url, family, CONNECT_TIMEOUT=1, STATEMENT_TIMEOUT=1):
+            error = error_of(driver)
+            assert isinstance(error, driver.unavailable_errors()), repr(error)
+            assert driver.is_unavailable(error), repr(error)

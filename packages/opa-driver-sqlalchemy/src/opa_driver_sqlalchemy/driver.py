@@ -12,7 +12,12 @@ import logging
 from typing import Any, ClassVar
 
 from opa import ComponentError, Driver
-from opa_driver_sqlalchemy.errors import is_outage, normalize_outages, unavailable_classes
+from opa_driver_sqlalchemy.errors import (
+    bounded_connect,
+    is_outage,
+    normalize_outages,
+    unavailable_classes,
+)
 from opa_driver_sqlalchemy.options import (
     EXTRAS,
     AsyncSQLOptions,
@@ -135,6 +140,12 @@ class AsyncSQLAlchemyDriver(SQLAlchemyDriverBase):
 
         url, kwargs = self._engine_arguments()
         try:
+            if url_parts(url)[1] == "aiomysql":
+                import aiomysql  # type: ignore[import-untyped]
+
+                # SQLAlchemy's aiomysql adapter calls this in place of aiomysql.connect.
+                bounded = bounded_connect(aiomysql.connect, self.opts.CONNECT_TIMEOUT)
+                kwargs["connect_args"]["async_creator_fn"] = bounded
             engine = create_async_engine(url, **kwargs)
         except ImportError as error:
             raise self._missing_dbapi(error) from error

@@ -8,11 +8,15 @@ the driver's entry point.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 MYSQL_OUTAGE_CODES = frozenset({1040, 1053, 1927, 2002, 2003, 2006, 2013, 2055})
 """Too many connections, server shutdown, connection killed, cannot connect (socket, TCP),
 server gone away, connection lost during a query, lost at the handshake."""
+
+MYSQL_CANNOT_CONNECT = 2003
 
 PG_OUTAGE_STATES = frozenset({"53300", "57P01", "57P02", "57P03"})
 """Too many connections, admin or crash shutdown, cannot connect now; class 08 (connection
@@ -55,7 +59,10 @@ def normalize_outages(engine: Any, family: str) -> None:
         try:
             return dialect.connect(*cargs, **cparams)
         except (ConnectionError, TimeoutError) as error:
-            raise dialect.loaded_dbapi.OperationalError(str(error)) from error
+            message = f"cannot connect: {type(error).__name__}: {error}"
+            # MySQL's DB-APIs carry the error code first; 2003 is "cannot connect".
+            args = (MYSQL_CANNOT_CONNECT, message) if family in ("mysql", "mariadb") else (message,)
+            raise dialect.loaded_dbapi.OperationalError(*args) from error
 
     @event.listens_for(engine, "handle_error")
     def classify(context: Any) -> Any:
@@ -110,3 +117,16 @@ def _is_pg_outage(error: BaseException, original: BaseException | None) -> bool:
         return False
     message = str(original)
     return not any(refusal in message for refusal in PG_REFUSALS)
+
+
+def bounded_connect(connect: Callable[..., Awaitable[Any]], seconds: float) -> Any:
+    """*connect* (an asyncio DB-API's ``connect``) ended after *seconds* with TimeoutError.
+
+    aiomysql's ``connect_timeout`` bounds the TCP connect only: a server that accepts and
+    then says nothing would hold the handshake, and the request, for ever.
+    """
+
+    async def creator(*args: Any, **kwargs: Any) -> Any:
+        return await asyncio.wait_for(connect(*args, **kwargs), seconds)
+
+    return creator
