@@ -5,8 +5,8 @@ opa-core names no driver in its own code; its install hints come from the genera
 
 - ``pyproject.toml``: ``[project.entry-points."opa.drivers"]`` (driver name -> class) and
   ``[tool.opa] cli-commands`` (the ``opa`` commands the distribution adds);
-- the driver class's ``legacy_names`` (opa-stack import paths), read from its source
-  without importing it, so the script runs with nothing installed.
+- the driver class's ``legacy_names`` and ``legacy_exports`` (opa-stack import paths), read
+  from its source without importing it, so the script runs with nothing installed.
 
 Run ``python scripts/generate_known_drivers.py`` after changing one of those; a core test
 fails while the generated module is stale.
@@ -71,7 +71,8 @@ class SourceError(Exception):
 
 
 def legacy_names(src: Path, target: str) -> list[str]:
-    """The ``legacy_names`` literal of the class an entry point names (``module:Class``).
+    """The old paths the class an entry point names (``module:Class``) declares: its
+    ``legacy_names`` and the keys of its ``legacy_exports``.
 
     A class the module imports (``from pkg.driver import Class``) is followed to its module.
     """
@@ -84,11 +85,13 @@ def legacy_names(src: Path, target: str) -> list[str]:
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     for node in tree.body:
         if isinstance(node, ast.ClassDef) and node.name == class_name:
+            paths: list[str] = []
             for statement in node.body:
-                value = _assigned(statement, "legacy_names")
-                if value is not None:
-                    return list(ast.literal_eval(value))
-            return []
+                for attribute in ("legacy_names", "legacy_exports"):
+                    value = _assigned(statement, attribute)
+                    if value is not None:
+                        paths += list(ast.literal_eval(value))
+            return paths
         origin = _imported_from(node, class_name)
         if origin is not None:
             return legacy_names(src, f"{origin}:{class_name}")

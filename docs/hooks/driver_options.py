@@ -1,9 +1,12 @@
-"""mkdocs hook: render the drivers' option models into the driver options reference.
+"""The driver options reference, rendered from the drivers' option models.
 
-A page line of the form ``<!-- options: package.module:ModelName -->`` is replaced, at
-build time, by a table of that pydantic model's fields: name, type, default, constraints
-and the field's description (its ``Field(description=...)`` or the docstring written
-under it). The tables therefore always say what the installed code accepts.
+In docs/driver-options.md, each table of a pydantic model's fields (name, type, default,
+constraints and the field's description: its ``Field(description=...)`` or the docstring
+written under it) sits between ``<!-- options: package.module:ModelName -->`` and
+``<!-- /options -->``. The tables are committed, so the page reads the same on GitHub as
+on the site. ``python docs/hooks/driver_options.py`` rewrites them from the installed
+code; as an mkdocs hook this module fails the build when they are out of date, and
+tests/integration/test_docs_pages.py fails the same way.
 """
 
 from __future__ import annotations
@@ -15,12 +18,20 @@ import itertools
 import re
 import textwrap
 import types
+import typing
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-MARKER = re.compile(r"^<!-- options: (?P<module>[\w.]+):(?P<model>\w+) -->$", re.MULTILINE)
+PAGE = Path(__file__).resolve().parents[1] / "driver-options.md"
+SECTION = re.compile(
+    r"^(?P<start><!-- options: (?P<module>[\w.]+):(?P<model>\w+) -->\n)"
+    r"(?P<table>.*?)"
+    r"^(?P<end><!-- /options -->)$",
+    re.MULTILINE | re.DOTALL,
+)
 CONSTRAINTS = (
     ("gt", "> {}"),
     ("ge", ">= {}"),
@@ -61,9 +72,22 @@ def rst_to_markdown(text: str) -> str:
 
 
 def type_name(annotation: Any) -> str:
+    if annotation is type(None):
+        return "None"
     if isinstance(annotation, type) and not isinstance(annotation, types.GenericAlias):
         return annotation.__name__
-    return str(annotation).replace("typing.", "").replace("NoneType", "None")
+    text = str(annotation).replace("typing.", "").replace("NoneType", "None")
+    return text.replace(" | ", " or ")  # a union nested in a generic: no pipe in a table
+
+
+def type_cell(annotation: Any) -> str:
+    """The type as table-cell markdown. A union is one code span per member joined by an
+    escaped pipe outside the spans: GitHub and Python-Markdown both show `str | None`
+    then, whereas an escaped pipe inside a code span shows its backslash on the site."""
+    members = [annotation]
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        members = list(typing.get_args(annotation))
+    return " \\| ".join(f"`{type_name(member)}`" for member in members)
 
 
 def default_of(field: FieldInfo) -> str:
@@ -106,20 +130,36 @@ def render(model: type[BaseModel]) -> str:
     for name, field in model.model_fields.items():
         description = field.description or notes.get(name, "")
         row = [
-            f"`{name}`",
-            f"`{type_name(field.annotation)}`",
-            default_of(field),
-            constraints_of(field),
-            rst_to_markdown(description) or "-",
+            cell(f"`{name}`"),
+            type_cell(field.annotation),
+            cell(default_of(field)),
+            cell(constraints_of(field)),
+            cell(rst_to_markdown(description) or "-"),
         ]
-        lines.append("| " + " | ".join(cell(part) for part in row) + " |")
+        lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 
 
-def on_page_markdown(markdown: str, **kwargs: Any) -> str:
-    """Replace each options marker by the rendered model; an unknown model fails the build."""
+def regenerate(markdown: str) -> str:
+    """*markdown* with every options section holding its model's table as the code has it
+    now; an unknown model raises."""
 
     def replace(match: re.Match[str]) -> str:
-        return render(load_model(match["module"], match["model"]))
+        table = render(load_model(match["module"], match["model"]))
+        return f"{match['start']}\n{table}\n\n{match['end']}"
 
-    return MARKER.sub(replace, markdown)
+    return SECTION.sub(replace, markdown)
+
+
+def on_page_markdown(markdown: str, **kwargs: Any) -> str:
+    """Fail the build when a committed options table differs from what the code says."""
+    if regenerate(markdown) != markdown:
+        raise ValueError(
+            f"{PAGE.name}: an options table is out of date; "
+            "run `python docs/hooks/driver_options.py` and commit the page"
+        )
+    return markdown
+
+
+if __name__ == "__main__":
+    PAGE.write_text(regenerate(PAGE.read_text(encoding="utf-8")), encoding="utf-8")

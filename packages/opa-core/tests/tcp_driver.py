@@ -14,7 +14,7 @@ import socket
 import socketserver
 import threading
 from types import TracebackType
-from typing import ClassVar
+from typing import BinaryIO, ClassVar
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -53,40 +53,98 @@ def _check_echo(answer: bytes, host: str, port: int) -> None:
 
 
 class EchoClient:
-    """A connection to a line-echo server; what ``get_instance`` returns for ``tcp-echo``."""
+    """A connection to a line-echo server; what ``get_instance`` returns for ``tcp-echo``.
 
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self._lines = sock.makefile("rb")
+    Safe to share between threads (one call at a time holds the connection), and it
+    reconnects by itself on the call after one that broke the connection.
+    """
+
+    def __init__(self, address: tuple[str, int], timeout: float) -> None:
+        self.address = address
+        self.timeout = timeout
+        self._lock = threading.Lock()
+        self._sock: socket.socket | None = None
+        self._lines: BinaryIO | None = None
+        self._open()
+
+    def _open(self) -> tuple[socket.socket, BinaryIO]:
+        self._sock = socket.create_connection(self.address, timeout=self.timeout)
+        self._lines = self._sock.makefile("rb")
+        return self._sock, self._lines
 
     def echo(self, line: bytes) -> bytes:
-        """Send one line and return the line that comes back."""
-        self.sock.sendall(line + b"\n")
-        return self._lines.readline().rstrip(b"\n")
+        """Send one line and return the line that comes back; ConnectionError when the
+        server closed the connection."""
+        with self._lock:
+            if self._sock is None or self._lines is None:
+                sock, lines = self._open()
+            else:
+                sock, lines = self._sock, self._lines
+            try:
+                sock.sendall(line + b"\n")
+                answer = lines.readline()
+                if not answer:
+                    raise ConnectionError(f"{self.address[0]}:{self.address[1]} closed")
+            except OSError:
+                self._close()
+                raise
+            return answer.rstrip(b"\n")
+
+    def _close(self) -> None:
+        if self._lines is not None:
+            self._lines.close()
+        if self._sock is not None:
+            self._sock.close()
+        self._sock = self._lines = None
 
     def close(self) -> None:
-        self._lines.close()
-        self.sock.close()
+        with self._lock:
+            self._close()
 
 
 class AsyncEchoClient:
-    """The asyncio twin of :class:`EchoClient`, for ``tcp-echo-async``."""
+    """The asyncio twin of :class:`EchoClient`, for ``tcp-echo-async``: one call at a time,
+    each bounded by the timeout, and a fresh connection after a broken one."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader = reader
-        self.writer = writer
+    def __init__(self, address: tuple[str, int], timeout: float) -> None:
+        self.address = address
+        self.timeout = timeout
+        self._lock = asyncio.Lock()
+        self._streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+
+    async def open(self) -> None:
+        async with asyncio.timeout(self.timeout):
+            self._streams = await asyncio.open_connection(*self.address)
 
     async def echo(self, line: bytes) -> bytes:
         """Send one line and return the line that comes back."""
-        self.writer.write(line + b"\n")
-        await self.writer.drain()
-        return (await self.reader.readline()).rstrip(b"\n")
+        async with self._lock:
+            try:
+                async with asyncio.timeout(self.timeout):
+                    if self._streams is None:
+                        self._streams = await asyncio.open_connection(*self.address)
+                    reader, writer = self._streams
+                    writer.write(line + b"\n")
+                    await writer.drain()
+                    answer = await reader.readline()
+                if not answer:
+                    raise ConnectionError(f"{self.address[0]}:{self.address[1]} closed")
+            except (OSError, TimeoutError):
+                await self._close()
+                raise
+            return answer.rstrip(b"\n")
+
+    async def _close(self) -> None:
+        streams, self._streams = self._streams, None
+        if streams is not None:
+            streams[1].close()
+            # The server may have gone first; the socket is closed either way.
+            with contextlib.suppress(OSError):
+                await streams[1].wait_closed()
 
     async def close(self) -> None:
-        self.writer.close()
-        # The server may have gone first; the socket is closed either way.
-        with contextlib.suppress(OSError):
-            await self.writer.wait_closed()
+        async with self._lock:
+            await self._close()
 
 
 class TcpEchoDriver(Driver):
@@ -102,9 +160,7 @@ class TcpEchoDriver(Driver):
         return [tcp_address(self.opts.URL)]
 
     def connect(self) -> None:
-        host, port = tcp_address(self.opts.URL)
-        sock = socket.create_connection((host, port), timeout=self.opts.SOCKET_TIMEOUT)
-        self.instance = EchoClient(sock)
+        self.instance = EchoClient(tcp_address(self.opts.URL), self.opts.SOCKET_TIMEOUT)
 
     def validate(self) -> None:
         host, port = tcp_address(self.opts.URL)
@@ -115,6 +171,18 @@ class TcpEchoDriver(Driver):
 
     def disconnect(self) -> None:
         self.instance.close()
+
+    def unavailable_errors(self) -> tuple[type[Exception], ...]:
+        return (ConnectionError, TimeoutError)
+
+
+class BlindTcpEchoDriver(TcpEchoDriver):
+    """The sync echo driver with no outage errors: the compliance suite must fail it."""
+
+    name = "tcp-echo-blind"
+
+    def unavailable_errors(self) -> tuple[type[Exception], ...]:
+        return ()
 
 
 class AsyncTcpEchoDriver(Driver):
@@ -129,21 +197,22 @@ class AsyncTcpEchoDriver(Driver):
         return [tcp_address(self.opts.URL)]
 
     async def connect(self) -> None:
-        host, port = tcp_address(self.opts.URL)
-        async with asyncio.timeout(self.opts.SOCKET_TIMEOUT):
-            reader, writer = await asyncio.open_connection(host, port)
-        self.instance = AsyncEchoClient(reader, writer)
+        client = AsyncEchoClient(tcp_address(self.opts.URL), self.opts.SOCKET_TIMEOUT)
+        await client.open()
+        self.instance = client
 
     async def validate(self) -> None:
         host, port = tcp_address(self.opts.URL)
-        async with asyncio.timeout(self.opts.SOCKET_TIMEOUT):
-            _check_echo(await self.instance.echo(PING), host, port)
+        _check_echo(await self.instance.echo(PING), host, port)
 
     async def ping(self) -> None:
         await self.validate()
 
     async def disconnect(self) -> None:
         await self.instance.close()
+
+    def unavailable_errors(self) -> tuple[type[Exception], ...]:
+        return (ConnectionError, TimeoutError)
 
 
 class _EchoHandler(socketserver.StreamRequestHandler):

@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 import opa
 from opa._errors import ConfigError
+from opa.testing import captured_logs
 from support import free_port, listening_port, make_app, write_plugin
 
 ORIGINAL_HOOKS_DEFINER = """
@@ -303,6 +304,56 @@ def test_a_drivers_outage_errors_answer_503(tmp_path: Path) -> None:
         response = client.get("/flaky")
     assert response.status_code == 503
     assert response.json() == {"detail": "backend unavailable for component 'store'"}
+
+
+_REFINING_PLUGIN = """
+from opa import Driver, get_instance, get_router
+
+
+class LibraryError(Exception):
+    \"\"\"One class for an outage and a mistake alike, as PyMySQL's OperationalError.\"\"\"
+
+
+class Refining(Driver):
+    name = "refining"
+
+    def connect(self):
+        self.instance = object()
+
+    def unavailable_errors(self):
+        return (LibraryError,)
+
+    def is_unavailable(self, error):
+        return isinstance(error, LibraryError) and error.args[0] in {2003, 2006, 2013}
+
+
+router = get_router()
+
+
+@router.get("/raise/{code}")
+def raise_code(code: int):
+    client = get_instance("db")  # held by the traceback: the breaker knows which component
+    raise LibraryError(code, "from the library")
+"""
+
+
+@pytest.mark.parametrize(("code", "status"), [(2013, 503), (2003, 503), (1049, 500)])
+def test_a_driver_tells_an_outage_from_a_mistake_of_the_same_class(
+    tmp_path: Path, code: int, status: int
+) -> None:
+    """is_unavailable() makes one exception class a 503 for "server gone" and a 500 otherwise."""
+    write_plugin(tmp_path, "refining", _REFINING_PLUGIN)
+    components = {"DB": {"LOAD": "yes", "DRIVER": "refining"}}
+    app = make_app(PLUGIN_PATHS=[str(tmp_path)], OPTIONAL_COMPONENTS=components)
+    with captured_logs() as logs, TestClient(app, raise_server_exceptions=False) as client:
+        response = client.get(f"/raise/{code}")
+    assert response.status_code == status, response.text
+    if status == 503:
+        assert response.json() == {"detail": "backend unavailable for component 'db'"}
+    else:
+        assert response.text == "Internal Server Error"
+    # The breaker hears of real outages only: a mistake never marks the component down.
+    assert ("component 'db' is down" in logs.getvalue()) == (status == 503), logs.getvalue()
 
 
 def test_the_hello_world_example_serves_hello() -> None:

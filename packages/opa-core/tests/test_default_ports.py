@@ -95,6 +95,8 @@ def test_an_undeclared_scheme_with_a_port_is_probed_there() -> None:
         ("amqp://guest:guest@[::1]:5673//", [("::1", 5673)]),
         ("amqp://[::1]//", [("::1", None)]),
         ("nats://queue", [("queue", None)]),
+        ("redis+sentinel://cache", [("cache", 6379)]),
+        ("mongodb+motor://db:1/x", [("db", 1)]),
         ("mongodb+srv://cluster.example/db", []),
         ("unix:///tmp/redis.sock", []),
     ],

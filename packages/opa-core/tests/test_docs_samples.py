@@ -15,10 +15,16 @@ copy (migrating.md's opa-stack components) is loaded as one.
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
 import re
+import shutil
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -27,7 +33,7 @@ from fastapi.testclient import TestClient
 
 from opa._config import DEFAULTS_FILE as DEFAULTS
 from opa._config import load_settings, typed
-from opa.testing import build_app
+from opa.testing import build_app, clean_environ, skip_or_fail
 
 DOCS = Path(__file__).resolve().parents[3] / "docs"
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.MULTILINE | re.DOTALL)
@@ -114,6 +120,95 @@ def test_run_samples_execute(source: str, tmp_path: Path, monkeypatch: pytest.Mo
     """A '# run' block executes without error, from an empty working folder."""
     monkeypatch.chdir(tmp_path)
     exec(compile(source, "<docs sample>", "exec"), {"__name__": "__docs__"})
+
+
+CORE = Path(__file__).resolve().parents[1]
+INSTALL_TIMEOUT = 600
+SAMPLE_TIMEOUT = 120
+
+
+def test_run_samples_execute_with_only_opa_core_testing_installed(tmp_path: Path) -> None:
+    """In a fresh venv holding only opa-core[testing] (what the docs tell a user to install
+    for tests), every '# run' sample executes: fastapi.testclient finds its HTTP client."""
+    uv = shutil.which("uv", path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    if uv is None:
+        skip_or_fail("uv is not on PATH; it creates the fresh environment")
+    venv = tmp_path / "venv"
+    env = clean_environ()
+    created = subprocess.run(
+        [uv, "venv", "--quiet", "--python", sys.executable, str(venv)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=INSTALL_TIMEOUT,
+    )
+    assert created.returncode == 0, created.stderr
+    python = str(venv / "bin" / "python")
+    install = [uv, "pip", "install", "--quiet", "--python", python, f"{CORE}[testing]"]
+    installed = subprocess.run(
+        install, env=env, capture_output=True, text=True, timeout=INSTALL_TIMEOUT
+    )
+    assert installed.returncode == 0, installed.stderr
+    assert {"index.md", "writing-a-plugin.md"} <= {page for page, _, _ in RUNS}
+    for page, index, source in RUNS:
+        sample = tmp_path / f"{page.removesuffix('.md')}-{index}.py"
+        sample.write_text(source, encoding="utf-8")
+        ran = subprocess.run(
+            [python, str(sample)],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=SAMPLE_TIMEOUT,
+        )
+        assert ran.returncode == 0, f"{page} '# run' sample {index}:\n{ran.stderr}"
+
+
+def sample_marks_hook() -> ModuleType:
+    """docs/hooks/sample_marks.py, which is no package, loaded from its file."""
+    spec = importlib.util.spec_from_file_location(
+        "sample_marks", DOCS / "hooks" / "sample_marks.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("path", sorted(DOCS.glob("*.md")), ids=lambda p: p.name)
+def test_the_site_shows_no_test_mark(path: Path) -> None:
+    """On the site, no python block keeps a mark of the harness: the site's hook turns them
+    into comments for readers, and the code itself is left as written."""
+    text = path.read_text(encoding="utf-8")
+    shown = sample_marks_hook().on_page_markdown(text)
+    for block in BLOCK.findall(shown):
+        marks = [line for line in block.splitlines() if line.startswith((*MARKS, "# expect: "))]
+        marks += [line for line in block.splitlines() if line.startswith("# settings: ")]
+        assert not marks, f"{path.name}: the site shows {marks}"
+    code = [line for b in BLOCK.findall(text) for line in b.splitlines() if line[:1] != "#"]
+    assert code == [
+        line for b in BLOCK.findall(shown) for line in b.splitlines() if line[:1] != "#"
+    ]
+
+
+def test_marks_read_as_comments_for_people() -> None:
+    """Each mark becomes the words a reader needs: the file, the answers, the settings."""
+    block = (
+        "# plugin: greetings.py\n"
+        '# settings: {"SECRET_KEY": "x"}\n'
+        '# expect: GET /greet/Ada -> 200 {"greeting": "Hello, Ada!"}\n'
+        "# run\n"
+        "from opa import get_router  # plugin: not a mark here\n"
+    )
+    assert sample_marks_hook().rewrite_block(block) == (
+        "# plugins/greetings.py\n"
+        '# with the settings {"SECRET_KEY": "x"}\n'
+        '# GET /greet/Ada answers 200 {"greeting": "Hello, Ada!"}\n'
+        "from opa import get_router  # plugin: not a mark here\n"
+    )
+    assert sample_marks_hook().rewrite_block("# needs: opa-driver-celery\nx = 1\n") == (
+        "# needs opa-driver-celery\nx = 1\n"
+    )
 
 
 def test_configuration_reference_names_every_default_key() -> None:

@@ -117,15 +117,39 @@ def test_a_hook_with_no_definition_is_an_error() -> None:
         registry(LoudFullname)
 
 
-def test_a_hook_without_a_name_is_an_error() -> None:
-    """A Hook subclass must say which hook it implements."""
+def test_a_hook_without_a_name_implements_the_definition_of_its_class_name() -> None:
+    """As in opa-stack, a Hook with no `name` implements the hook named like its class."""
 
-    class Nameless(Hook):
+    class Nameless(HookDefinition):
+        pass
+
+    class NamelessHook(Hook):
+        def run(self) -> str:
+            return "ran"
+
+    NamelessHook.__name__ = "Nameless"
+    assert registry(Nameless, NamelessHook).call("Nameless", (), {}) == "ran"
+
+
+def test_a_hook_without_a_name_or_definition_names_its_class() -> None:
+    """A nameless Hook whose class name nobody defines is refused, naming the class."""
+
+    class Orphan(Hook):
         def run(self) -> None:
             return None
 
-    with pytest.raises(HookError, match="Nameless has no name"):
-        registry(Nameless)
+    with pytest.raises(HookError, match=r"Orphan implements 'Orphan', which no plugin defines"):
+        registry(Orphan)
+
+
+def test_the_registry_gives_each_hooks_winner_by_name() -> None:
+    """`hooks[name]` is the winning implementation, as opa-stack's plugin manager had it."""
+    hooks = registry(Fullname, DefaultFullname, LoudFullname)
+    winner = hooks["Fullname"]
+    assert isinstance(winner, LoudFullname)
+    assert winner.run("a", "b") == "A B"
+    with pytest.raises(HookError, match="no hook definition named 'nope'"):
+        hooks["nope"]
 
 
 def test_a_missing_required_hook_lists_it() -> None:

@@ -75,10 +75,10 @@ def test_a_malformed_meta_file_names_the_file(tmp_path: Path) -> None:
     ("setting", "value", "kept"),
     [
         ("PLUGIN_WHITELIST_LIST", ["{folder}/alpha"], {"alpha"}),
-        ("PLUGIN_WHITELIST_RE", "/(alpha|beta)$", {"alpha", "beta"}),
+        ("PLUGIN_WHITELIST_RE", ".*/(alpha|beta)$", {"alpha", "beta"}),
         ("PLUGIN_WHITELIST_TAGS", ["red"], {"alpha"}),
         ("PLUGIN_BLACKLIST_LIST", ["{folder}/alpha"], {"beta", "gamma"}),
-        ("PLUGIN_BLACKLIST_RE", "gam+a", {"alpha", "beta"}),
+        ("PLUGIN_BLACKLIST_RE", ".*gam+a", {"alpha", "beta"}),
         ("PLUGIN_BLACKLIST_TAGS", ["red", "blue"], {"gamma"}),
     ],
 )
@@ -104,9 +104,34 @@ def test_all_filters_must_pass(tmp_path: Path) -> None:
     write_plugin(folder, "beta", "")
     (folder / "alpha-meta.json").write_text('{"tags": ["red"]}')
     manager = manager_for(
-        tmp_path, PLUGIN_PATHS=[str(folder)], PLUGIN_WHITELIST_RE="a", PLUGIN_BLACKLIST_TAGS=["red"]
+        tmp_path,
+        PLUGIN_PATHS=[str(folder)],
+        PLUGIN_WHITELIST_RE=".*a",
+        PLUGIN_BLACKLIST_TAGS=["red"],
     )
     assert [p.identity for p in manager.plugins] == [f"{folder}/beta"]
+
+
+@pytest.mark.parametrize(
+    ("expression", "kept"),
+    [
+        ("alpha", {"alpha", "beta"}),  # matched from the start: "/tmp/..." does not start so
+        (".*alpha", {"beta"}),
+        ("{folder}/al", {"beta"}),  # a prefix of the identity is enough
+    ],
+)
+def test_the_regular_expressions_match_from_the_start_of_the_identity(
+    tmp_path: Path, expression: str, kept: set[str]
+) -> None:
+    """PLUGIN_*_RE match `<folder>/<name>` from its start (re.match), as opa-stack did."""
+    folder = tmp_path / "plugins"
+    for name in ("alpha", "beta"):
+        write_plugin(folder, name, "")
+    blacklist = expression.format(folder=folder)
+    manager = manager_for(tmp_path, PLUGIN_PATHS=[str(folder)], PLUGIN_BLACKLIST_RE=blacklist)
+    assert {p.identity.rsplit("/", 1)[1] for p in manager.plugins} == kept
+    whitelisted = manager_for(tmp_path, PLUGIN_PATHS=[str(folder)], PLUGIN_WHITELIST_RE=blacklist)
+    assert {p.identity.rsplit("/", 1)[1] for p in whitelisted.plugins} == {"alpha", "beta"} - kept
 
 
 def test_a_bad_regex_names_the_setting(tmp_path: Path) -> None:

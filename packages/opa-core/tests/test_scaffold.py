@@ -181,4 +181,40 @@ def test_a_generated_driver_installs_registers_and_passes_its_suite(tmp_path: Pa
     assert tested.returncode == 0, report(tested)
     summary = tested.stdout.strip().splitlines()[-1]
     assert re.search(r"\b\d+ passed\b", summary), summary
-    assert not re.search(r"failed|error|skipped|xfail|xpass", summary), summary
+    assert not re.search(r"failed|error|xfail|xpass", summary), summary
+    # Skipped: only the cases the stand-in opts out of, each with its reason in the report.
+    assert re.search(r"\b2 skipped\b", summary), summary
+    for case in ("refused-login", "client-import"):
+        assert f"opts out of '{case}': the stand-in" in tested.stdout, tested.stdout
+
+
+DOCS = CORE.parents[1] / "docs"
+TEMPLATES = CORE / "src" / "opa" / "templates" / "driver"
+FROM_TESTING = re.compile(r"^from opa\.testing import (?:\(([^)]*)\)|([^(\n]+)$)", re.MULTILINE)
+CORE_PIN = re.compile(r'"opa-core(?:\[\w+\])?(>=[^"]+)"')
+
+
+def test_what_the_docs_and_the_template_import_from_the_test_kit_is_public() -> None:
+    """Every name the driver guide and the generated package import from opa.testing is in
+    its __all__: an author copies them."""
+    import opa.testing
+
+    sources = [DOCS / "writing-a-driver.md", *TEMPLATES.rglob("*.tmpl")]
+    imported = {
+        name.strip()
+        for source in sources
+        for found in FROM_TESTING.findall(source.read_text(encoding="utf-8"))
+        for name in "".join(found).replace("\n", ",").split(",")
+        if name.strip()
+    }
+    assert {"DriverComplianceSuite", "closed_port"} <= imported, imported
+    assert imported <= set(opa.testing.__all__), imported - set(opa.testing.__all__)
+
+
+def test_the_docs_pin_opa_core_as_the_template_does() -> None:
+    """The driver guide's pyproject example pins opa-core to the range the template uses."""
+    template = (TEMPLATES / "pyproject.toml.tmpl").read_text(encoding="utf-8")
+    guide = (DOCS / "writing-a-driver.md").read_text(encoding="utf-8")
+    pins = set(CORE_PIN.findall(template))
+    assert len(pins) == 1, pins
+    assert set(CORE_PIN.findall(guide)) == pins, CORE_PIN.findall(guide)

@@ -9,11 +9,11 @@ from opa_mongodb_common import MongoOptions
 
 
 def test_the_old_import_path_still_gives_the_driver() -> None:
-    """`from opa.plugins.driver_mongodb import Motor`, as opa-stack users wrote it, works."""
+    """`from opa.plugins.driver_mongodb import MongodbMotorAsync`, opa-stack's name, works."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        from opa.plugins.driver_mongodb import Motor
-    assert Motor is MotorDriver
+        from opa.plugins.driver_mongodb import MongodbMotorAsync
+    assert MongodbMotorAsync is MotorDriver
     assert any(issubclass(w.category, DeprecationWarning) for w in caught)
 
 

@@ -4,6 +4,8 @@ Plugins add routes, hooks, setup code and drivers; backends are optional
 components, connected at start-up and reached with ``get_instance(name)``.
 """
 
+from typing import Any
+
 from opa._app import create_app
 from opa._body_limit import limit_body
 from opa._bootstrap import bootstrap
@@ -24,6 +26,7 @@ from opa._errors import (
 )
 from opa._hooks import Hook, HookDefinition
 from opa._json_body import JsonBodyError, parse_json
+from opa._legacy import GET_UTIL, removed
 from opa._log import log
 from opa._masking import mask_secrets
 from opa._plugin_manager import PluginManager, Setup
@@ -39,6 +42,14 @@ from opa._runtime import (
 from opa._signing import Signer, signer
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    # opa-stack's get_util: named, so an old plugin learns what replaces it.
+    if name == "get_util":
+        raise removed("opa.get_util", GET_UTIL)
+    raise AttributeError(f"module 'opa' has no attribute {name!r}")
+
 
 __all__ = [
     "CONTRACT_VERSION",

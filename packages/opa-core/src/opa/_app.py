@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import os
 import sys
 import traceback
 from collections.abc import AsyncIterator, Iterator, Mapping
@@ -27,7 +28,8 @@ from opa._extensions import extensions
 from opa._health import router as health_router
 from opa._log import log
 from opa._masking import mask_secrets
-from opa._plugin_manager import PluginManager
+from opa._old_settings import refuse_worker_mode
+from opa._plugin_manager import PluginManager, run_setup
 from opa._routes import add_router
 from opa._settings_model import Settings
 from opa._validation_errors import request_validation_error
@@ -63,31 +65,43 @@ async def _component_unavailable(request: Request, exc: Exception) -> JSONRespon
 
 
 def _backend_outages(app: FastAPI, manager: PluginManager) -> None:
-    """Answer each driver's "server is gone" exceptions with 503 naming the components.
+    """Answer the errors a driver says mean "server gone" with 503 naming the components.
 
-    With ``COMPONENT_BREAKER`` on, the components whose driver names the exception are also
-    reported to the breaker, which marks down the one the request used (see opa.breaker).
+    A handler is registered for each class of every driver's ``unavailable_errors()``; then
+    each driver's ``is_unavailable()`` judges the error itself, because one class may carry
+    an outage and a bad query alike. An error no driver owns goes on to the ordinary 500.
+    With ``COMPONENT_BREAKER`` on, the owners are also reported to the breaker, which marks
+    down the one the request used (see opa.breaker).
     """
     settings = breaker_settings(typed(manager.settings))
     if settings is not None:
         manager.components.enable_breaker(settings)
-    errors = [
-        (component, component.driver.unavailable_errors())
-        for component in manager.components
+    configured = [component for component in manager.components if component.driver is not None]
+    classes = [
+        error
+        for component in configured
         if component.driver is not None
+        for error in component.driver.unavailable_errors()
     ]
-    for error in dict.fromkeys(error for _, owned in errors for error in owned):
-        names = [component.name for component, owned in errors if error in owned]
-        detail = f"backend unavailable for component {' or '.join(repr(n) for n in names)}"
 
-        async def handler(request: Request, exc: Exception, detail: str = detail) -> JSONResponse:
-            log.warning("{}: {}", detail, f"{type(exc).__name__}: {exc}")
-            breaker = manager.components.breaker
-            if breaker is not None:
-                owners = [component for component, owned in errors if isinstance(exc, owned)]
-                breaker.outage_in_request(exc, owners)
-            return JSONResponse({"detail": detail}, status_code=503)
+    async def handler(request: Request, exc: Exception) -> JSONResponse:
+        # The drivers of the app's start-up, not of this build: start-up resolves them again.
+        owners = [
+            component
+            for component in configured
+            if component.driver is not None and component.driver.is_unavailable(exc)
+        ]
+        if not owners:
+            raise exc  # not an outage: the server-error handler answers 500 and logs it
+        names = " or ".join(repr(component.name) for component in owners)
+        detail = f"backend unavailable for component {names}"
+        log.warning("{}: {}", detail, f"{type(exc).__name__}: {exc}")
+        breaker = manager.components.breaker
+        if breaker is not None:
+            breaker.outage_in_request(exc, owners)
+        return JSONResponse({"detail": detail}, status_code=503)
 
+    for error in dict.fromkeys(classes):
         app.add_exception_handler(error, handler)
 
 
@@ -138,7 +152,7 @@ def _lifespan(manager: PluginManager) -> Any:
             for plugin in manager.plugins:
                 for setup in plugin.setups:
                     try:
-                        setup(app=app)
+                        run_setup(setup, app)
                     except Exception as exc:
                         raise PluginError(
                             f"plugin {plugin.identity}: setup class {setup.__qualname__} failed: "
@@ -161,7 +175,13 @@ def create_app(
 ) -> FastAPI:
     """Build an opa app (through :func:`opa.bootstrap`); *settings* override configuration
     keys (handy in tests). Each extension's ``opa_app_setup`` adds its routes or middleware."""
-    manager = bootstrap(settings, settings_dir=settings_dir, env=env)
+    refuse_worker_mode(os.environ)
+    return app_for(bootstrap(settings, settings_dir=settings_dir, env=env))
+
+
+def app_for(manager: PluginManager) -> FastAPI:
+    """The app serving what *manager* loaded: :func:`create_app` after its bootstrap, and
+    the driver compliance suite, whose drivers may come from entry points of its own."""
     checked = typed(manager.settings)
     # SELF_HOSTED: opa serves the docs pages with their assets; otherwise FastAPI's use a CDN.
     self_hosted = checked.SELF_HOSTED

@@ -3,7 +3,8 @@
 The order, always the same:
 
 1. settings: loaded and validated (a bad one is one error line);
-2. logging: configured at the settings' ``LOG_LEVEL``, through masking;
+2. logging: configured at the settings' ``LOG_LEVEL``, through masking; then a warning
+   for each of opa-stack's settings that opa does not read;
 3. extensions: the ``opa.extensions`` entry points, once per process;
 4. plugin manager: built on these settings and activated, so a plugin that reads
    ``opa.config`` while it is imported sees them, never a separately loaded copy;
@@ -20,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from opa import _runtime as runtime
-from opa._config import load_settings, typed
+from opa._config import load_settings, old_name_warnings, typed
 from opa._extensions import extensions
-from opa._log import setup_logging
+from opa._log import log, setup_logging
 from opa._plugin_manager import PluginManager
 
 
@@ -35,6 +36,8 @@ def settings_and_logging(
     """Steps 1 and 2 alone, for commands that need no plugin (``opa config``)."""
     resolved = load_settings(settings_dir=settings_dir, env=env, overrides=settings)
     setup_logging(typed(resolved).LOG_LEVEL)
+    for warning in old_name_warnings(resolved):
+        log.warning("{}", warning)
     return resolved
 
 

@@ -8,10 +8,10 @@ again, without a restart. A passing error thus costs a few milliseconds of 503s.
 
 An outage error is put down to a component when the error's traceback holds that
 component's instance (the route's variable, the client's own ``self``). When it holds none,
-as when code kept a sub-object of the client, every component whose driver names the
-error's type is pinged first and marked down only if the ping fails too: two Redis
-components both raise redis' ConnectionError, and the healthy one must stay up. It all runs
-on the serving event loop: a worker or a shell has no breaker.
+as when code kept a sub-object of the client, every component whose driver counts the
+error as an outage (``is_unavailable``) is pinged first and marked down only if the ping
+fails too: two Redis components both raise redis' ConnectionError, and the healthy one must
+stay up. It all runs on the serving event loop: a worker or a shell has no breaker.
 """
 
 from __future__ import annotations

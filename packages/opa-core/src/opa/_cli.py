@@ -33,6 +33,7 @@ from opa._extensions import extensions
 from opa._known_drivers import COMMANDS, command_hint, install_hint
 from opa._log import log
 from opa._masking import mask_secrets, mask_value
+from opa._old_settings import refuse_worker_mode
 
 LOG_LEVELS = ("trace", "debug", "info", "warning", "error", "critical")
 
@@ -161,6 +162,7 @@ def run(host: str | None, port: int | None, reload: bool | None, log_level: str 
     from opa._serve import serve
 
     _export_choice("OPA_LOG_LEVEL", log_level.upper() if log_level else None)
+    refuse_worker_mode(os.environ)
     # Surfaces configuration and plugin errors as one line here, not as uvicorn's traceback.
     settings = bootstrap().settings
     values = typed(settings)
@@ -189,11 +191,14 @@ def shell() -> None:
         "log": log,
         "manager": manager,
     }
+    banner = f"opa shell; names: {', '.join(namespace)}"
+    # The module name log lines report for code typed at the prompt (else "None:1").
+    namespace["__name__"] = "__console__"
     try:
         try:
             ipython: Any = importlib.import_module("IPython")
         except ImportError:
-            code.interact(banner=f"opa shell; names: {', '.join(namespace)}", local=namespace)
+            code.interact(banner=banner, local=namespace)
         else:
             ipython.start_ipython(argv=[], user_ns=namespace)
     finally:
@@ -241,6 +246,8 @@ def drivers() -> None:
 def config_command(as_json: bool) -> None:
     """The resolved settings, with secrets masked."""
     resolved = settings_and_logging().as_dict()
+    # dynaconf's own switch, which opa always sets off (opa reads no .env file): no setting.
+    resolved.pop("LOAD_DOTENV", None)
     masked = {str(key): mask_value(str(key), value) for key, value in resolved.items()}
     if as_json:
         echo(json.dumps(masked, indent=2, sort_keys=True, default=str))

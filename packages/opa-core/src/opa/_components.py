@@ -131,6 +131,17 @@ class Component:
         return ", ".join(mask_secrets(url) for url in urls) or "no URL"
 
 
+def target_from_options(opts: dict[str, Any]) -> str:
+    """The masked URLs a component's options name (``URL``, ``BROKER_URL``...), for a report
+    whose driver is missing or off; "-" when none: without the driver nothing else says."""
+    urls = [
+        mask_secrets(value)
+        for key, value in opts.items()
+        if isinstance(value, str) and (key.upper() == "URL" or key.upper().endswith("_URL"))
+    ]
+    return ", ".join(urls) or "-"
+
+
 class Components:
     """All configured components of one app or worker, by lower-cased name."""
 
@@ -216,8 +227,8 @@ class Components:
                 problem = str(exc) if isinstance(exc, OpaError) else f"{type(exc).__name__}: {exc}"
             spec = component.spec
             target = component.describe_target()
-            if component.driver is None and isinstance(spec.opts.get("URL"), str):
-                target = mask_secrets(spec.opts["URL"])
+            if component.driver is None:
+                target = target_from_options(spec.opts)
             detail = mask_secrets(problem or component.detail)
             status = component.status.value
             return ComponentReport(spec.name, spec.driver, spec.load, status, detail, target)

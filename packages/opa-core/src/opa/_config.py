@@ -19,6 +19,8 @@ from dynaconf import Dynaconf
 from dynaconf.utils.parse_conf import DynaconfParseError
 
 from opa._errors import ConfigError
+from opa._old_settings import ignored_warnings, old_log_level, refused_problems
+from opa._setting_errors import one_line
 from opa._settings_model import Settings, validate_settings
 
 DEFAULTS_FILE = Path(__file__).with_name("default_settings.yaml")
@@ -27,6 +29,8 @@ DEFAULT_ENV = "prod"
 
 # The typed settings of each settings object load_settings made, for as long as it lives.
 _typed: WeakKeyDictionary[Any, Settings] = WeakKeyDictionary()
+# What each one carried of opa-stack's names, to be logged once logging is configured.
+_old_names: WeakKeyDictionary[Any, list[str]] = WeakKeyDictionary()
 
 
 def settings_dir_from_environ() -> Path:
@@ -62,7 +66,9 @@ def load_settings(
         settings = Dynaconf(
             envvar_prefix="OPA",
             environments=True,
-            env_switcher="ENV",
+            # OPA_ENV is read first, so it wins over ENV (passed as *env* when OPA_ENV is
+            # unset); with "ENV" here, ENV would beat OPA_ENV, contrary to the docs.
+            env_switcher="OPA_ENV",
             env=env or env_from_environ(),
             settings_files=[str(DEFAULTS_FILE), *settings_files(folder)],
             load_dotenv=False,
@@ -78,8 +84,25 @@ def load_settings(
             f"cannot read the settings (the files in {folder} and the OPA_ variables): "
             f"{_unreadable(exc)}"
         ) from exc
+    refused = refused_problems(values)
+    if refused:
+        raise ConfigError(one_line(refused))
+    level, level_warning = old_log_level(values, os.environ, "LOG_LEVEL" in (overrides or {}))
+    if level is not None:
+        settings.set("LOG_LEVEL", level)
+        values["LOG_LEVEL"] = level
     _typed[settings] = validate_settings(values)
+    _old_names[settings] = [
+        *([level_warning] if level_warning else []),
+        *ignored_warnings(values, os.environ),
+    ]
     return settings
+
+
+def old_name_warnings(settings: Any) -> list[str]:
+    """What *settings* (made by :func:`load_settings`) and the environment carried of
+    opa-stack's names that opa warns about; logged by the bootstrap."""
+    return list(_old_names.get(settings, []))
 
 
 def _unreadable(exc: Exception) -> str:

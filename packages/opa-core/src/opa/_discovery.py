@@ -127,15 +127,17 @@ class PluginFilter:
         )
 
     def accepts(self, identity: str, tags: set[str]) -> bool:
+        """Whether a plugin passes every filter. The expressions match from the start of the
+        identity (``re.match``), as opa-stack's did: ``.*demo`` matches a name anywhere."""
         if self.whitelist and identity not in self.whitelist:
             return False
-        if self.whitelist_re and not self.whitelist_re.search(identity):
+        if self.whitelist_re and not self.whitelist_re.match(identity):
             return False
         if self.whitelist_tags and not (self.whitelist_tags & tags):
             return False
         if identity in self.blacklist:
             return False
-        if self.blacklist_re and self.blacklist_re.search(identity):
+        if self.blacklist_re and self.blacklist_re.match(identity):
             return False
         return not (self.blacklist_tags & tags)
 

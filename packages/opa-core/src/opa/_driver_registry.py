@@ -7,9 +7,11 @@ installed-but-unused driver never imports anything.
 from __future__ import annotations
 
 import difflib
+import importlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
+from typing import Any
 
 from opa._drivers import ENTRY_POINT_GROUP, Driver, check_driver_class, driver_is_async
 from opa._errors import DriverError
@@ -90,6 +92,18 @@ class DriverRegistry:
             )
         self._plugin_drivers[name] = cls
 
+    def __getitem__(self, name: str) -> type[Driver]:
+        """The driver class called *name*, as opa-stack's ``plugin_manager.drivers[name]``."""
+        cls = self.get(name)
+        if cls is None:
+            raise KeyError(
+                f"no driver named {name!r} (drivers: {', '.join(self.names()) or 'none'})"
+            )
+        return cls
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self.names()
+
     def get(self, name: str) -> type[Driver] | None:
         """The driver class called *name*, loading its entry point on first use."""
         key = name.lower()
@@ -140,18 +154,28 @@ class DriverRegistry:
         """Every driver name configuration may use: installed ones and plugins' own."""
         return sorted({*self.installed, *self._plugin_drivers})
 
-    def legacy_driver(self, path: str) -> type[Driver] | None:
-        """The installed driver whose ``legacy_names`` include *path*, an opa-stack import path.
+    def legacy_object(self, path: str) -> tuple[type[Driver], str, Any] | None:
+        """What an installed driver declares for *path*, an opa-stack import path: (the
+        driver class, the import to write now, the object), or None when none declares it.
 
-        The driver opa's generated list names for *path* is tried first, so the usual case
-        loads one entry point; the other installed drivers are loaded only when it is absent.
+        A path in a driver's ``legacy_names`` is the driver class itself; one in its
+        ``legacy_exports`` is imported from where it lives now. The driver opa's generated
+        list names for *path* is tried first, so the usual case loads one entry point; the
+        other installed drivers are loaded only when it is absent.
         """
         known = LEGACY_NAMES.get(path)
         ordered = sorted(self.installed, key=lambda name: name != known)
         for name in ordered:
             cls = self.get(name)
-            if cls is not None and path in cls.legacy_names:
-                return cls
+            if cls is None:
+                continue
+            if path in cls.legacy_names:
+                return cls, f"from {cls.__module__} import {cls.__qualname__}", cls
+            target = cls.legacy_exports.get(path)
+            if target is not None:
+                module, _, attribute = target.partition(":")
+                found = getattr(importlib.import_module(module), attribute)
+                return cls, f"from {module} import {attribute}", found
         return None
 
     def describe(self, name: str) -> tuple[bool, str]:

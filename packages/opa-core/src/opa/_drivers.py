@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict
 
 from opa._errors import DriverError
+from opa._legacy import missing_attribute
 from opa._log import log
 
 CONTRACT_VERSION = 1
@@ -30,13 +31,47 @@ ENTRY_POINT_GROUP = "opa.drivers"
 
 CONTRACT_METHODS = ("connect", "validate", "ping", "disconnect")
 
+GONE_DRIVER_ATTRIBUTES = {
+    "load": "a component's LOAD is opa.get_component(self.component).spec.load",
+    "pm": "the plugin manager is opa.get_plugin_manager()",
+    "get": "the driver's instance is self.instance, and plugin code asks opa.get_instance(name)",
+}
+"""opa-stack's driver attributes opa does not set, and what replaces each."""
+
 
 class DriverOptions(BaseModel):
-    """Options of a driver that declares no model of its own: any keys, an optional URL."""
+    """Options of a driver that declares no model of its own: any keys, an optional URL.
+
+    Besides attributes (``opts.URL``) they read like the dict opa-stack gave drivers:
+    ``opts["URL"]``, ``opts.get("X", default)``, ``"X" in opts``; a key counts as there when
+    the configuration set it.
+    """
 
     model_config = ConfigDict(extra="allow")
 
     URL: str | None = None
+
+    def _given(self) -> dict[str, Any]:
+        given = {name: getattr(self, name) for name in self.model_fields_set}
+        given.update(self.model_extra or {})
+        return given
+
+    def __getitem__(self, key: str) -> Any:
+        given = self._given()
+        if key not in given:
+            raise KeyError(f"option {key!r} is not set (set: {', '.join(sorted(given)) or 'none'})")
+        return given[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._given()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The option *key* as configured, else *default*."""
+        return self._given().get(key, default)
+
+    def keys(self) -> list[str]:
+        """The options the configuration set."""
+        return list(self._given())
 
 
 class Driver:
@@ -58,11 +93,21 @@ class Driver:
     """URL scheme -> the port a URL of that scheme means when it names none (``LOAD: auto``)."""
     legacy_names: ClassVar[tuple[str, ...]] = ()
     """opa-stack import paths (``opa.plugins.driver_redis.Walrus``) that resolve to this class."""
+    legacy_exports: ClassVar[Mapping[str, str]] = {}
+    """opa-stack import paths of other things the driver's old module offered (its hook
+    classes) -> ``module:attribute`` of what they are now, imported only when asked for."""
 
     def __init__(self, component: str, opts: BaseModel) -> None:
         self.component = component
         self.opts: Any = opts
         self.instance: Any = None
+
+    if not TYPE_CHECKING:  # hidden from mypy, which would otherwise accept any attribute
+
+        def __getattr__(self, name: str) -> Any:
+            # Only names no class or instance defines reach here.
+            old = f"driver attribute {name!r}"
+            raise missing_attribute(self, name, GONE_DRIVER_ATTRIBUTES, old)
 
     def connect(self) -> Any:
         raise NotImplementedError(f"driver {type(self).__qualname__} must implement connect()")
@@ -90,6 +135,16 @@ class Driver:
         Called once the driver is configured, so it may import the backend library.
         """
         return ()
+
+    def is_unavailable(self, error: Exception) -> bool:
+        """True when *error*, one of :meth:`unavailable_errors`, means the server is gone.
+
+        Override it when one exception class of the library carries both an outage and a
+        mistake (PyMySQL's ``OperationalError`` is raised for "server gone" and for "unknown
+        database"): only an error this says True for answers 503 and trips the breaker; any
+        other is an ordinary 500. The default trusts the classes.
+        """
+        return isinstance(error, self.unavailable_errors())
 
     def urls(self) -> list[str]:
         """The URLs this driver connects to, for the reachability check and messages."""
@@ -123,13 +178,16 @@ class Driver:
 
 def hosts_of(url: str, default_ports: Mapping[str, int]) -> list[tuple[str, int | None]]:
     """(host, port) pairs named by *url*; port None when neither the URL nor *default_ports*
-    gives one. None for URLs that name no host (``unix:``, ``sqlite:///``) or a DNS SRV
-    name (``mongodb+srv:``), which the driver resolves itself.
+    gives one (for the scheme, or for its part before a ``+``). None for URLs that name no
+    host (``unix:``, ``sqlite:///``) or a DNS SRV name (``mongodb+srv:``), which the driver
+    resolves itself.
     """
     parts = urlsplit(url)
     if parts.scheme.endswith("+srv"):
         return []
-    port = default_ports.get(parts.scheme)
+    # "mariadb+pymysql" (a dialect and its client, as SQLAlchemy writes them) takes the port of
+    # "mariadb" unless the driver declares the whole scheme.
+    port = default_ports.get(parts.scheme, default_ports.get(parts.scheme.partition("+")[0]))
     netloc = parts.netloc.rpartition("@")[2]
     found: list[tuple[str, int | None]] = []
     for host in netloc.split(","):

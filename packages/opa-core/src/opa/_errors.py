@@ -52,3 +52,11 @@ class SignatureExpired(BadSignature):
 
 class DriverNotInstalledError(DriverError, ImportError):
     """A driver's distribution is not installed; the message names it."""
+
+
+class RemovedNameError(OpaError, ImportError):
+    """An opa-stack name opa does not provide; the message says what replaces it.
+
+    An ImportError, so ``from opa.utils import host_exists`` reports this message rather
+    than Python's generic "cannot import name".
+    """

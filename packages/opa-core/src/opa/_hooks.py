@@ -17,26 +17,31 @@ from typing import Any, ClassVar
 from opa._errors import HookError
 
 
-class HookDefinition:
-    """Declares a hook. ``name`` defaults to the class name.
-
-    ``required``: start-up fails when no plugin implements it.
-    ``is_async``: implementations must be coroutines, called with ``call_hook_async``.
-    """
+class _Named:
+    """A hook class's ``name`` defaults to its class name, as opa-stack had it."""
 
     name: ClassVar[str] = ""
-    required: ClassVar[bool] = False
-    is_async: ClassVar[bool] = False
 
     @classmethod
     def hook_name(cls) -> str:
         return cls.name or cls.__name__
 
 
-class Hook:
-    """Implements the hook called ``name``; ``run`` receives the caller's arguments."""
+class HookDefinition(_Named):
+    """Declares a hook. ``name`` defaults to the class name.
 
-    name: ClassVar[str] = ""
+    ``required``: start-up fails when no plugin implements it.
+    ``is_async``: implementations must be coroutines, called with ``call_hook_async``.
+    """
+
+    required: ClassVar[bool] = False
+    is_async: ClassVar[bool] = False
+
+
+class Hook(_Named):
+    """Implements the hook called ``name`` (default: the class name, so a class named as
+    its definition implements it); ``run`` receives the caller's arguments."""
+
     order: ClassVar[int] = 0
 
     def run(self, *args: Any, **kwargs: Any) -> Any:
@@ -55,6 +60,19 @@ class HookRegistry:
         self.implementations: dict[str, list[type[Hook]]] = {}
         self._sync_runs: dict[str, Callable[..., Any]] = {}
         self._async_runs: dict[str, Callable[..., Any]] = {}
+        self._winners: dict[str, Hook] = {}
+
+    def __getitem__(self, name: str) -> Hook:
+        """The winning implementation of *name*, the object ``call_hook`` runs, as opa-stack's
+        ``plugin_manager.hooks[name]`` gave it."""
+        winner = self._winners.get(name)
+        if winner is None:
+            raise self._lookup_error(name, want_async=self._is_async(name))
+        return winner
+
+    def _is_async(self, name: str) -> bool:
+        definition = self.definitions.get(name)
+        return definition is not None and definition.is_async
 
     def add_definition(self, definition: type[HookDefinition]) -> None:
         name = definition.hook_name()
@@ -67,9 +85,7 @@ class HookRegistry:
         self.definitions[name] = definition
 
     def add_hook(self, hook: type[Hook]) -> None:
-        if not hook.name:
-            raise HookError(f"hook {_describe(hook)} has no name; set name = '<definition name>'")
-        bucket = self.implementations.setdefault(hook.name, [])
+        bucket = self.implementations.setdefault(hook.hook_name(), [])
         if hook not in bucket:
             bucket.append(hook)
 
@@ -105,7 +121,8 @@ class HookRegistry:
         # Only the winner ever runs, so calls go straight to it: through pluggy each call
         # would cost several times as much (benchmarks/bench_hooks.py, docs/concepts.md).
         runs = self._async_runs if definition.is_async else self._sync_runs
-        runs[name] = winner().run
+        self._winners[name] = instance = winner()
+        runs[name] = instance.run
 
     def winner(self, name: str) -> type[Hook] | None:
         """The implementation ``call_hook`` uses for *name*, if any."""

@@ -25,7 +25,10 @@ COMMANDS: dict[str, str] = {
 
 LEGACY_NAMES: dict[str, str] = {
     "opa.plugins.driver_celery.Celery": "celery",
-    "opa.plugins.driver_mongodb.Motor": "mongodb-async-motor",
+    "opa.plugins.driver_celery.CeleryDriver": "celery",
+    "opa.plugins.driver_celery.celery_setup": "celery",
+    "opa.plugins.driver_celery.celery_setup_definition": "celery",
+    "opa.plugins.driver_mongodb.MongodbMotorAsync": "mongodb-async-motor",
     "opa.plugins.driver_redis.Aioredis": "redis-aioredis",
     "opa.plugins.driver_redis.Walrus": "redis-walrus",
 }

@@ -7,6 +7,7 @@ classes last of all.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
@@ -22,23 +23,62 @@ from opa._driver_registry import DriverRegistry
 from opa._drivers import Driver
 from opa._errors import PluginError
 from opa._hooks import Hook, HookDefinition, HookRegistry
+from opa._legacy import missing_attribute, warn_renamed
 from opa._log import log
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
 PLUGIN_ENTRY_POINT_GROUP = "opa.plugins"
+
+GONE_ATTRIBUTES = {
+    "store": (
+        "opa keeps no shared store: keep shared state in a plugin module, or on app.state "
+        "in a Setup class"
+    ),
+    "status": (
+        "a component's state is opa.get_component(name).status, all of them on GET /health; "
+        "a Setup's outcome is not kept"
+    ),
+}
+"""opa-stack's PluginManager attributes opa does not provide, and what replaces each."""
 DEMO_PLUGINS_FOLDER = Path(__file__).with_name("demo_plugins")
 
 
 class Setup:
     """Subclass to run code once the app is built and components are connected.
 
-    Setup classes are instantiated last of all, with the app as keyword ``app``.
+    Setup classes are instantiated last of all, with the app as keyword ``app`` when their
+    ``__init__`` names it (or takes ``**kwargs``); one that takes no argument gets none, as
+    opa-stack matched the arguments to the signature.
     """
 
     def __init__(self, app: FastAPI) -> None:
         self.app = app
+
+
+def run_setup(setup: type[Setup], app: FastAPI) -> Setup:
+    """Instantiate *setup* with those of opa's arguments (``app``) its ``__init__`` names.
+
+    A required parameter opa has no value for is a TypeError saying so, which the caller
+    reports with the plugin's name.
+    """
+    offered = {"app": app}
+    wanted: dict[str, Any] = {}
+    parameters = list(inspect.signature(setup.__init__).parameters.values())[1:]  # not self
+    for parameter in parameters:
+        if parameter.kind is parameter.VAR_KEYWORD:
+            return setup(**offered)
+        if parameter.kind in (parameter.VAR_POSITIONAL, parameter.POSITIONAL_ONLY):
+            continue
+        if parameter.name in offered:
+            wanted[parameter.name] = offered[parameter.name]
+        elif parameter.default is parameter.empty:
+            raise TypeError(
+                f"__init__ asks for {parameter.name!r}, which opa does not pass; "
+                f"it passes only {', '.join(offered)} (by keyword)"
+            )
+    return setup(**wanted)
 
 
 @dataclass
@@ -105,6 +145,26 @@ class PluginManager:
     def optional_components(self) -> dict[str, Component]:
         """Components by lower-cased name, as the original exposed them."""
         return self.components.by_name
+
+    @property
+    def hook_definitions(self) -> dict[str, type[HookDefinition]]:
+        """Hook definitions by name, as opa-stack's plugin manager held them."""
+        return self.hooks.definitions
+
+    def call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        """Deprecated: opa-stack's ``plugin_manager.call``; it is ``opa.call_hook`` now."""
+        warn_renamed("PluginManager.call", "opa.call_hook")
+        return self.hooks.call(name, args, kwargs)
+
+    async def call_async(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        """Deprecated: opa-stack's ``plugin_manager.call_async``; ``opa.call_hook_async`` now."""
+        warn_renamed("PluginManager.call_async", "opa.call_hook_async")
+        return await self.hooks.call_async(name, args, kwargs)
+
+    if not TYPE_CHECKING:  # hidden from mypy, which would otherwise accept any attribute
+
+        def __getattr__(self, name: str) -> Any:
+            raise missing_attribute(self, name, GONE_ATTRIBUTES, f"PluginManager.{name}")
 
     @property
     def routers(self) -> list[APIRouter]:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter
 
-from opa._errors import OpaError
+from opa._errors import ComponentUnavailableError, OpaError
 from opa._json_body import JsonBodyRoute
 
 if TYPE_CHECKING:
@@ -18,6 +18,9 @@ if TYPE_CHECKING:
     from opa._plugin_manager import PluginManager
 
 _current: PluginManager | None = None
+
+_REQUIRED: Any = object()
+"""``get_instance``'s default when none is given: unavailable means an error (a 503)."""
 
 
 def activate(manager: PluginManager | None) -> None:
@@ -38,12 +41,23 @@ def get_component(name: str) -> Component:
     return get_plugin_manager().components.get(name)
 
 
-def get_instance(name: str) -> Any:
-    """The connected instance of component *name*, e.g. a ``walrus.Database``."""
+def get_instance(name: str, default: Any = _REQUIRED) -> Any:
+    """The connected instance of component *name*, e.g. a ``walrus.Database``.
+
+    A component that is not there (skipped under ``LOAD: auto``, disabled, failed, down or
+    not configured) raises :class:`ComponentUnavailableError`, which a route answers with
+    503; given a *default*, that is returned instead, so ``get_instance(name, None)`` asks
+    whether the component is there, as opa-stack's None did.
+    """
     manager = _current
     if manager is None:
         raise OpaError("no opa app or worker is running; build one with opa.create_app()")
-    return manager.components.get(name).instance
+    if default is _REQUIRED:
+        return manager.components.get(name).instance
+    try:
+        return manager.components.get(name).instance
+    except ComponentUnavailableError:
+        return default
 
 
 def call_hook(name: str, *args: Any, **kwargs: Any) -> Any:

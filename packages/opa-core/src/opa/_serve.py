@@ -7,12 +7,14 @@ import asyncio
 import logging
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import uvicorn
 
 from opa._errors import OpaError
 from opa._log import log
+from opa._plugin_manager import plugin_paths
 from opa.serving import ConnectionGuard, guarded_protocol, serving_limits
 
 APP = "opa.main:app"
@@ -73,6 +75,17 @@ class _CutRequests(logging.Filter):
         return not isinstance(error, asyncio.CancelledError)
 
 
+def reload_dirs(settings: Any) -> list[str]:
+    """The folders a reloading server watches: the current one (uvicorn's own default) and
+    every plugin folder, so editing a plugin outside the current folder reloads too."""
+    folders: list[str] = []
+    for folder in [Path.cwd(), *plugin_paths(settings)]:
+        resolved = str(folder.resolve())
+        if folder.is_dir() and resolved not in folders:
+            folders.append(resolved)
+    return folders
+
+
 def serve(settings: Any, *, host: str, port: int, reload: bool, log_level: str) -> None:
     """Serve opa.main:app until a signal; raise an OpaError when it could not start."""
     limits = serving_limits(settings)
@@ -87,7 +100,7 @@ def serve(settings: Any, *, host: str, port: int, reload: bool, log_level: str) 
     }
     if reload:
         # The reloader's server process builds its own guard from the same settings.
-        uvicorn.run(APP, reload=True, http=PROTOCOL, **options)
+        uvicorn.run(APP, reload=True, reload_dirs=reload_dirs(settings), http=PROTOCOL, **options)
         return
     guard = ConnectionGuard.from_settings(settings)
     config = uvicorn.Config(APP, http=guarded_protocol(guard), backlog=guard.backlog, **options)

@@ -91,7 +91,15 @@ class CeleryDriver(Driver):
         "redis": 6379,
         "rediss": 6379,
     }
-    legacy_names = ("opa.plugins.driver_celery.Celery",)
+    legacy_names = ("opa.plugins.driver_celery.CeleryDriver",)
+    # opa-stack's driver module also offered its hook classes, and celery's own Celery.
+    legacy_exports: ClassVar[dict[str, str]] = {
+        "opa.plugins.driver_celery.celery_setup_definition": (
+            "opa_driver_celery.plugin:CelerySetupHook"
+        ),
+        "opa.plugins.driver_celery.celery_setup": "opa_driver_celery.plugin:DefaultCelerySetup",
+        "opa.plugins.driver_celery.Celery": "celery:Celery",
+    }
 
     opts: CeleryOptions
 

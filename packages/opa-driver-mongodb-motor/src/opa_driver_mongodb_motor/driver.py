@@ -11,7 +11,7 @@ class MotorDriver(AsyncMongoDriver):
     """Async MongoDB driver on Motor; ``get_instance()`` gives an ``AsyncIOMotorClient``."""
 
     name = "mongodb-async-motor"
-    legacy_names = ("opa.plugins.driver_mongodb.Motor",)
+    legacy_names = ("opa.plugins.driver_mongodb.MongodbMotorAsync",)
 
     def new_client(self) -> Any:
         from motor.motor_asyncio import AsyncIOMotorClient

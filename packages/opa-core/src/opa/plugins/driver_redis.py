@@ -1,8 +1,9 @@
 """Deprecated: opa-stack's redis driver module; its names resolve through the driver registry."""
 
-from opa._drivers import Driver
+from typing import Any
+
 from opa.plugins import resolve_legacy
 
 
-def __getattr__(name: str) -> type[Driver]:
+def __getattr__(name: str) -> Any:
     return resolve_legacy(__name__, name)

@@ -14,6 +14,9 @@ fixtures); ``RedisServer`` is a private Redis a test may stop; ``LoggedProcess``
 command with its output in a file and kills it with its children; ``clean_environ`` is an
 environment free of the machine's opa settings for it; ``wait_for`` and ``http_answers``
 wait until it answers; ``delete_keys`` removes a test's own Redis keys.
+Outages: ``TcpProxy`` stands between a client and its backend and drops every connection,
+or turns into a host that accepts and never answers, then restores; ``open_sockets`` counts
+the sockets the process holds, to prove none leaked.
 Ports: ``free_port``, ``closed_port`` (refuses connections, held until the process ends) and
 ``bound_port`` (read back from a process started on port 0). This is everything a driver's
 tests may import from opa's test kit; the ``opa.testing._*`` modules are private.
@@ -43,6 +46,7 @@ from opa.testing._processes import (
     is_settings_variable,
     wait_for,
 )
+from opa.testing._proxy import ProxyMode, TcpProxy, open_sockets
 from opa.testing._services import RedisServer, TestServices, skip_or_fail
 
 if TYPE_CHECKING:
@@ -52,8 +56,10 @@ __all__ = [
     "LOCALHOST",
     "DriverComplianceSuite",
     "LoggedProcess",
+    "ProxyMode",
     "RedisServer",
     "ServiceUnavailable",
+    "TcpProxy",
     "TestServices",
     "bound_port",
     "build_app",
@@ -65,12 +71,16 @@ __all__ = [
     "free_port",
     "http_answers",
     "make_driver",
+    "open_sockets",
     "override_instance",
     "skip_or_fail",
     "wait_for",
 ]
 
 T = TypeVar("T")
+
+TESTING_EXTRA = ("pytest",)
+"""What the compliance suite needs beyond opa-core: the ``testing`` extra installs it."""
 
 NO_SETTINGS_DIR = Path(os.devnull) / "opa-settings"
 """A settings folder that cannot exist (its parent is the null device), so none is read."""
@@ -135,7 +145,14 @@ def override_instance(name: str, instance: T, *, app: FastAPI | None = None) -> 
 def __getattr__(name: str) -> Any:
     # The compliance suite needs pytest; import it only when asked for.
     if name == "DriverComplianceSuite":
-        from opa.testing._compliance import DriverComplianceSuite
-
+        try:
+            from opa.testing._compliance import DriverComplianceSuite
+        except ModuleNotFoundError as missing:
+            if missing.name not in TESTING_EXTRA:
+                raise
+            raise ImportError(
+                f"opa.testing.DriverComplianceSuite needs {missing.name}, which is not "
+                "installed: pip install 'opa-core[testing]'"
+            ) from missing
         return DriverComplianceSuite
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

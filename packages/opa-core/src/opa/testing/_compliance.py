@@ -20,9 +20,20 @@ the subclass ``Test...`` so pytest collects it, and fills in what only it knows:
         def invalid_options(self) -> list[tuple[dict[str, Any], str]]:
             return [({"URL": "redis://127.0.0.1/0", "MAX_CONNECTIONS": -1}, "MAX_CONNECTIONS")]
 
+        client_libraries = ("redis", "walrus")
+        timeout_options = {"CONNECT_TIMEOUT": 1, "SOCKET_TIMEOUT": 1}
+
+        def refused_options(self, live_options: dict[str, Any], password: str) -> dict[str, Any]:
+            return {**live_options, "URL": f"redis://opa:{password}@127.0.0.1:6379/0"}
+
+        def round_trip(self, component: Component, token: str) -> Any:
+            return component.instance.echo(token)
+
 The tests go through opa's own machinery (component specs parsed as configuration is,
 :class:`~opa._components.Components` connecting them), so they prove what an app will do
-with the driver. They are plain sync tests: no asyncio plugin for pytest is needed.
+with the driver. They are plain sync tests: no asyncio plugin for pytest is needed. The
+outage cases (:mod:`opa.testing._outage_cases`) put the backend behind a
+:class:`~opa.testing.TcpProxy` and drop it, silence it and bring it back.
 """
 
 from __future__ import annotations
@@ -32,18 +43,14 @@ import inspect
 import re
 import secrets
 import traceback
-from collections.abc import Awaitable, Iterable, Mapping
-from importlib.metadata import EntryPoint
-from typing import Any, ClassVar, TypeVar
+from typing import Any
 
 import pytest
 
-from opa._component_config import parse_components
-from opa._components import Components, Status
-from opa._driver_registry import DriverRegistry, InstalledDriver
+from opa._components import Status
+from opa._driver_registry import DriverRegistry
 from opa._drivers import (
     CONTRACT_METHODS,
-    ENTRY_POINT_GROUP,
     SUPPORTED_CONTRACT_VERSIONS,
     Driver,
     check_driver_class,
@@ -52,131 +59,26 @@ from opa._drivers import (
 from opa._errors import ComponentError, ComponentUnavailableError, OptionsError
 from opa._masking import mask_secrets
 from opa.testing._logs import captured_logs
-
-T = TypeVar("T")
+from opa.testing._outage_cases import OutageCases
+from opa.testing._suite_kit import within
 
 
 def _canonical(distribution: str) -> str:
     return re.sub(r"[-_.]+", "-", distribution).lower()
 
 
-async def _within(seconds: float, what: str, awaitable: Awaitable[T]) -> T:
-    """Await *awaitable*, failing the test (rather than hanging it) after *seconds*."""
-    scope = asyncio.timeout(seconds)
-    try:
-        async with scope:
-            return await awaitable
-    except TimeoutError:
-        if scope.expired():
-            pytest.fail(f"{what} did not finish within {seconds:g}s", pytrace=False)
-        raise
-
-
-class DriverComplianceSuite:
+class DriverComplianceSuite(OutageCases):
     """Tests every opa driver must pass; subclass it once per driver.
 
     Set ``driver_name`` (the entry-point name, which is the ``DRIVER`` value in
-    configuration) and ``distribution`` (the distribution expected to provide it, or
-    None for a driver not installed through an entry point), then provide the
-    ``live_options`` fixture and the ``unreachable_options``, ``credential_options`` and
-    ``invalid_options`` methods. Override ``driver_class`` to test a class directly.
+    configuration) and ``distribution`` (the distribution expected to provide it, or None
+    for a driver not installed through an entry point), ``client_libraries`` and
+    ``timeout_options``; provide the ``live_options`` fixture and the
+    ``unreachable_options``, ``credential_options``, ``invalid_options``,
+    ``refused_options`` and ``round_trip`` methods. Override ``driver_class`` to test a
+    class directly. An outage case that cannot apply is left out only by a reason declared
+    in ``opt_outs``; overriding a case, or a skip mark on the class, is refused.
     """
-
-    driver_name: ClassVar[str] = ""
-    distribution: ClassVar[str | None] = None
-    component_name: ClassVar[str] = "compliance"
-    """The component the suite configures; its name must show up in every error."""
-    timeout: ClassVar[float] = 5.0
-    """The component's ``TIMEOUT``: start-up against a dead host must end within it."""
-    check_timeout: ClassVar[float] = 1.0
-    """The reachability check's bound (``COMPONENT_CHECK_TIMEOUT``)."""
-    slack: ClassVar[float] = 2.0
-    """Added to every bound, so a slow CI machine does not fail a correct driver."""
-    required_option: ClassVar[str] = "URL"
-    """The option that says where the backend is (``BROKER_URL`` for Celery, say)."""
-
-    # What the driver package provides.
-
-    @pytest.fixture
-    def live_options(self) -> dict[str, Any]:
-        """``OPTS`` that reach the live backend: THE place to point the suite at your server.
-
-        Override it as a fixture, so it may ask for others (``redis_url`` from
-        ``opa.testing.fixtures``, say); only the tests that need a backend request it.
-        """
-        pytest.fail(
-            f"{type(self).__name__} must override the live_options fixture with the OPTS "
-            "of a running backend",
-            pytrace=False,
-        )
-
-    def unreachable_options(self) -> dict[str, Any]:
-        """``OPTS`` naming a closed port on 127.0.0.1 (see :func:`opa.testing.closed_port`)."""
-        raise NotImplementedError(f"{type(self).__name__} must implement unreachable_options()")
-
-    def credential_options(self, password: str) -> dict[str, Any]:
-        """``OPTS`` whose URL embeds *password*, pointing at an unreachable or live server."""
-        raise NotImplementedError(f"{type(self).__name__} must implement credential_options()")
-
-    def invalid_options(self) -> list[tuple[dict[str, Any], str]]:
-        """``OPTS`` the driver must refuse, each with the option name the error must mention."""
-        raise NotImplementedError(f"{type(self).__name__} must implement invalid_options()")
-
-    def entry_points(self) -> Iterable[EntryPoint] | None:
-        """The ``opa.drivers`` entry points to search; None means the installed ones."""
-        return None
-
-    def driver_class(self) -> type[Driver]:
-        """The driver under test; by default loaded from its entry point."""
-        cls = DriverRegistry(self.entry_points()).get(self._driver_name())
-        if cls is None:
-            pytest.fail(
-                f"no driver named {self.driver_name!r} in the {ENTRY_POINT_GROUP} entry points; "
-                "install the driver's distribution, or override driver_class()",
-                pytrace=False,
-            )
-        return cls
-
-    # Helpers for the tests (and for a driver's own extra tests).
-
-    def make_registry(self) -> DriverRegistry:
-        """A driver registry that resolves ``driver_name`` the way an app's would."""
-        if self.distribution is not None:
-            return DriverRegistry(self.entry_points())
-        registry = DriverRegistry(installed=[])
-        registry.add_plugin_driver(self.driver_class(), "compliance suite")
-        return registry
-
-    def make_components(self, load: str, opts: Mapping[str, Any]) -> Components:
-        """Components holding this driver's one component, parsed as configuration is."""
-        raw = {
-            self.component_name: {
-                "LOAD": load,
-                "DRIVER": self._driver_name(),
-                "OPTS": dict(opts),
-                "TIMEOUT": self.timeout,
-            }
-        }
-        specs = parse_components(raw, default_timeout=self.timeout)
-        return Components(specs, self.make_registry(), check_timeout=self.check_timeout)
-
-    def _driver_name(self) -> str:
-        if not self.driver_name:
-            pytest.fail(f"{type(self).__name__} must set driver_name", pytrace=False)
-        return self.driver_name
-
-    def _installed(self) -> InstalledDriver:
-        if self.distribution is None:
-            pytest.skip("distribution is None: the driver is not installed through an entry point")
-        installed = DriverRegistry(self.entry_points()).installed.get(self._driver_name().lower())
-        if installed is None:
-            pytest.fail(
-                f"no entry point named {self.driver_name!r} in group {ENTRY_POINT_GROUP!r}; "
-                f'declare it under [project.entry-points."{ENTRY_POINT_GROUP}"] in the '
-                f"pyproject.toml of {self.distribution} and reinstall it",
-                pytrace=False,
-            )
-        return installed
 
     # The driver's declaration.
 
@@ -264,7 +166,7 @@ class DriverComplianceSuite:
                 await components.stop()
 
         bound = self.timeout * 2 + self.slack
-        health = asyncio.run(_within(bound, "start, health and stop", lifecycle()))
+        health = asyncio.run(within(bound, "start, health and stop", lifecycle()))
         assert health[self.component_name]["status"] == Status.OK.value, health
         with pytest.raises(ComponentUnavailableError):
             components.get(self.component_name).instance  # noqa: B018 - the access is the test
@@ -281,7 +183,7 @@ class DriverComplianceSuite:
                 await components.stop()
 
         bound = self.timeout * 2 + self.slack
-        status = asyncio.run(_within(bound, "start and stop", start_and_stop()))
+        status = asyncio.run(within(bound, "start and stop", start_and_stop()))
         assert status is Status.OK, f"LOAD auto left the component {status.value}"
 
     def test_sync_context_connects_only_sync_drivers(self, live_options: dict[str, Any]) -> None:
@@ -311,18 +213,40 @@ class DriverComplianceSuite:
             "tell that the backend is down"
         )
         bound = self.check_timeout + self.timeout + self.slack
-        asyncio.run(_within(bound, "start-up against a dead host", components.start()))
+        asyncio.run(within(bound, "start-up against a dead host", components.start()))
         component = components.get(self.component_name)
         assert component.status is Status.SKIPPED, component.status
         with pytest.raises(ComponentUnavailableError):
             component.instance  # noqa: B018 - the access is the test
+
+    def test_a_url_without_its_port_is_still_probed(self) -> None:
+        """The unreachable URL with its port left out still gives LOAD auto a host to probe:
+        the driver declares its scheme's default port."""
+        opts = self.unreachable_options()
+        url = opts.get(self.required_option)
+        if not isinstance(url, str):
+            return  # no URL option: the driver finds its targets elsewhere
+        portless = re.sub(r"^([^:/]+://(?:[^@/]*@)?[^:/?,]+):\d+", r"\1", url)
+        components = self.make_components("auto", {**opts, self.required_option: portless})
+        try:
+            components.resolve()
+        except OptionsError:
+            return  # the options require a port, so every URL names one
+        driver = components.get(self.component_name).driver
+        assert driver is not None
+        scheme = portless.partition("://")[0]
+        assert driver.reachability_targets(), (
+            f"a {scheme}:// URL without a port gives LOAD auto nothing to probe, so an "
+            "unreachable backend fails start-up instead of being skipped; declare "
+            f"default_ports = {{{scheme.partition('+')[0]!r}: <its port>}} on the driver"
+        )
 
     def test_yes_fails_fast_on_an_unreachable_backend(self) -> None:
         """Under LOAD yes an unreachable backend fails start-up in time, naming the component."""
         components = self.make_components("yes", self.unreachable_options())
         bound = self.timeout + self.slack
         with pytest.raises(ComponentError) as caught:
-            asyncio.run(_within(bound, "start-up against a dead host", components.start()))
+            asyncio.run(within(bound, "start-up against a dead host", components.start()))
         message = str(caught.value)
         assert self.component_name in message, message
         driver = components.get(self.component_name).driver
@@ -339,7 +263,7 @@ class DriverComplianceSuite:
             for load in ("auto", "yes"):
                 components = self.make_components(load, opts)
                 try:
-                    asyncio.run(_within(self.timeout + self.slack, "start-up", components.start()))
+                    asyncio.run(within(self.timeout + self.slack, "start-up", components.start()))
                 except ComponentError as exc:
                     outputs[f"error under LOAD {load}"] = "".join(traceback.format_exception(exc))
                 health = asyncio.run(components.health())
