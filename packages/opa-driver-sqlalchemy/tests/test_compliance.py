@@ -8,13 +8,36 @@ from typing import Any, ClassVar
 import pytest
 
 from opa import ComponentError
+from opa._components import Component
 from opa.testing import DriverComplianceSuite, closed_port
 from sql_support import with_database
 
 MISSING_FOLDER = Path("/nonexistent-opa-sql-folder")
+UNKNOWN_DATABASE = "opa_no_such_database"
 
 
-class ServerSuite(DriverComplianceSuite):
+def answer_query(token: str) -> Any:
+    """``SELECT`` of *token* as a bound parameter, which every DB-API sends its own way."""
+    from sqlalchemy import literal, select
+
+    return select(literal(token))
+
+
+class RoundTrips:
+    """``round_trip`` for both kinds of engine: one query whose answer is the token."""
+
+    def round_trip(self, component: Component, token: str) -> Any:
+        if component.is_async:
+            return self._async_round_trip(component, token)
+        with component.instance.connect() as connection:
+            return connection.execute(answer_query(token)).scalar_one()
+
+    async def _async_round_trip(self, component: Component, token: str) -> Any:
+        async with component.instance.connect() as connection:
+            return (await connection.execute(answer_query(token))).scalar_one()
+
+
+class ServerSuite(RoundTrips, DriverComplianceSuite):
     """The cases every driver/database pair shares; subclasses name the pair."""
 
     distribution = "opa-driver-sqlalchemy"
@@ -38,6 +61,11 @@ class ServerSuite(DriverComplianceSuite):
     def credential_options(self, password: str) -> dict[str, Any]:
         return {"URL": self.url(f"{self.user}:{password}@127.0.0.1:{closed_port()}")}
 
+    def refused_options(self, live_options: dict[str, Any], password: str) -> dict[str, Any]:
+        # Trust authentication takes any password: the unknown database is what is refused.
+        server = live_options["URL"].split("://", 1)[1].rsplit("/", 1)[0].split("@", 1)[1]
+        return {**live_options, "URL": self.url(f"{self.user}:{password}@{server}", UNKNOWN_DATABASE)}
+
     def invalid_options(self) -> list[tuple[dict[str, Any], str]]:
         url = self.url(f"{self.user}@127.0.0.1")
         return [
@@ -56,12 +84,15 @@ class TestPostgresSync(ServerSuite):
 
     driver_name, family, dbapi, user = "sqlalchemy", "postgresql", "psycopg", "postgres"
     database_fixture = "postgres_url"
+    client_libraries = ("sqlalchemy", "psycopg")
+    timeout_options = {"CONNECT_TIMEOUT": 2, "STATEMENT_TIMEOUT": 1}
 
 
 class TestPostgresAsync(TestPostgresSync):
     """sqlalchemy-async on PostgreSQL through asyncpg."""
 
     driver_name, dbapi = "sqlalchemy-async", "asyncpg"
+    client_libraries = ("sqlalchemy", "asyncpg")
 
 
 class TestMariaDBSync(ServerSuite):
@@ -69,23 +100,36 @@ class TestMariaDBSync(ServerSuite):
 
     driver_name, family, dbapi, user = "sqlalchemy", "mysql", "pymysql", "root"
     database_fixture = "mariadb_url"
+    client_libraries = ("sqlalchemy", "pymysql")
+    timeout_options = {"CONNECT_TIMEOUT": 1, "STATEMENT_TIMEOUT": 1}
 
 
 class TestMariaDBAsync(TestMariaDBSync):
     """sqlalchemy-async on MariaDB through aiomysql."""
 
     driver_name, dbapi = "sqlalchemy-async", "aiomysql"
+    client_libraries = ("sqlalchemy", "aiomysql")
 
 
 # SQLite has no password: the one credential_options() puts in the query is ignored, with a
 # warning that says so.
 @pytest.mark.filterwarnings("ignore:Query string argument")
-class TestSQLiteSync(DriverComplianceSuite):
+class TestSQLiteSync(RoundTrips, DriverComplianceSuite):
     """sqlalchemy on a SQLite file (pysqlite, in the standard library)."""
 
     driver_name = "sqlalchemy"
     distribution = "opa-driver-sqlalchemy"
     scheme: ClassVar[str] = "sqlite"
+    client_libraries = ("sqlalchemy", "sqlite3")
+    opt_outs = {
+        case: f"SQLite is a file opened in process: no network, so {what}"
+        for case, what in (
+            ("dropped-connections", "no connection a proxy could drop"),
+            ("silent-host", "no host that could stop answering"),
+            ("recovery", "no server to come back"),
+            ("host-check", "no host for LOAD auto to probe (test_auto_opens_the_file instead)"),
+        )
+    }
 
     @pytest.fixture
     def live_options(self, sqlite_url: str) -> dict[str, Any]:
@@ -98,6 +142,10 @@ class TestSQLiteSync(DriverComplianceSuite):
     def credential_options(self, password: str) -> dict[str, Any]:
         return {"URL": f"{self.scheme}:///{MISSING_FOLDER}/test.db?password={password}"}
 
+    def refused_options(self, live_options: dict[str, Any], password: str) -> dict[str, Any]:
+        # No login to refuse: the database refused is a file that cannot be opened.
+        return self.credential_options(password)
+
     def invalid_options(self) -> list[tuple[dict[str, Any], str]]:
         url = f"{self.scheme}:///test.db"
         return [
@@ -106,9 +154,10 @@ class TestSQLiteSync(DriverComplianceSuite):
             ({"URL": "test.db"}, "URL"),
         ]
 
-    def test_auto_skips_an_unreachable_backend(self) -> None:
-        """Replaced for SQLite, which has no server to check: LOAD auto opens the file, and a
-        file that cannot be opened fails start-up, naming the component and the file."""
+    def test_auto_opens_the_file(self) -> None:
+        """What applies of host-check to SQLite, which has no server to check: LOAD auto opens
+        the file, and a file that cannot be opened fails start-up, naming the component and
+        the file."""
         components = self.make_components("auto", self.unreachable_options())
         components.resolve()
         driver = components.get(self.component_name).driver
@@ -125,3 +174,4 @@ class TestSQLiteAsync(TestSQLiteSync):
     """sqlalchemy-async on a SQLite file through aiosqlite."""
 
     driver_name, scheme = "sqlalchemy-async", "sqlite+aiosqlite"
+    client_libraries = ("sqlalchemy", "aiosqlite", "sqlite3")
