@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 from opa import ComponentError, Driver
 from opa_driver_sqlalchemy.errors import (
-    bounded_connect,
+    aiomysql_creator,
     is_outage,
     normalize_outages,
     unavailable_classes,
@@ -139,16 +139,17 @@ class AsyncSQLAlchemyDriver(SQLAlchemyDriverBase):
         from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
         url, kwargs = self._engine_arguments()
+        made: list[Any] = []
         try:
             if url_parts(url)[1] == "aiomysql":
-                import aiomysql  # type: ignore[import-untyped]
-
-                # SQLAlchemy's aiomysql adapter calls this in place of aiomysql.connect.
-                bounded = bounded_connect(aiomysql.connect, self.opts.CONNECT_TIMEOUT)
-                kwargs["connect_args"]["async_creator_fn"] = bounded
+                # SQLAlchemy's public async_creator, so the whole handshake is bounded.
+                connect_args = kwargs.pop("connect_args")
+                creator = aiomysql_creator(made, connect_args, self.opts.CONNECT_TIMEOUT)
+                kwargs["async_creator"] = creator
             engine = create_async_engine(url, **kwargs)
         except ImportError as error:
             raise self._missing_dbapi(error) from error
+        made.append(engine)
         self._prepare(engine.sync_engine)
         self.instance = engine
         self.sessionmaker = async_sessionmaker(engine, expire_on_commit=self.opts.EXPIRE_ON_COMMIT)

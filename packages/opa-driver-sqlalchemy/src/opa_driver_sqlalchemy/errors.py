@@ -9,7 +9,6 @@ the driver's entry point.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 MYSQL_OUTAGE_CODES = frozenset({1040, 1053, 1927, 2002, 2003, 2006, 2013, 2055})
@@ -119,14 +118,26 @@ def _is_pg_outage(error: BaseException, original: BaseException | None) -> bool:
     return not any(refusal in message for refusal in PG_REFUSALS)
 
 
-def bounded_connect(connect: Callable[..., Awaitable[Any]], seconds: float) -> Any:
-    """*connect* (an asyncio DB-API's ``connect``) ended after *seconds* with TimeoutError.
+def aiomysql_creator(engine: list[Any], connect_args: dict[str, Any], seconds: float) -> Any:
+    """An ``async_creator`` for ``create_async_engine`` that opens aiomysql connections and
+    gives up after *seconds*, with MySQL's "cannot connect" error (2003).
 
-    aiomysql's ``connect_timeout`` bounds the TCP connect only: a server that accepts and
-    then says nothing would hold the handshake, and the request, for ever.
+    aiomysql's ``connect_timeout`` bounds the TCP connect only: a server that accepts and then
+    says nothing would hold the handshake, and the request, for ever. *engine* holds the
+    engine once made (the URL's parameters come from its dialect, as SQLAlchemy's own connect
+    takes them); *connect_args* are added to them.
     """
+    import aiomysql  # type: ignore[import-untyped]
 
-    async def creator(*args: Any, **kwargs: Any) -> Any:
-        return await asyncio.wait_for(connect(*args, **kwargs), seconds)
+    async def creator() -> Any:
+        sync_engine = engine[0].sync_engine
+        cargs, cparams = sync_engine.dialect.create_connect_args(sync_engine.url)
+        try:
+            return await asyncio.wait_for(
+                aiomysql.connect(*cargs, **(cparams | connect_args)), seconds
+            )
+        except TimeoutError as error:
+            message = f"cannot connect: no handshake within {seconds:g}s"
+            raise aiomysql.OperationalError(MYSQL_CANNOT_CONNECT, message) from error
 
     return creator
