@@ -64,7 +64,10 @@ class ServerSuite(RoundTrips, DriverComplianceSuite):
     def refused_options(self, live_options: dict[str, Any], password: str) -> dict[str, Any]:
         # Trust authentication takes any password: the unknown database is what is refused.
         server = live_options["URL"].split("://", 1)[1].rsplit("/", 1)[0].split("@", 1)[1]
-        return {**live_options, "URL": self.url(f"{self.user}:{password}@{server}", UNKNOWN_DATABASE)}
+        return {
+            **live_options,
+            "URL": self.url(f"{self.user}:{password}@{server}", UNKNOWN_DATABASE),
+        }
 
     def invalid_options(self) -> list[tuple[dict[str, Any], str]]:
         url = self.url(f"{self.user}@127.0.0.1")
@@ -85,7 +88,7 @@ class TestPostgresSync(ServerSuite):
     driver_name, family, dbapi, user = "sqlalchemy", "postgresql", "psycopg", "postgres"
     database_fixture = "postgres_url"
     client_libraries = ("sqlalchemy", "psycopg")
-    timeout_options = {"CONNECT_TIMEOUT": 2, "STATEMENT_TIMEOUT": 1}
+    timeout_options: ClassVar[dict[str, Any]] = {"CONNECT_TIMEOUT": 2, "STATEMENT_TIMEOUT": 1}
 
 
 class TestPostgresAsync(TestPostgresSync):
@@ -101,7 +104,7 @@ class TestMariaDBSync(ServerSuite):
     driver_name, family, dbapi, user = "sqlalchemy", "mysql", "pymysql", "root"
     database_fixture = "mariadb_url"
     client_libraries = ("sqlalchemy", "pymysql")
-    timeout_options = {"CONNECT_TIMEOUT": 1, "STATEMENT_TIMEOUT": 1}
+    timeout_options: ClassVar[dict[str, Any]] = {"CONNECT_TIMEOUT": 1, "STATEMENT_TIMEOUT": 1}
 
 
 class TestMariaDBAsync(TestMariaDBSync):
@@ -121,7 +124,7 @@ class TestSQLiteSync(RoundTrips, DriverComplianceSuite):
     distribution = "opa-driver-sqlalchemy"
     scheme: ClassVar[str] = "sqlite"
     client_libraries = ("sqlalchemy", "sqlite3")
-    opt_outs = {
+    opt_outs: ClassVar[dict[str, str]] = {
         case: f"SQLite is a file opened in process: no network, so {what}"
         for case, what in (
             ("dropped-connections", "no connection a proxy could drop"),

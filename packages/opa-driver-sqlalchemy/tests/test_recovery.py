@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from opa.testing import build_app, wait_for
-from sql_support import PostgresServer, with_database
+from opa.testing import PostgresServer, ServiceUnavailable, build_app, skip_or_fail, wait_for
+from sql_support import with_database
 
 ROUTES = """
 from sqlalchemy import text
@@ -48,7 +48,10 @@ LOAD_THREADS = 4
 @pytest.fixture
 def server() -> Iterator[PostgresServer]:
     """A private PostgreSQL this test may stop and start; never the machine's own."""
-    postgres = PostgresServer()
+    try:
+        postgres = PostgresServer()
+    except ServiceUnavailable as error:
+        skip_or_fail(str(error))
     try:
         postgres.start()
         from sqlalchemy import create_engine
