@@ -13,9 +13,11 @@ from typing import Any, ClassVar
 
 from opa import ComponentError, Driver
 from opa_driver_sqlalchemy.errors import (
+    ANSWER_GRACE,
     aiomysql_creator,
     is_outage,
     normalize_outages,
+    psycopg_connection_class,
     unavailable_classes,
 )
 from opa_driver_sqlalchemy.options import (
@@ -74,7 +76,12 @@ class SQLAlchemyDriverBase(Driver):
 
     def _prepare(self, engine: Any) -> None:
         """Outages as SQLAlchemy's own classes, and ECHO; *engine* is a sync ``Engine``."""
-        normalize_outages(engine, self.family)
+        connect = None
+        statement = self.opts.STATEMENT_TIMEOUT
+        if engine.dialect.driver == "psycopg" and statement is not None:
+            # libpq has no client-side bound on an answer: psycopg's waits get one.
+            connect = psycopg_connection_class(statement + ANSWER_GRACE).connect
+        normalize_outages(engine, self.family, connect)
         self._set_echo(engine)
 
     def _set_echo(self, engine: Any) -> None:

@@ -9,6 +9,9 @@ the driver's entry point.
 from __future__ import annotations
 
 import asyncio
+import functools
+import time
+from collections.abc import Callable
 from typing import Any
 
 MYSQL_OUTAGE_CODES = frozenset({1040, 1053, 1927, 2002, 2003, 2006, 2013, 2055})
@@ -39,14 +42,17 @@ def unavailable_classes(family: str) -> tuple[type[Exception], ...]:
     return (exc.OperationalError, exc.InterfaceError, exc.DisconnectionError, exc.TimeoutError)
 
 
-def normalize_outages(engine: Any, family: str) -> None:
+def normalize_outages(
+    engine: Any, family: str, dbapi_connect: Callable[..., Any] | None = None
+) -> None:
     """Make every outage of *engine* surface as ``sqlalchemy.exc.OperationalError``.
 
     Two DB-APIs let outages out under other classes: asyncpg raises the socket's own
     ``ConnectionRefusedError`` when it cannot connect (SQLAlchemy wraps only DB-API errors
     there), and a connection lost mid-statement comes out as SQLAlchemy's generic
     ``DBAPIError``. Without this an outage would answer 500, or a broad class like
-    ``OSError`` would have to answer 503 for the whole app.
+    ``OSError`` would have to answer 503 for the whole app. *dbapi_connect* opens the
+    DB-API connection in place of the dialect's own ``connect``.
     """
     from sqlalchemy import event, exc
 
@@ -56,7 +62,7 @@ def normalize_outages(engine: Any, family: str) -> None:
     @event.listens_for(engine, "do_connect")
     def connect(dialect: Any, record: Any, cargs: Any, cparams: Any) -> Any:
         try:
-            return dialect.connect(*cargs, **cparams)
+            return (dbapi_connect or dialect.connect)(*cargs, **cparams)
         except (ConnectionError, TimeoutError) as error:
             message = f"cannot connect: {type(error).__name__}: {error}"
             # MySQL's DB-APIs carry the error code first; 2003 is "cannot connect".
@@ -141,3 +147,40 @@ def aiomysql_creator(engine: list[Any], connect_args: dict[str, Any], seconds: f
             raise aiomysql.OperationalError(MYSQL_CANNOT_CONNECT, message) from error
 
     return creator
+
+
+ANSWER_GRACE = 1.0
+"""Seconds the client waits beyond ``STATEMENT_TIMEOUT`` for a psycopg server's answer: a
+slow statement meets the server's own ``statement_timeout`` first, with its clean error."""
+
+
+@functools.cache
+def psycopg_connection_class(seconds: float) -> Any:
+    """A ``psycopg.Connection`` whose every wait for the server ends after *seconds*.
+
+    libpq keeps no client-side timeout once connected: the server's ``statement_timeout``
+    bounds a slow statement, and TCP keepalives a lost link, but a server that stalls while
+    its host still acknowledges the bytes would hold the call for ever. psycopg runs every
+    exchange with the server (a statement, a commit, a rollback, SQLAlchemy's pre-ping)
+    through ``Connection.wait``, which takes a *timeout*; this class gives one to each wait
+    that has none. On expiry the connection is closed, as its state is unknown mid-exchange,
+    and the error says so: SQLAlchemy sees a closed connection, a disconnect.
+    """
+    import psycopg
+
+    class BoundedConnection(psycopg.Connection):  # type: ignore[type-arg]
+        def wait(self, gen: Any, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
+            if timeout is not None:
+                return super().wait(gen, *args, timeout=timeout, **kwargs)
+            started = time.monotonic()
+            try:
+                return super().wait(gen, *args, timeout=seconds, **kwargs)
+            except psycopg.OperationalError:
+                if time.monotonic() - started < seconds:
+                    raise
+                self.close()
+                raise psycopg.OperationalError(
+                    f"no answer from the server within {seconds:g}s: connection closed"
+                ) from None
+
+    return BoundedConnection
