@@ -151,7 +151,8 @@ class AsyncSQLAlchemyDriver(SQLAlchemyDriverBase):
             if url_parts(url)[1] == "aiomysql":
                 # SQLAlchemy's public async_creator, so the whole handshake is bounded.
                 connect_args = kwargs.pop("connect_args")
-                creator = aiomysql_creator(made, connect_args, self.opts.CONNECT_TIMEOUT)
+                bounds = (self.opts.CONNECT_TIMEOUT, self.opts.STATEMENT_TIMEOUT)
+                creator = aiomysql_creator(made, connect_args, *bounds)
                 kwargs["async_creator"] = creator
             engine = create_async_engine(url, **kwargs)
         except ImportError as error:

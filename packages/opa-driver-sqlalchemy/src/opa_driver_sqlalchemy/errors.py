@@ -124,9 +124,12 @@ def _is_pg_outage(error: BaseException, original: BaseException | None) -> bool:
     return not any(refusal in message for refusal in PG_REFUSALS)
 
 
-def aiomysql_creator(engine: list[Any], connect_args: dict[str, Any], seconds: float) -> Any:
-    """An ``async_creator`` for ``create_async_engine`` that opens aiomysql connections and
-    gives up after *seconds*, with MySQL's "cannot connect" error (2003).
+def aiomysql_creator(
+    engine: list[Any], connect_args: dict[str, Any], connect: float, answer: float | None
+) -> Any:
+    """An ``async_creator`` for ``create_async_engine`` that opens aiomysql connections
+    bounded by *connect* seconds (MySQL's "cannot connect", 2003), each then bounded by
+    *answer* seconds per exchange with the server (:func:`aiomysql_connection_class`).
 
     aiomysql's ``connect_timeout`` bounds the TCP connect only: a server that accepts and then
     says nothing would hold the handshake, and the request, for ever. *engine* holds the
@@ -139,14 +142,64 @@ def aiomysql_creator(engine: list[Any], connect_args: dict[str, Any], seconds: f
         sync_engine = engine[0].sync_engine
         cargs, cparams = sync_engine.dialect.create_connect_args(sync_engine.url)
         try:
-            return await asyncio.wait_for(
-                aiomysql.connect(*cargs, **(cparams | connect_args)), seconds
+            connection = await asyncio.wait_for(
+                aiomysql.connect(*cargs, **(cparams | connect_args)), connect
             )
         except TimeoutError as error:
-            message = f"cannot connect: no handshake within {seconds:g}s"
+            message = f"cannot connect: no handshake within {connect:g}s"
             raise aiomysql.OperationalError(MYSQL_CANNOT_CONNECT, message) from error
+        if answer is not None:
+            connection.__class__ = aiomysql_connection_class(answer)
+        return connection
 
     return creator
+
+
+AIOMYSQL_EXCHANGES = (
+    "query",
+    "next_result",
+    "ping",
+    "commit",
+    "rollback",
+    "begin",
+    "autocommit",
+    "select_db",
+    "show_warnings",
+    "set_charset",
+)
+"""The coroutine methods of ``aiomysql.Connection`` that wait for the server's answer; its
+cursors run every statement through ``Connection.query`` (checked by a test)."""
+
+MYSQL_LOST = 2013
+
+
+@functools.cache
+def aiomysql_connection_class(seconds: float) -> Any:
+    """An ``aiomysql.Connection`` subclass whose every exchange with the server ends after
+    *seconds*, closing the connection with MySQL's "lost connection" (2013), a disconnect.
+
+    aiomysql has no read timeout: a server that stalls while its host still acknowledges the
+    bytes would hold the call for ever. A connection made by ``aiomysql.connect`` is given
+    this class (it adds methods only, no state).
+    """
+    import aiomysql
+
+    def bounded(name: str) -> Callable[..., Any]:
+        method = getattr(aiomysql.Connection, name)
+
+        async def exchange(self: Any, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return await asyncio.wait_for(method(self, *args, **kwargs), seconds)
+            except TimeoutError as error:
+                self.close()
+                message = f"Lost connection to server: no answer within {seconds:g}s"
+                raise aiomysql.OperationalError(MYSQL_LOST, message) from error
+
+        exchange.__name__ = exchange.__qualname__ = name
+        return exchange
+
+    methods = {name: bounded(name) for name in AIOMYSQL_EXCHANGES}
+    return type("BoundedConnection", (aiomysql.Connection,), methods)
 
 
 ANSWER_GRACE = 1.0
