@@ -221,13 +221,13 @@ def psycopg_connection_class(seconds: float) -> Any:
     """
     import psycopg
 
-    class BoundedConnection(psycopg.Connection):  # type: ignore[type-arg]
-        def wait(self, gen: Any, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
-            if timeout is not None:
-                return super().wait(gen, *args, timeout=timeout, **kwargs)
+    class BoundedConnection(psycopg.Connection[Any]):
+        def wait(self, gen: Any, *args: Any, **kwargs: Any) -> Any:
+            if kwargs.get("timeout") is not None or len(args) > 1:
+                return super().wait(gen, *args, **kwargs)  # the caller's own bound
             started = time.monotonic()
             try:
-                return super().wait(gen, *args, timeout=seconds, **kwargs)
+                return super().wait(gen, *args, **(kwargs | {"timeout": seconds}))
             except psycopg.OperationalError:
                 if time.monotonic() - started < seconds:
                     raise
