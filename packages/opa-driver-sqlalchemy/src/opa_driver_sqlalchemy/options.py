@@ -77,7 +77,7 @@ class SQLOptions(BaseModel):
     CONNECT_TIMEOUT: float = Field(default=5.0, gt=0)
     """Seconds to open a connection (psycopg counts whole seconds, at least 2)."""
     STATEMENT_TIMEOUT: float | None = Field(default=30.0, gt=0)
-    """Seconds a statement may run (psycopg, asyncpg, PyMySQL; not aiomysql or SQLite)."""
+    """Seconds a statement may run, and the client waits for an answer (not SQLite)."""
     ECHO: bool | Literal["debug"] = False
     """Log each statement (true), and rows and pool events too (debug), through opa's log."""
     EXPIRE_ON_COMMIT: bool = False
