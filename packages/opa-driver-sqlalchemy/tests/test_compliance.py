@@ -7,8 +7,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from opa import ComponentError
-from opa._components import Component
+from opa import Component, ComponentError
 from opa.testing import DriverComplianceSuite, closed_port
 from sql_support import with_database
 
