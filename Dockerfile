@@ -26,6 +26,7 @@ RUN pip install \
         /src/packages/opa-driver-mongodb-motor \
         /src/packages/opa-driver-mongodb-pymongo \
         /src/packages/opa-driver-celery \
+        /src/packages/opa-driver-sqlalchemy \
     && rm -rf /src
 
 COPY examples/ /app/examples/

@@ -46,7 +46,16 @@ LINT_PACKAGE_LISTS = [
     ("importlinter:contract:core-knows-no-driver", "forbidden_modules"),
 ]
 # opa-core must pull none of these, whether or not a driver package exists yet.
-BACKEND_LIBRARIES = ["redis", "walrus", "motor", "pymongo", "celery", "kombu", "aioredis"]
+BACKEND_LIBRARIES = [
+    "redis",
+    "walrus",
+    "motor",
+    "pymongo",
+    "celery",
+    "kombu",
+    "aioredis",
+    "sqlalchemy",
+]
 
 
 @dataclass(frozen=True)
@@ -378,8 +387,9 @@ def bench(session: nox.Session) -> None:
         args += [str(pkg.folder), "--reinstall-package", pkg.name]
     # uvicorn serves the measured apps, httpx is the MongoDB benchmark's client, and
     # nx-27017 is its server when OPA_TEST_MONGODB_URL is unset. wrk gives the HTTP load when
-    # it is on PATH; fastapi-plugins gets a uv environment of its own under .bench/.
-    session.install(*args, "uvicorn", "httpx", "nx-27017")
+    # it is on PATH; fastapi-plugins gets a uv environment of its own under .bench/. asyncpg is
+    # the SQL benchmark's DB-API (an extra of opa-driver-sqlalchemy).
+    session.install(*args, "uvicorn", "httpx", "nx-27017", "asyncpg>=0.29,<1")
     session.run("python", str(script), *session.posargs)
 
 

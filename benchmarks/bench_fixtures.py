@@ -10,7 +10,17 @@ from typing import Any
 HOOK_NAME = "bench_echo"
 COMPONENT = "bench"
 DRIVER = "bench-driver"
-BACKENDS = ("redis", "walrus", "motor", "pymongo", "celery", "kombu", "aioredis", "bson")
+BACKENDS = (
+    "redis",
+    "walrus",
+    "motor",
+    "pymongo",
+    "celery",
+    "kombu",
+    "aioredis",
+    "bson",
+    "sqlalchemy",
+)
 
 HELLO_ROUTE = """
 @router.get("/hello")

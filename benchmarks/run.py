@@ -3,7 +3,7 @@
 ``python benchmarks/run.py [--quick] [--loadgen auto|wrk|python] [--only core,redis,...]``
 prints opa-core's table, then the other parts (``bench_routing.py``, ``bench_masking.py``,
 ``bench_serving.py``, ``bench_workers.py``, ``bench_redis.py``, ``bench_breaker.py``,
-``bench_mongodb.py``, ``bench_celery.py``), each printing its own;
+``bench_mongodb.py``, ``bench_celery.py``, ``bench_sql.py``), each printing its own;
 ``--only`` picks some of them. ``nox -s bench`` runs this with what every part needs installed.
 
 Nothing here asserts: a MISS is a number to look at, not a failure. Compared variants take
@@ -308,6 +308,7 @@ SECTIONS = (
     "breaker",
     "mongodb",
     "celery",
+    "sql",
 )
 
 # Arguments of each driver benchmark's main() for a --quick run (a smoke run, not figures).
@@ -320,6 +321,7 @@ QUICK_ARGS = {
     "breaker": ["--rounds", "2", "--requests", "2000", "--warmup", "500", "--stall-rounds", "1"],
     "mongodb": ["--rounds", "2", "--requests", "200"],
     "celery": ["--rounds", "1", "--samples", "20", "--tasks", "200"],
+    "sql": ["--rounds", "2", "--requests", "1000", "--warmup", "200"],
 }
 
 
@@ -353,7 +355,7 @@ def driver_section(name: str, options: argparse.Namespace, tool: str) -> int:
 
     module = importlib.import_module(f"bench_{name}")
     argv = list(QUICK_ARGS[name]) if options.quick else []
-    if name in ("redis", "serving", "breaker", "workers"):
+    if name in ("redis", "serving", "breaker", "workers", "sql"):
         argv += ["--loadgen", tool]
     code: int = module.main(argv)
     return code
@@ -369,6 +371,7 @@ TITLES = {
     "breaker": "Component breaker on a stalled and a healthy Redis (benchmarks/bench_breaker.py)",
     "mongodb": "MongoDB drivers (benchmarks/bench_mongodb.py)",
     "celery": "Celery driver (benchmarks/bench_celery.py)",
+    "sql": "SQL driver: insert and select on PostgreSQL (benchmarks/bench_sql.py)",
 }
 
 

@@ -25,6 +25,8 @@ FIRST_PARTY_DRIVERS = [
     "mongodb-async-pymongo",
     "redis-aioredis",
     "redis-walrus",
+    "sqlalchemy",
+    "sqlalchemy-async",
 ]
 
 

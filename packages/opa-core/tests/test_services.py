@@ -17,7 +17,7 @@ import pytest
 
 import opa.testing._ports
 import opa.testing._services
-from opa.testing import skip_or_fail
+from opa.testing import PostgresServer, skip_or_fail
 from opa.testing._ports import PortTaken, ServiceUnavailable, free_port, port_accepts
 from opa.testing._services import RedisServer, TestServices, redis_answers
 
@@ -217,3 +217,53 @@ def test_a_private_redis_moves_to_a_fresh_port_when_its_first_is_taken(
             assert next(picks, None) is None, "the taken port was never tried"
             assert server.port != taken
             assert redis_command(server.port, "PING") == b"+PONG\r\n"
+
+
+def postgres_server(port: int | None = None) -> PostgresServer:
+    """A PostgresServer, or a skip (a failure under CI) without the server binaries."""
+    try:
+        return PostgresServer(port)
+    except ServiceUnavailable as error:
+        skip_or_fail(str(error))
+
+
+def postgres_answers(port: int) -> bool:
+    """True when a PostgreSQL answers on 127.0.0.1:port: its SSLRequest gets S or N back."""
+    with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
+        sock.sendall((8).to_bytes(4, "big") + (80877103).to_bytes(4, "big"))
+        return sock.recv(1) in (b"S", b"N")
+
+
+def test_a_private_postgres_answers_stops_and_restarts_on_the_same_port() -> None:
+    """PostgresServer answers the PostgreSQL protocol, refuses once stopped, comes back on its
+    port with the cluster it made, and close() removes its folder."""
+    server = postgres_server()
+    try:
+        server.start()
+        assert postgres_answers(server.port)
+        assert server.url == f"postgresql://postgres@127.0.0.1:{server.port}/postgres"
+        made = (server.data / "PG_VERSION").stat().st_mtime_ns
+
+        server.stop()
+        assert not server.running
+        assert not port_accepts(server.port)
+
+        server.start()
+        assert server.running
+        assert postgres_answers(server.port)
+        assert (server.data / "PG_VERSION").stat().st_mtime_ns == made, "initdb ran again"
+    finally:
+        server.close()
+    assert not server.folder.exists()
+
+
+def test_a_postgres_server_whose_port_is_taken_says_so() -> None:
+    """On a port another process holds, postgres is not taken as ready: PortTaken."""
+    with someone_else_listening() as port:
+        server = postgres_server(port)
+        try:
+            with pytest.raises(PortTaken, match=rf"postgres on port {port} exited"):
+                server.start()
+            assert not server.running
+        finally:
+            server.close()

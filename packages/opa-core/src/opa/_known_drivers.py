@@ -13,6 +13,8 @@ DRIVERS: dict[str, str] = {
     "mongodb-async-pymongo": "opa-driver-mongodb-pymongo",
     "redis-aioredis": "opa-driver-redis-aioredis",
     "redis-walrus": "opa-driver-redis-walrus",
+    "sqlalchemy": "opa-driver-sqlalchemy",
+    "sqlalchemy-async": "opa-driver-sqlalchemy",
 }
 """Driver name -> the distribution that provides it."""
 

@@ -10,7 +10,8 @@ logs; ``make_driver`` builds a driver outside an app, its options checked as an 
 
 Servers and processes: ``TestServices`` finds or starts Redis, RabbitMQ and MongoDB for a
 test session (the pytest plugin :mod:`opa.testing.fixtures` hands their URLs out as
-fixtures); ``RedisServer`` is a private Redis a test may stop; ``LoggedProcess`` runs a
+fixtures); ``RedisServer`` is a private Redis a test may stop, ``PostgresServer`` a private
+PostgreSQL (the machine's server binaries; no SQL library); ``LoggedProcess`` runs a
 command with its output in a file and kills it with its children; ``clean_environ`` is an
 environment free of the machine's opa settings for it; ``wait_for`` and ``http_answers``
 wait until it answers; ``delete_keys`` removes a test's own Redis keys.
@@ -38,6 +39,7 @@ from opa._runtime import get_plugin_manager
 from opa.testing._driver_kit import make_driver
 from opa.testing._logs import captured_logs
 from opa.testing._ports import LOCALHOST, ServiceUnavailable, bound_port, closed_port, free_port
+from opa.testing._postgres import PostgresServer
 from opa.testing._processes import (
     LoggedProcess,
     clean_environ,
@@ -56,6 +58,7 @@ __all__ = [
     "LOCALHOST",
     "DriverComplianceSuite",
     "LoggedProcess",
+    "PostgresServer",
     "ProxyMode",
     "RedisServer",
     "ServiceUnavailable",

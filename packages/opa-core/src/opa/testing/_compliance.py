@@ -204,6 +204,7 @@ class DriverComplianceSuite(OutageCases):
 
     def test_auto_skips_an_unreachable_backend(self) -> None:
         """Under LOAD auto an unreachable backend is skipped, without an error or a hang."""
+        self.unless_opted_out("host-check")
         components = self.make_components("auto", self.unreachable_options())
         components.resolve()
         driver = components.get(self.component_name).driver
@@ -222,6 +223,7 @@ class DriverComplianceSuite(OutageCases):
     def test_a_url_without_its_port_is_still_probed(self) -> None:
         """The unreachable URL with its port left out still gives LOAD auto a host to probe:
         the driver declares its scheme's default port."""
+        self.unless_opted_out("host-check")
         opts = self.unreachable_options()
         url = opts.get(self.required_option)
         if not isinstance(url, str):

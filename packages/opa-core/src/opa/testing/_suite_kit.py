@@ -31,6 +31,7 @@ from opa.testing._proxy import TcpProxy
 T = TypeVar("T")
 
 OUTAGE_CASES: dict[str, str] = {
+    "host-check": "LOAD auto probes the backend's host, its default port too, and skips it if down",
     "dropped-connections": "a call over dropped connections is an outage the app answers 503",
     "silent-host": "connecting to, and calling, a host that never answers end in time",
     "recovery": "calls succeed again once the backend is back, with no reconnect by hand",
