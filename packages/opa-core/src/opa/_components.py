@@ -293,6 +293,7 @@ class Components:
                 mask_secrets(problem),
             )
             return
+        start = time.perf_counter()
         try:
             async with asyncio.timeout(spec.timeout):
                 await call_driver(driver, driver.connect)
@@ -317,7 +318,8 @@ class Components:
             ) from None
         component.status, component.detail = Status.OK, ""
         log.info("component {!r} connected ({}, driver {})", spec.name, target, spec.driver)
-        notify("opa_component_connected", component=component)
+        elapsed = time.perf_counter() - start
+        notify("opa_component_connected", component=component, elapsed=elapsed)
 
     @staticmethod
     def _failed(component: Component, message: str) -> ComponentError:
