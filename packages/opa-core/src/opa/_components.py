@@ -243,7 +243,9 @@ class Components:
         self.resolve(sync_only=sync_only)
         for component in self:
             if component.status is Status.SKIPPED:
-                log.warning("skipping component {!r}: {}", component.name, component.detail)
+                log.bind(component=component.name).warning(
+                    "skipping component {!r}: {}", component.name, component.detail
+                )
         pending = [c for c in self if c.status is Status.PENDING]
         results = await asyncio.gather(
             *(self._start_one(c) for c in pending), return_exceptions=True
@@ -286,7 +288,7 @@ class Components:
                     component, f"component {spec.name!r} ({target}): pre-check failed: {problem}"
                 )
             component.status, component.detail = Status.SKIPPED, "unreachable"
-            log.warning(
+            log.bind(component=component.name).warning(
                 "skipping component {!r} ({}): {} (set its LOAD to no if it is not wanted)",
                 spec.name,
                 target,
@@ -317,7 +319,9 @@ class Components:
                 "check the server there is the one its OPTS expect (address, credentials)",
             ) from None
         component.status, component.detail = Status.OK, ""
-        log.info("component {!r} connected ({}, driver {})", spec.name, target, spec.driver)
+        log.bind(component=spec.name).info(
+            "component {!r} connected ({}, driver {})", spec.name, target, spec.driver
+        )
         elapsed = time.perf_counter() - start
         notify("opa_component_connected", component=component, elapsed=elapsed)
 
@@ -335,7 +339,7 @@ class Components:
             async with asyncio.timeout(self.shutdown_timeout):
                 await call_driver(driver, driver.disconnect)
         except Exception as exc:
-            log.warning(
+            log.bind(component=component.name).warning(
                 "component {!r} did not disconnect cleanly: {}",
                 component.name,
                 mask_secrets(f"{type(exc).__name__}: {exc}"),
