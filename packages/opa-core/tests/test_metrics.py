@@ -94,6 +94,21 @@ def test_requests_are_counted_by_route_template_and_unmatched_paths_share_one_la
     assert value(after, "opa_startup_duration_seconds") > 0
 
 
+def test_starlette_routes_and_mounts_are_counted_by_their_template() -> None:
+    """The metrics route itself and the self-hosted docs' asset mount count under their own
+    template, not as unmatched."""
+    asset = "/_opa/static/api-docs"
+    with TestClient(make_app(METRICS=True), client=LOCAL) as client:
+        before = samples(client)
+        assert client.get(f"{asset}/no-such-asset.js").status_code == 404
+        after = samples(client)
+    name = "opa_http_requests_total"
+    scrape = {"method": "GET", "route": "/metrics", "status": "200"}
+    assert value(after, name, **scrape) - value(before, name, **scrape) == 1
+    mount = {"method": "GET", "route": asset, "status": "404"}
+    assert value(after, name, **mount) - value(before, name, **mount) == 1
+
+
 def test_an_odd_method_is_counted_as_other() -> None:
     """A made-up method name adds no series of its own: it counts as OTHER."""
     with TestClient(make_app(METRICS=True), client=LOCAL) as client:

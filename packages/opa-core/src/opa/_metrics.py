@@ -18,6 +18,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from opa._components import Component, Status
@@ -199,9 +200,30 @@ def _metrics_endpoint(
 class MetricsMiddleware:
     """Counts and times each HTTP request under its route template (pure ASGI, no body copy)."""
 
-    def __init__(self, app: ASGIApp, metrics: _Metrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: _Metrics, routes: list[BaseRoute]) -> None:
         self.app = app
         self.metrics = metrics
+        self.routes = routes
+        self._templates: dict[int, str] = {}
+
+    def _template(self, scope: Scope) -> str:
+        """The matched route's template: FastAPI's routes name themselves in the scope;
+        Starlette's (a mount of static files, say) are found by the endpoint they matched."""
+        route = scope.get("route")
+        if route is not None:
+            return str(route.path)
+        endpoint = scope.get("endpoint")
+        if endpoint is None:
+            return UNMATCHED
+        template = self._templates.get(id(endpoint))
+        if template is None:  # a route added since the last look: read them again
+            self._templates = {
+                id(getattr(each, "endpoint", None) or getattr(each, "app", None)): each.path
+                for each in self.routes
+                if isinstance(each, Route | Mount)
+            }
+            template = self._templates.get(id(endpoint), UNMATCHED)
+        return template
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -224,8 +246,8 @@ class MetricsMiddleware:
         finally:
             elapsed = time.perf_counter() - start
             in_flight.dec()
-            # The router wrote the matched route into this same scope.
-            route = getattr(scope.get("route"), "path", None) or UNMATCHED
+            # The router wrote what it matched into this same scope.
+            route = self._template(scope)
             self.metrics.requests.labels(method, route, str(status)).inc()
             self.metrics.latency.labels(method, route).observe(elapsed)
 
@@ -261,4 +283,4 @@ def install_metrics(app: FastAPI, manager: PluginManager, settings: Settings) ->
     )
     app.router.lifespan_context = _timed_startup(app, metrics, manager)
     # Added last, so it is the outermost middleware and sees every answer (413, CORS).
-    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(MetricsMiddleware, metrics=metrics, routes=app.router.routes)
