@@ -3,6 +3,8 @@ counting requests by route template and components by their lifecycle events."""
 
 from __future__ import annotations
 
+import json
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -210,3 +212,38 @@ def test_component_state_outage_errors_trips_and_recoveries_come_from_lifecycle_
         "opa_component_down_duration_seconds_count",
     ):
         assert value(after, name, **labels) - value(before, name, **labels) == 1, name
+
+
+ROOT = Path(__file__).resolve().parents[3]
+_SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum"), "gauge": ("",)}
+
+
+def exported() -> dict[str, set[str]]:
+    """Each opa metric family and the series names it can have, from the registry."""
+    make_app(METRICS=True)  # creates the metrics once per process
+    from prometheus_client import REGISTRY
+
+    return {
+        family.name: {family.name + suffix for suffix in _SUFFIXES[family.type]}
+        for family in REGISTRY.collect()
+        if family.name.startswith("opa_")
+    }
+
+
+def test_every_grafana_query_names_a_metric_opa_exports() -> None:
+    """Each query of examples/observing/grafana-dashboard.json names only opa metrics that
+    exist, and every opa metric is on the dashboard."""
+    dashboard = json.loads((ROOT / "examples/observing/grafana-dashboard.json").read_text())
+    queries = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+    named = {name for query in queries for name in re.findall(r"\bopa_[a-z_]+", query)}
+    families = exported()
+    assert named - set().union(*families.values()) == set()
+    assert {family for family, names in families.items() if not names & named} == set()
+
+
+def test_every_metric_is_documented() -> None:
+    """docs/observing.md names every metric opa exports, as Prometheus shows it."""
+    page = (ROOT / "docs" / "observing.md").read_text(encoding="utf-8")
+    for family, names in exported().items():
+        shown = family + "_total" if family + "_total" in names else family
+        assert f"`{shown}`" in page, f"docs/observing.md does not name {shown}"
