@@ -193,6 +193,7 @@ def test_component_state_outage_errors_trips_and_recoveries_come_from_lifecycle_
             assert value(before, "opa_component_state", **labels, state="ok") == 1
             assert value(before, "opa_component_state", **labels, state="down") == 0
             assert value(before, "opa_component_connect_duration_seconds_count", **labels) >= 1
+            assert client.get("/health").status_code == 200
             server.stall()
             assert client.get("/echo/store").status_code == 503
             wait_for(
@@ -212,6 +213,12 @@ def test_component_state_outage_errors_trips_and_recoveries_come_from_lifecycle_
         "opa_component_down_duration_seconds_count",
     ):
         assert value(after, name, **labels) - value(before, name, **labels) == 1, name
+    pings = "opa_component_ping_duration_seconds_count"
+    # /health's ping, and the breaker's ping that found the backend back.
+    assert (
+        value(after, pings, **labels, outcome="ok") - value(before, pings, **labels, outcome="ok")
+        >= 2
+    )
 
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -160,7 +160,7 @@ class Breaker:
         driver = component.driver
         if driver is None:
             return "not connected"
-        return await self.pings.ping(component.name, driver)
+        return await self.pings.ping_component(component, driver)
 
     def _mark_down(self, component: Component, problem: str) -> None:
         if component.mark_down(problem):

@@ -371,7 +371,7 @@ class Components:
         async def one(component: Component) -> tuple[str, dict[str, str]]:
             driver = component.driver
             if component.status is Status.OK and driver is not None:
-                problem = await self.pings.ping(component.name, driver)
+                problem = await self.pings.ping_component(component, driver)
                 if problem is not None:
                     if self.breaker is None or not self.breaker.armed:
                         return component.name, self._entry(component, Status.UNAVAILABLE, problem)

@@ -79,6 +79,11 @@ class _Metrics:
             "Time a component took to connect and pass its driver's validation.",
             ["component", "driver"],
         )
+        self.ping = prom.Histogram(
+            "opa_component_ping_duration_seconds",
+            "Time a component's ping took (/health, or the breaker waiting for it), by outcome.",
+            ["component", "driver", "outcome"],
+        )
         self.failures = prom.Counter(
             "opa_component_connect_failures",
             "Components that did not connect at start-up.",
@@ -140,6 +145,13 @@ class _ComponentEvents:
     @hookimpl
     def opa_component_connected(self, component: Component, elapsed: float) -> None:
         self.metrics.connect.labels(*_labels(component)).observe(elapsed)
+
+    @hookimpl
+    def opa_component_pinged(
+        self, component: Component, elapsed: float, problem: str | None
+    ) -> None:
+        outcome = "ok" if problem is None else "failed"
+        self.metrics.ping.labels(*_labels(component), outcome).observe(elapsed)
 
     @hookimpl
     def opa_component_failed(self, component: Component) -> None:

@@ -37,6 +37,7 @@ __all__ = [
     "opa_component_down",
     "opa_component_failed",
     "opa_component_outage",
+    "opa_component_pinged",
     "opa_component_recovered",
     "opa_worker_app",
     "opa_worker_setup",
@@ -80,6 +81,12 @@ def opa_component_failed(component: Component, error: str) -> None:
 @hookspec
 def opa_component_outage(component: Component, error: str) -> None:
     """A request failed with an outage error of *component*'s backend and was answered 503."""
+
+
+@hookspec
+def opa_component_pinged(component: Component, elapsed: float, problem: str | None) -> None:
+    """*component* was pinged (``/health``, or the breaker waiting for it); it took *elapsed*
+    seconds, and *problem* says why it failed, or is None when it answered."""
 
 
 @hookspec
