@@ -2,8 +2,8 @@
 
 ``python benchmarks/run.py [--quick] [--loadgen auto|wrk|python] [--only core,redis,...]``
 prints opa-core's table, then the other parts (``bench_routing.py``, ``bench_masking.py``,
-``bench_serving.py``, ``bench_redis.py``, ``bench_breaker.py``, ``bench_mongodb.py``,
-``bench_celery.py``), each printing its own;
+``bench_serving.py``, ``bench_redis.py``, ``bench_breaker.py``, ``bench_metrics.py``,
+``bench_mongodb.py``, ``bench_celery.py``), each printing its own;
 ``--only`` picks some of them. ``nox -s bench`` runs this with what every part needs installed.
 
 Nothing here asserts: a MISS is a number to look at, not a failure. Compared variants take
@@ -298,7 +298,17 @@ def imports(plan: Plan, scratch: Path, report: Report) -> None:
     report.notes.append(f"5: modules checked: {', '.join(fixtures.BACKENDS)}")
 
 
-SECTIONS = ("core", "routing", "masking", "serving", "redis", "breaker", "mongodb", "celery")
+SECTIONS = (
+    "core",
+    "routing",
+    "masking",
+    "serving",
+    "redis",
+    "breaker",
+    "metrics",
+    "mongodb",
+    "celery",
+)
 
 # Arguments of each driver benchmark's main() for a --quick run (a smoke run, not figures).
 QUICK_ARGS = {
@@ -307,6 +317,7 @@ QUICK_ARGS = {
     "serving": ["--rounds", "2", "--requests", "3000", "--callgrind-requests", "200"],
     "redis": ["--rounds", "2", "--requests", "2000", "--warmup", "500"],
     "breaker": ["--rounds", "2", "--requests", "2000", "--warmup", "500", "--stall-rounds", "1"],
+    "metrics": ["--rounds", "2", "--requests", "2000", "--warmup", "500"],
     "mongodb": ["--rounds", "2", "--requests", "200"],
     "celery": ["--rounds", "1", "--samples", "20", "--tasks", "200"],
 }
@@ -342,7 +353,7 @@ def driver_section(name: str, options: argparse.Namespace, tool: str) -> int:
 
     module = importlib.import_module(f"bench_{name}")
     argv = list(QUICK_ARGS[name]) if options.quick else []
-    if name in ("redis", "serving", "breaker"):
+    if name in ("redis", "serving", "breaker", "metrics"):
         argv += ["--loadgen", tool]
     code: int = module.main(argv)
     return code
@@ -355,6 +366,7 @@ TITLES = {
     "serving": "Serving layer: opa.serving against plain uvicorn h11 (benchmarks/bench_serving.py)",
     "redis": "Redis drivers (benchmarks/bench_redis.py)",
     "breaker": "Component breaker on a stalled and a healthy Redis (benchmarks/bench_breaker.py)",
+    "metrics": "Prometheus metrics on against off (benchmarks/bench_metrics.py)",
     "mongodb": "MongoDB drivers (benchmarks/bench_mongodb.py)",
     "celery": "Celery driver (benchmarks/bench_celery.py)",
 }
