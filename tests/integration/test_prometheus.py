@@ -197,3 +197,29 @@ def test_prometheus_scrapes_requests_by_route_and_a_redis_outage(
     assert all(trips[c] is not None and trips[c] >= 1 for c in COMPONENTS), trips
     assert all(outages[c] is not None and outages[c] >= 1 for c in COMPONENTS), outages
     assert latency == REQUESTS + 2
+
+
+def test_with_prometheus_multiprocess_folder_set_a_scrape_reads_the_folder(tmp_path: Path) -> None:
+    """With PROMETHEUS_MULTIPROC_DIR set before `opa run` starts, each metric is written to
+    that folder and /metrics adds up what the folder holds (the switch for several workers)."""
+    folder = tmp_path / "prometheus-multiproc"
+    folder.mkdir()
+    settings = {"PLUGIN_PATHS": [str(EXAMPLE.parent / "observing")], "METRICS": True}
+    run = OpaRun(
+        write_settings(tmp_path / "settings", settings),
+        tmp_path / "opa.log",
+        environ={"PROMETHEUS_MULTIPROC_DIR": str(folder)},
+    )
+    try:
+        run.wait_serving()
+        base = f"http://{LOCALHOST}:{run.port}"
+        for item in (1, 2, 3):
+            assert httpx.get(f"{base}/items/{item}", timeout=30).status_code == 200
+        text = httpx.get(f"{base}/metrics", timeout=30).text
+    finally:
+        run.close()
+    assert list(folder.glob("*.db")), "no metrics file in the multiprocess folder"
+    line = 'opa_http_requests_total{method="GET",route="/items/{item_id}",status="200"} 3.0'
+    assert line in text.splitlines()
+    # The multiprocess collector's page: no process_* metrics of one process.
+    assert "process_cpu_seconds_total" not in text

@@ -12,6 +12,7 @@ multiprocess mode reads from; gauges declare how processes add up (``multiproces
 from __future__ import annotations
 
 import ipaddress
+import os
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -33,6 +34,7 @@ try:
 except ImportError:  # pragma: no cover - the message is tested with the module hidden
     prom = None  # type: ignore[assignment]
 
+MULTIPROCESS_FOLDER = "PROMETHEUS_MULTIPROC_DIR"
 UNMATCHED = "<unmatched>"
 """The route label of every request no route matched, so stray paths add no series."""
 
@@ -193,6 +195,19 @@ def _allowed(
     return any(address in network for network in networks)
 
 
+def _scraped() -> Any:
+    """What a scrape reads: this process's registry, or with prometheus-client's
+    multiprocess mode on (``PROMETHEUS_MULTIPROC_DIR`` set before the processes start) the
+    sum of every process's files in that folder."""
+    if not os.environ.get(MULTIPROCESS_FOLDER):
+        return prom.REGISTRY
+    from prometheus_client import multiprocess
+
+    registry = prom.CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    return registry
+
+
 def _metrics_endpoint(
     metrics: _Metrics, manager: PluginManager, settings: Settings
 ) -> Callable[[Request], Any]:
@@ -204,7 +219,7 @@ def _metrics_endpoint(
         if not _allowed(client, networks):
             return Response("metrics are not readable from this address\n", status_code=403)
         _update_states(metrics, manager)
-        return Response(prom.generate_latest(prom.REGISTRY), media_type=prom.CONTENT_TYPE_LATEST)
+        return Response(prom.generate_latest(_scraped()), media_type=prom.CONTENT_TYPE_LATEST)
 
     return endpoint
 
