@@ -204,7 +204,7 @@ def _scraped() -> Any:
     from prometheus_client import multiprocess
 
     registry = prom.CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry)
+    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     return registry
 
 
