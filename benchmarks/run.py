@@ -317,7 +317,7 @@ QUICK_ARGS = {
     "serving": ["--rounds", "2", "--requests", "3000", "--callgrind-requests", "200"],
     "redis": ["--rounds", "2", "--requests", "2000", "--warmup", "500"],
     "breaker": ["--rounds", "2", "--requests", "2000", "--warmup", "500", "--stall-rounds", "1"],
-    "metrics": ["--rounds", "2", "--requests", "2000", "--warmup", "500"],
+    "metrics": ["--rounds", "2", "--requests", "2000", "--warmup", "500", "--calls", "2000"],
     "mongodb": ["--rounds", "2", "--requests", "200"],
     "celery": ["--rounds", "1", "--samples", "20", "--tasks", "200"],
 }
