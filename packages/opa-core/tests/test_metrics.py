@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -254,3 +255,14 @@ def test_every_metric_is_documented() -> None:
     for family, names in exported().items():
         shown = family + "_total" if family + "_total" in names else family
         assert f"`{shown}`" in page, f"docs/observing.md does not name {shown}"
+
+
+def test_the_settings_sample_of_the_observing_page_loads_and_serves_metrics() -> None:
+    """The settings file docs/observing.md offers is valid and turns metrics on for its
+    networks only."""
+    page = (ROOT / "docs" / "observing.md").read_text(encoding="utf-8")
+    sample = yaml.safe_load(re.findall(r"```yaml\n(.*?)```", page, re.DOTALL)[0])["default"]
+    with TestClient(make_app(**sample), client=("10.20.1.2", 1)) as client:
+        assert client.get("/metrics").status_code == 200
+    with TestClient(make_app(**sample), client=("10.21.1.2", 1)) as client:
+        assert client.get("/metrics").status_code == 403
