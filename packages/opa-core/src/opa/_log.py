@@ -68,9 +68,6 @@ class _JsonSink:
             "component": extra.get("component"),
             "plugin": extra.get("plugin") or self.plugin_of(name),
         }
-        for key in ("trace_id", "span_id"):
-            if key in extra:
-                line[key] = extra[key]
         error = record["exception"]
         if error is not None and error.type is not None:
             text = "".join(traceback.format_exception(error.type, error.value, error.traceback))
