@@ -232,6 +232,8 @@ BAD_VARIABLES = [
     ("MAX_REQUEST_BODY", "1.5", "float 1.5"),
     ("HOST", "'two words'", "str 'two words'"),
     ("PROJECT_NAME", "true", "bool True"),
+    ("PROJECT_NAME", "''", "str ''"),
+    ("PROJECT_VERSION", "''", "str ''"),
     ("PROJECT_DESCRIPTION", "[1]", "list"),
     ("PROJECT_VERSION", "{}", "mapping"),
     ("PLUGIN_PATHS", "7", "int 7"),

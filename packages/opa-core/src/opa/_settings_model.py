@@ -166,11 +166,14 @@ class Settings(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True, coerce_numbers_to_str=True)
 
     # The app
-    PROJECT_NAME: str = Field(description="a string (the title of the API)")
+    # FastAPI refuses an empty title or version with a bare AssertionError.
+    PROJECT_NAME: str = Field(
+        min_length=1, description="a string, not empty (the title of the API)"
+    )
     PROJECT_DESCRIPTION: Annotated[str, BeforeValidator(_empty_if_null)] = Field(
         description="a string"
     )
-    PROJECT_VERSION: str = Field(description="a version string such as 1.0.0")
+    PROJECT_VERSION: str = Field(min_length=1, description="a version string such as 1.0.0")
     DOCS_URL: UrlPath = Field(description=_PATH_TEXT)
     REDOC_URL: UrlPath = Field(description=_PATH_TEXT)
     OPENAPI_URL: UrlPath = Field(description=_PATH_TEXT)
