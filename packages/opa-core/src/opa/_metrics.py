@@ -232,6 +232,9 @@ class MetricsMiddleware:
         self.metrics = metrics
         self.routes = routes
         self._templates: dict[int, str] = {}
+        # Label lookups take a lock each; the children are kept here after the first request.
+        self._in_flight: dict[str, Any] = {}
+        self._answered: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     def _template(self, scope: Scope) -> str:
         """The matched route's template: FastAPI's routes name themselves in the scope;
@@ -258,7 +261,9 @@ class MetricsMiddleware:
             return
         method = scope["method"] if scope["method"] in _METHODS else "OTHER"
         status = 500  # what the client gets if the app raises before answering
-        in_flight = self.metrics.in_flight.labels(method)
+        in_flight = self._in_flight.get(method)
+        if in_flight is None:
+            in_flight = self._in_flight[method] = self.metrics.in_flight.labels(method)
 
         async def send_status(message: Message) -> None:
             nonlocal status
@@ -274,9 +279,15 @@ class MetricsMiddleware:
             elapsed = time.perf_counter() - start
             in_flight.dec()
             # The router wrote what it matched into this same scope.
-            route = self._template(scope)
-            self.metrics.requests.labels(method, route, str(status)).inc()
-            self.metrics.latency.labels(method, route).observe(elapsed)
+            key = (method, self._template(scope), status)
+            children = self._answered.get(key)
+            if children is None:
+                children = self._answered[key] = (
+                    self.metrics.requests.labels(method, key[1], str(status)),
+                    self.metrics.latency.labels(method, key[1]),
+                )
+            children[0].inc()
+            children[1].observe(elapsed)
 
 
 def _timed_startup(
