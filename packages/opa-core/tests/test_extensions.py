@@ -86,6 +86,34 @@ def test_connected_is_told_after_a_component_connects(recorder: Recorder) -> Non
         asyncio.run(group.stop())
 
 
+class ConnectTimer:
+    """An extension that takes the connect time `opa_component_connected` offers."""
+
+    def __init__(self) -> None:
+        self.elapsed: list[float] = []
+
+    @hookimpl
+    def opa_component_connected(self, component: Component, elapsed: float) -> None:
+        self.elapsed.append(elapsed)
+
+
+def test_connected_offers_the_connect_time_to_who_asks_for_it(recorder: Recorder) -> None:
+    """An extension naming `elapsed` gets the connect time; one without it (the Recorder,
+    written before the argument came) is still told."""
+    timer = ConnectTimer()
+    extensions().register(timer)
+    try:
+        with EchoServer() as server:
+            group = echo_components(server.url)
+            asyncio.run(group.start())
+            asyncio.run(group.stop())
+    finally:
+        extensions().unregister(timer)
+    assert len(timer.elapsed) == 1
+    assert 0 < timer.elapsed[0] < 5  # within the component's TIMEOUT
+    assert recorder.events[0] == ("connected", "echo")
+
+
 def test_failed_is_told_with_the_reason_when_connect_fails(recorder: Recorder) -> None:
     """Extensions hear `opa_component_failed`, with the error line, when a component fails."""
     group = echo_components(f"tcp://127.0.0.1:{free_port()}")

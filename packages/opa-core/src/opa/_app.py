@@ -24,7 +24,7 @@ from opa._bootstrap import bootstrap
 from opa._breaker import breaker_settings
 from opa._config import typed
 from opa._errors import ComponentUnavailableError, OpaError, PluginError
-from opa._extensions import extensions
+from opa._extensions import extensions, notify
 from opa._health import router as health_router
 from opa._log import log
 from opa._masking import mask_secrets
@@ -96,6 +96,8 @@ def _backend_outages(app: FastAPI, manager: PluginManager) -> None:
         names = " or ".join(repr(component.name) for component in owners)
         detail = f"backend unavailable for component {names}"
         log.warning("{}: {}", detail, f"{type(exc).__name__}: {exc}")
+        for component in owners:
+            notify("opa_component_outage", component=component, error=detail)
         breaker = manager.components.breaker
         if breaker is not None:
             breaker.outage_in_request(exc, owners)
@@ -216,4 +218,9 @@ def app_for(manager: PluginManager) -> FastAPI:
     add_router(app, health_router)
     if self_hosted:
         serve_api_docs(app, docs_url=docs_url, redoc_url=redoc_url)
+    if checked.METRICS:
+        # Imported here: without the setting, no prometheus-client and no middleware.
+        from opa._metrics import install_metrics
+
+        install_metrics(app, manager, checked)
     return app

@@ -22,9 +22,23 @@ from typing import Any
 
 from opa import _runtime as runtime
 from opa._config import load_settings, old_name_warnings, typed
+from opa._errors import OpaError
 from opa._extensions import extensions
 from opa._log import log, setup_logging
 from opa._plugin_manager import PluginManager
+
+
+def plugin_of_logger(name: str) -> str | None:
+    """The plugin whose module (or a module inside it) is the logger *name*, if any."""
+    try:
+        manager = runtime.get_plugin_manager()
+    except OpaError:  # logging before any app or worker started
+        return None
+    for plugin in manager.plugins:
+        module = plugin.module.__name__
+        if name == module or name.startswith(f"{module}."):
+            return module
+    return None
 
 
 def settings_and_logging(
@@ -35,7 +49,10 @@ def settings_and_logging(
 ) -> Any:
     """Steps 1 and 2 alone, for commands that need no plugin (``opa config``)."""
     resolved = load_settings(settings_dir=settings_dir, env=env, overrides=settings)
-    setup_logging(typed(resolved).LOG_LEVEL)
+    checked = typed(resolved)
+    setup_logging(
+        checked.LOG_LEVEL, json_lines=checked.LOG_FORMAT == "json", plugin_of=plugin_of_logger
+    )
     for warning in old_name_warnings(resolved):
         log.warning("{}", warning)
     return resolved

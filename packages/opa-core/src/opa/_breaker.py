@@ -148,7 +148,7 @@ class Breaker:
         since = component.down_since
         if component.mark_up():
             seconds = time.monotonic() - since if since is not None else 0.0
-            log.warning(
+            log.bind(component=component.name).warning(
                 "component {!r} answers again after {:.1f}s down; serving it",
                 component.name,
                 seconds,
@@ -160,11 +160,11 @@ class Breaker:
         driver = component.driver
         if driver is None:
             return "not connected"
-        return await self.pings.ping(component.name, driver)
+        return await self.pings.ping_component(component, driver)
 
     def _mark_down(self, component: Component, problem: str) -> None:
         if component.mark_down(problem):
-            log.warning(
+            log.bind(component=component.name).warning(
                 "component {!r} is down: {}; its requests answer 503 until it answers a ping "
                 "(every {:g}s at most; COMPONENT_BREAKER: false turns this off)",
                 component.name,

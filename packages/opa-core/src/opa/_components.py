@@ -243,7 +243,9 @@ class Components:
         self.resolve(sync_only=sync_only)
         for component in self:
             if component.status is Status.SKIPPED:
-                log.warning("skipping component {!r}: {}", component.name, component.detail)
+                log.bind(component=component.name).warning(
+                    "skipping component {!r}: {}", component.name, component.detail
+                )
         pending = [c for c in self if c.status is Status.PENDING]
         results = await asyncio.gather(
             *(self._start_one(c) for c in pending), return_exceptions=True
@@ -301,13 +303,14 @@ class Components:
                     component, f"component {spec.name!r} ({target}): pre-check failed: {problem}"
                 )
             component.status, component.detail = Status.SKIPPED, "unreachable"
-            log.warning(
+            log.bind(component=component.name).warning(
                 "skipping component {!r} ({}): {} (set its LOAD to no if it is not wanted)",
                 spec.name,
                 target,
                 mask_secrets(problem),
             )
             return
+        start = time.perf_counter()
         try:
             async with asyncio.timeout(spec.timeout):
                 await call_driver(driver, driver.connect)
@@ -331,8 +334,11 @@ class Components:
                 "check the server there is the one its OPTS expect (address, credentials)",
             ) from None
         component.status, component.detail = Status.OK, ""
-        log.info("component {!r} connected ({}, driver {})", spec.name, target, spec.driver)
-        notify("opa_component_connected", component=component)
+        log.bind(component=spec.name).info(
+            "component {!r} connected ({}, driver {})", spec.name, target, spec.driver
+        )
+        elapsed = time.perf_counter() - start
+        notify("opa_component_connected", component=component, elapsed=elapsed)
 
     @staticmethod
     def _failed(component: Component, message: str) -> ComponentError:
@@ -348,7 +354,7 @@ class Components:
             async with asyncio.timeout(self.shutdown_timeout):
                 await call_driver(driver, driver.disconnect)
         except Exception as exc:
-            log.warning(
+            log.bind(component=component.name).warning(
                 "component {!r} did not disconnect cleanly: {}",
                 component.name,
                 mask_secrets(f"{type(exc).__name__}: {exc}"),
@@ -380,7 +386,7 @@ class Components:
         async def one(component: Component) -> tuple[str, dict[str, str]]:
             driver = component.driver
             if component.status is Status.OK and driver is not None:
-                problem = await self.pings.ping(component.name, driver)
+                problem = await self.pings.ping_component(component, driver)
                 if problem is not None:
                     if self.breaker is None or not self.breaker.armed:
                         return component.name, self._entry(component, Status.UNAVAILABLE, problem)

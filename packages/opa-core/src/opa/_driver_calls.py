@@ -9,11 +9,16 @@ from __future__ import annotations
 import asyncio
 import inspect
 import os
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opa._drivers import Driver, driver_is_async
+from opa._extensions import notify
+
+if TYPE_CHECKING:
+    from opa._components import Component
 
 _SYNC_CALLS = ThreadPoolExecutor(thread_name_prefix="opa-driver")
 
@@ -86,6 +91,14 @@ class Pings:
             return "ping cancelled"
         error = ping.exception()
         return None if error is None else ping_failure(error, self.timeout)
+
+    async def ping_component(self, component: Component, driver: Driver) -> str | None:
+        """:meth:`ping` for *component*, told to the extensions with the time it took."""
+        start = time.perf_counter()
+        problem = await self.ping(component.name, driver)
+        elapsed = time.perf_counter() - start
+        notify("opa_component_pinged", component=component, elapsed=elapsed, problem=problem)
+        return problem
 
     def _sync_ping(self, name: str, driver: Driver) -> asyncio.Future[Any]:
         running = self._running.get(name)

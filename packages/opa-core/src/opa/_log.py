@@ -7,8 +7,12 @@ that sink masks credentials in every line, tracebacks included.
 from __future__ import annotations
 
 import inspect
+import json
 import logging
 import sys
+import traceback
+from collections.abc import Callable
+from datetime import UTC
 from typing import Any, TextIO
 
 from loguru import logger as _logger
@@ -39,6 +43,41 @@ class _MaskingSink:
 
     def flush(self) -> None:
         self.stream.flush()
+
+
+class _JsonSink:
+    """Write each record as one JSON object on its own line, masked as text lines are.
+
+    Each string that may carry what a caller wrote (the message, the exception) goes
+    through the same :func:`mask_secrets` as a text line does, before it is encoded.
+    """
+
+    def __init__(self, stream: TextIO, plugin_of: Callable[[str], str | None]) -> None:
+        self.stream = stream
+        self.plugin_of = plugin_of
+
+    def write(self, message: Any) -> None:
+        record = message.record
+        extra = record["extra"]
+        name = record["name"] or ""
+        line: dict[str, Any] = {
+            "time": record["time"].astimezone(UTC).isoformat(timespec="milliseconds"),
+            "level": record["level"].name,
+            "message": mask_secrets(record["message"]),
+            "logger": name,
+            "component": extra.get("component"),
+            "plugin": extra.get("plugin") or self.plugin_of(name),
+        }
+        error = record["exception"]
+        if error is not None and error.type is not None:
+            text = "".join(traceback.format_exception(error.type, error.value, error.traceback))
+            line["exception"] = mask_secrets(text)
+        self.stream.write(json.dumps(line, ensure_ascii=False, default=str) + "\n")
+        self.stream.flush()
+
+
+def _no_plugin(name: str) -> str | None:
+    return None
 
 
 def cut_url(url: str, limit: int = MAX_LOGGED_URL) -> str:
@@ -98,17 +137,36 @@ class Log:
 log = Log()
 
 
-def setup_logging(level: str | int = "INFO", stream: TextIO | None = None) -> None:
-    """(Re)configure the one sink and route standard logging into it."""
+def setup_logging(
+    level: str | int = "INFO",
+    stream: TextIO | None = None,
+    *,
+    json_lines: bool = False,
+    plugin_of: Callable[[str], str | None] = _no_plugin,
+) -> None:
+    """(Re)configure the one sink and route standard logging into it.
+
+    *json_lines* writes JSON lines instead of text (setting ``LOG_FORMAT: json``);
+    *plugin_of* names the plugin a logger (a module name) belongs to, for their ``plugin``.
+    """
     level_name = level.upper() if isinstance(level, str) else logging.getLevelName(level)
     _logger.remove()
-    _logger.add(
-        _MaskingSink(stream or sys.stderr),
-        level=level_name,
-        format=_FORMAT,
-        backtrace=False,
-        diagnose=False,
-    )
+    if json_lines:
+        _logger.add(
+            _JsonSink(stream or sys.stderr, plugin_of).write,
+            level=level_name,
+            format="{message}",
+            backtrace=False,
+            diagnose=False,
+        )
+    else:
+        _logger.add(
+            _MaskingSink(stream or sys.stderr),
+            level=level_name,
+            format=_FORMAT,
+            backtrace=False,
+            diagnose=False,
+        )
     # The root level follows ours, so libraries' debug calls build no record we would drop.
     logging.basicConfig(handlers=[_InterceptHandler()], level=level_name, force=True)
     # Loggers with handlers of their own (uvicorn's default config) write through ours

@@ -9,6 +9,7 @@ one-line form of :mod:`opa._setting_errors`.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from typing import Annotated, Any
@@ -32,6 +33,7 @@ from opa._errors import ConfigError
 from opa._setting_errors import MISSING, found, one_line, problem, pydantic_expected
 
 LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("text", "json")
 MAX_SECONDS = 3600
 MAX_LIMIT_BYTES = 1024 * 1024
 DEFAULT_COMPONENT_TIMEOUT = 10.0
@@ -116,6 +118,28 @@ def _log_level(value: Any) -> Any:
     raise ValueError("not a log level")
 
 
+def _log_format(value: Any) -> Any:
+    if isinstance(value, str) and value.strip().lower() in LOG_FORMATS:
+        return value.strip().lower()
+    raise ValueError("not a log format")
+
+
+def _network(value: Any) -> Any:
+    # strict=True: "10.0.0.1/8" has host bits set, a typo for 10.0.0.0/8 or 10.0.0.1/32.
+    if not isinstance(value, str):
+        raise ValueError("not a network")
+    try:
+        return str(ipaddress.ip_network(value.strip(), strict=True))
+    except ValueError as exc:
+        raise ValueError("not a network") from exc
+
+
+def _metrics_path(value: str) -> str:
+    if not value:
+        raise ValueError("empty")
+    return value
+
+
 Seconds = Annotated[
     float, BeforeValidator(_no_bool), Field(gt=0, le=MAX_SECONDS, allow_inf_nan=False)
 ]
@@ -129,6 +153,7 @@ Strings = Annotated[list[str], BeforeValidator(_string_list)]
 Paths = Annotated[list[Annotated[str, AfterValidator(_folder)]], BeforeValidator(_string_list)]
 Tokens = Annotated[list[Annotated[str, _matching(_TOKEN)]], BeforeValidator(_string_list)]
 Origins = Annotated[list[Annotated[str, _matching(_ORIGIN)]], BeforeValidator(_string_list)]
+Networks = Annotated[list[Annotated[str, BeforeValidator(_network)]], BeforeValidator(_string_list)]
 
 _SECONDS = f"a number of seconds above 0 and at most {MAX_SECONDS}"
 _STRINGS = "a list of strings, or one string"
@@ -141,11 +166,14 @@ class Settings(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True, coerce_numbers_to_str=True)
 
     # The app
-    PROJECT_NAME: str = Field(description="a string (the title of the API)")
+    # FastAPI refuses an empty title or version with a bare AssertionError.
+    PROJECT_NAME: str = Field(
+        min_length=1, description="a string, not empty (the title of the API)"
+    )
     PROJECT_DESCRIPTION: Annotated[str, BeforeValidator(_empty_if_null)] = Field(
         description="a string"
     )
-    PROJECT_VERSION: str = Field(description="a version string such as 1.0.0")
+    PROJECT_VERSION: str = Field(min_length=1, description="a version string such as 1.0.0")
     DOCS_URL: UrlPath = Field(description=_PATH_TEXT)
     REDOC_URL: UrlPath = Field(description=_PATH_TEXT)
     OPENAPI_URL: UrlPath = Field(description=_PATH_TEXT)
@@ -164,6 +192,17 @@ class Settings(BaseModel):
     DEBUG: bool = Field(description="true or false")
     LOG_LEVEL: Annotated[str, BeforeValidator(_log_level)] = Field(
         description=f"one of {', '.join(LOG_LEVELS)}"
+    )
+    LOG_FORMAT: Annotated[str, BeforeValidator(_log_format)] = Field(
+        description=f"one of {', '.join(LOG_FORMATS)}"
+    )
+    # Metrics (opa.metrics): off unless switched on, and then readable from ALLOW alone.
+    METRICS: bool = Field(description="true or false")
+    METRICS_PATH: Annotated[UrlPath, AfterValidator(_metrics_path)] = Field(
+        description="a path starting with / (no spaces, braces, ? or #)"
+    )
+    METRICS_ALLOW: Networks = Field(
+        description="a list of client networks such as 127.0.0.1/32 or 10.0.0.0/8 (no host bits)"
     )
     # CORS
     CORS_ORIGINS: Origins = Field(

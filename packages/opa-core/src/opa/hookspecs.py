@@ -36,6 +36,8 @@ __all__ = [
     "opa_component_disconnected",
     "opa_component_down",
     "opa_component_failed",
+    "opa_component_outage",
+    "opa_component_pinged",
     "opa_component_recovered",
     "opa_worker_app",
     "opa_worker_setup",
@@ -64,13 +66,27 @@ def opa_worker_app(manager: PluginManager) -> Any:
 
 
 @hookspec
-def opa_component_connected(component: Component) -> None:
-    """*component* connected and passed its driver's validation."""
+def opa_component_connected(component: Component, elapsed: float) -> None:
+    """*component* connected and passed its driver's validation, which took *elapsed* seconds.
+
+    An implementation may leave out *elapsed* (pluggy passes only the arguments it names).
+    """
 
 
 @hookspec
 def opa_component_failed(component: Component, error: str) -> None:
     """*component* did not connect; *error* says why (credentials masked)."""
+
+
+@hookspec
+def opa_component_outage(component: Component, error: str) -> None:
+    """A request failed with an outage error of *component*'s backend and was answered 503."""
+
+
+@hookspec
+def opa_component_pinged(component: Component, elapsed: float, problem: str | None) -> None:
+    """*component* was pinged (``/health``, or the breaker waiting for it); it took *elapsed*
+    seconds, and *problem* says why it failed, or is None when it answered."""
 
 
 @hookspec

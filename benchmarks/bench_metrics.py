@@ -1,0 +1,207 @@
+"""What Prometheus metrics (setting ``METRICS``) cost a request.
+
+``GET /hello`` (examples/hello-world) and ``GET /counter-async`` (examples/redis, the
+``redis-aioredis`` driver on the shared Redis, keys under a prefix of this run's own), each
+served with metrics on and off, in paired rounds on fresh server processes as
+``bench_redis.py`` measures: the ratio of on to off is the median of the per-round ratios,
+with its 95% bootstrap interval, and the server's CPU time per request beside it. Less
+sensitive to a busy machine: the CPU time of one ``GET /hello`` through the app itself
+(an ASGI call, no server, no sockets), metrics on and off in alternating rounds.
+
+    python benchmarks/bench_metrics.py [--rounds 9] [--requests 5000]
+
+Nothing asserts: a MISS is a number to look at.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import platform
+import tempfile
+import time
+import uuid
+from contextlib import ExitStack
+from functools import partial
+from pathlib import Path
+from statistics import median
+from typing import Any
+
+import bench_http as http
+from bench_redis import Variant, alternate, compare, delete_keys_at, say, verdict, write_opa_app
+
+from opa.testing import clean_environ
+
+ROOT = Path(__file__).resolve().parents[1]
+HELLO = ROOT / "examples" / "hello-world"
+TARGET = 0.95
+
+
+def write_hello_app(folder: Path, metrics: bool) -> Path:
+    """Settings serving examples/hello-world, metrics on or off; the settings folder."""
+    settings = {
+        "default": {
+            "LOG_LEVEL": "WARNING",
+            "PLUGIN_PATHS": [str(HELLO)],
+            "PLUGIN_ENTRY_POINTS": False,
+            "METRICS": metrics,
+        }
+    }
+    (folder / "settings").mkdir(parents=True)
+    (folder / "settings" / "settings.json").write_text(json.dumps(settings))
+    return folder / "settings"
+
+
+async def _asgi_hello_us(app: Any, number: int) -> float:
+    """CPU microseconds of one ``GET /hello`` through *app*, over *number* calls."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/hello",
+        "raw_path": b"/hello",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"bench")],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 80),
+    }
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        return None
+
+    started = time.process_time()
+    for _ in range(number):
+        await app(dict(scope), receive, send)
+    return (time.process_time() - started) / number * 1e6
+
+
+def asgi_hello_us(rounds: int, number: int) -> dict[str, list[float]]:
+    """CPU microseconds of one ``GET /hello`` through the app, metrics on and off, per round."""
+    from opa.testing import build_app
+
+    apps = {
+        name: build_app(
+            {"PLUGIN_PATHS": [str(HELLO)], "METRICS": name == "on", "LOG_LEVEL": "ERROR"}
+        )
+        for name in ("on", "off")
+    }
+    results: dict[str, list[float]] = {"on": [], "off": []}
+    for number_of_round in range(rounds):
+        for name in ("on", "off") if number_of_round % 2 == 0 else ("off", "on"):
+            results[name].append(asyncio.run(_asgi_hello_us(apps[name], number)))
+    return results
+
+
+def variant(name: str, folder: Path, settings: Path, path: str) -> Variant:
+    launch = partial(
+        http.start_server,
+        name,
+        "opa.main:app",
+        folder,
+        clean_environ(settings),
+        folder / f"{name}.log",
+        path=path,
+    )
+    return Variant(name, launch, path)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--url", help="Redis URL (default: the shared 127.0.0.1:6379, else private)"
+    )
+    parser.add_argument("--rounds", type=int, default=9, help="paired rounds per endpoint")
+    parser.add_argument("--requests", type=int, default=5_000, help="requests per round")
+    parser.add_argument("--warmup", type=int, default=1_000, help="warm-up requests per server")
+    parser.add_argument("--concurrency", type=int, default=32, help="keep-alive connections")
+    parser.add_argument("--calls", type=int, default=20_000, help="ASGI calls per CPU round")
+    parser.add_argument("--loadgen", choices=["auto", "wrk", "python"], default="auto")
+    return http.checked_args(parser, argv, ("rounds", "requests", "concurrency", "calls"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure both endpoints with metrics on and off and print the markdown table."""
+    args = parse_args(argv)
+    from opa.testing import TestServices
+
+    started = time.perf_counter()
+    prefix = f"opa-bench-metrics:{uuid.uuid4().hex[:8]}:"
+    pairs: list[tuple[str, Variant, Variant]] = []
+    with ExitStack() as stack:
+        services = stack.enter_context(TestServices())
+        scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="opa-bench-")))
+        url = args.url or services.redis_url()
+        stack.callback(lambda: say(f"metrics: deleted {delete_keys_at(url, prefix)} keys"))
+
+        def send(target: str, requests: int) -> float:
+            return http.load(target, requests, args.concurrency, args.loadgen, scratch)
+
+        for path in ("/hello", "/counter-async"):
+            built = []
+            for name in ("on", "off"):
+                folder = scratch / f"{path.strip('/')}-{name}"
+                folder.mkdir()
+                metrics = name == "on"
+                if path == "/hello":
+                    settings = write_hello_app(folder, metrics)
+                else:
+                    settings = write_opa_app(folder, url, f"{prefix}{name}:", METRICS=metrics)
+                built.append(variant(name, folder, settings, path))
+            say(f"metrics: GET {path}, metrics on and off")
+            alternate(built, args.rounds, lambda v: v.measure(send, args.warmup, args.requests))
+            pairs.append((path, built[0], built[1]))
+        say("metrics: CPU time of GET /hello through the app, metrics on and off")
+        calls = asgi_hello_us(args.rounds, args.calls)
+
+    rows: list[http.Row] = []
+    notes: list[str] = []
+    for number, (path, on, off) in enumerate(pairs, start=1):
+        compared = compare(on.rates, off.rates)
+        rows.append(
+            http.Row(
+                str(number),
+                f"`GET {path}`, metrics on vs off, req/s",
+                f"{median(on.rates):,.0f}",
+                f"{median(off.rates):,.0f}",
+                str(compared),
+                f">= {TARGET}x",
+                verdict(compared.ratio >= TARGET),
+            )
+        )
+        cpu = compare(on.cpu_us, off.cpu_us)
+        notes.append(
+            f"{number}: server CPU per request, us: on {median(on.cpu_us):.0f}, "
+            f"off {median(off.cpu_us):.0f} (on/off {cpu})"
+        )
+    per_call = compare(calls["on"], calls["off"])
+    rows.append(
+        http.Row(
+            str(len(pairs) + 1),
+            "`GET /hello` through the app (ASGI call), metrics on vs off, CPU us/request",
+            f"{median(calls['on']):.1f}",
+            f"{median(calls['off']):.1f}",
+            str(per_call),
+            f"<= {1 / TARGET:.3f}x",
+            verdict(per_call.ratio <= 1 / TARGET),
+        )
+    )
+    elapsed = time.perf_counter() - started
+    http.print_report(
+        f"Python {platform.python_version()}, {args.rounds} paired rounds of "
+        f"{args.requests:,} requests at concurrency {args.concurrency}, load from "
+        f"{args.loadgen}, {elapsed:.0f} s in all.\n",
+        rows,
+        notes,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
