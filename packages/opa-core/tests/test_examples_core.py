@@ -32,7 +32,8 @@ ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES = ROOT / "examples"
 TIMEKEEPER = EXAMPLES / "timekeeper"
 HOOKS = EXAMPLES / "hooks"
-RUN_LINE = re.compile(r"^((?:OPA_[A-Z_]+=\S+ )*)opa run$")
+# A preparing command may come first: `PYTHONPATH=... python -m books.migrate && ... opa run`.
+RUN_LINE = re.compile(r"^(?:.+ && )?((?:OPA_[A-Z_]+=\S+ )*)opa run$")
 START_TIMEOUT = 30.0
 
 
