@@ -230,10 +230,14 @@ def unsplittable_components(closed_port: int) -> dict[str, Any]:
     }
 
 
-def failing_component(redis_url: str) -> dict[str, Any]:
-    """A LOAD: yes component whose password the shared Redis (which has none) refuses."""
+def failing_component(port: int) -> dict[str, Any]:
+    """A LOAD: yes component whose password the private Redis refuses.
+
+    Not the shared Redis: it has no password, and a server without one accepts any password
+    for its default user over RESP3's HELLO, which redis-py 8 speaks by default.
+    """
     secret = quote(HOSTILE["specials"], safe="")
-    url = redis_url.replace("redis://", f"redis://:{secret}@", 1)
+    url = f"redis://:{secret}@{LOCALHOST}:{port}/0"
     return {"WALRUS_REFUSED": {"LOAD": "yes", "DRIVER": "redis-walrus", "OPTS": {"URL": url}}}
 
 
@@ -300,7 +304,6 @@ def served_outputs(app: Any, outputs: dict[str, str], label: str) -> dict[str, A
 
 def test_passwords_appear_in_no_output(
     redis_with_password: int,
-    redis_url: str,
     plugin_dir: Path,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
@@ -325,7 +328,7 @@ def test_passwords_appear_in_no_output(
     assert "cannot reach" in outputs["500 text/plain (DEBUG True)"]  # the traceback page
 
     # A LOAD: yes component that fails with a password in its URL stops start-up.
-    failing = {**good, **failing_component(redis_url)}
+    failing = {**good, **failing_component(redis_with_password)}
     broken = build_app(settings(plugin_dir, failing, True))
     setup_logging("DEBUG", stream=logs)
     # Whatever the lifespan raises: its message is what is checked.
