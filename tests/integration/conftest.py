@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 from faults import MARKER_PLUGIN, OpaRun
 
+from opa.testing import RedisServer, ServiceUnavailable, TestServices, skip_or_fail
+
 pytest_plugins = ["opa.testing.fixtures"]
 
 
@@ -26,3 +28,13 @@ def opa_runs() -> Iterator[list[OpaRun]]:
     yield runs
     for run in runs:
         run.close()
+
+
+@pytest.fixture
+def private_redis() -> Iterator[RedisServer]:
+    """A private Redis a test may stop, pause and start; never the shared one."""
+    with TestServices() as services:
+        try:
+            yield services.start_redis()
+        except ServiceUnavailable as error:
+            skip_or_fail(str(error))

@@ -319,3 +319,31 @@ class PrivateRabbitMQ:
     def close(self) -> None:
         self.stop()
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+REDIS_EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "redis"
+
+
+def serve_redis_example(
+    redis_url: str, folder: Path, socket_timeout: float, health_timeout: float, **extra: Any
+) -> OpaRun:
+    """``opa run`` serving examples/redis on *redis_url* through both Redis drivers, with
+    quick probes (and *extra* settings), once it answers."""
+    opts = {"URL": redis_url, "SOCKET_TIMEOUT": socket_timeout, "CONNECT_TIMEOUT": socket_timeout}
+    settings = {
+        "PLUGIN_PATHS": [str(REDIS_EXAMPLE)],
+        "PLUGIN_ENTRY_POINTS": False,
+        "EXAMPLE_KEY_PREFIX": f"opa-faults:{uuid.uuid4().hex[:8]}:",
+        "HEALTH_TIMEOUT": health_timeout,
+        "COMPONENT_PROBE_INTERVAL": 0.2,
+        "COMPONENT_PROBE_MAX_INTERVAL": 1.0,
+        "LOG_LEVEL": "WARNING",
+        **extra,
+        "OPTIONAL_COMPONENTS": {
+            "WALRUS": {"LOAD": "yes", "DRIVER": "redis-walrus", "OPTS": opts},
+            "AIOREDIS": {"LOAD": "yes", "DRIVER": "redis-aioredis", "OPTS": opts},
+        },
+    }
+    run = OpaRun(write_settings(folder / "settings", settings), folder / "opa.log")
+    run.wait_serving()
+    return run

@@ -9,19 +9,16 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import quantiles
 
 import httpx
 import pytest
-from faults import OpaRun, write_settings
+from faults import OpaRun, serve_redis_example
 
-from opa.testing import LOCALHOST, RedisServer, ServiceUnavailable, TestServices, skip_or_fail
+from opa.testing import LOCALHOST, RedisServer
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "redis"
 ROUTES = ("/counter-sync", "/counter-async")
 COMPONENTS = ("walrus", "aioredis")
 # Shorter than the drivers' default (5 s), so the first wave leaves most of the stall to
@@ -115,35 +112,10 @@ def figure(row: str, **values: float | int | str) -> None:
     print(f"\nFIGURE {row}: {text}")
 
 
-@pytest.fixture
-def private_redis() -> Iterator[RedisServer]:
-    """A private Redis this test may pause; never the shared one."""
-    with TestServices() as services:
-        try:
-            yield services.start_redis()
-        except ServiceUnavailable as error:
-            skip_or_fail(str(error))
-
-
 def serve(redis_url: str, tmp_path: Path, breaker: bool) -> OpaRun:
-    opts = {"URL": redis_url, "SOCKET_TIMEOUT": SOCKET_TIMEOUT, "CONNECT_TIMEOUT": SOCKET_TIMEOUT}
-    settings = {
-        "PLUGIN_PATHS": [str(EXAMPLE)],
-        "PLUGIN_ENTRY_POINTS": False,
-        "EXAMPLE_KEY_PREFIX": f"opa-breaker:{uuid.uuid4().hex[:8]}:",
-        "HEALTH_TIMEOUT": HEALTH_TIMEOUT,
-        "COMPONENT_BREAKER": breaker,
-        "COMPONENT_PROBE_INTERVAL": 0.2,
-        "COMPONENT_PROBE_MAX_INTERVAL": 1.0,
-        "LOG_LEVEL": "WARNING",
-        "OPTIONAL_COMPONENTS": {
-            "WALRUS": {"LOAD": "yes", "DRIVER": "redis-walrus", "OPTS": opts},
-            "AIOREDIS": {"LOAD": "yes", "DRIVER": "redis-aioredis", "OPTS": opts},
-        },
-    }
-    run = OpaRun(write_settings(tmp_path / "settings", settings), tmp_path / "log")
-    run.wait_serving()
-    return run
+    return serve_redis_example(
+        redis_url, tmp_path, SOCKET_TIMEOUT, HEALTH_TIMEOUT, COMPONENT_BREAKER=breaker
+    )
 
 
 @pytest.mark.timeout(180)

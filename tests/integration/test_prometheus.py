@@ -11,27 +11,23 @@ from __future__ import annotations
 
 import shutil
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import yaml
-from faults import OpaRun, write_settings
+from faults import REDIS_EXAMPLE, OpaRun, serve_redis_example, write_settings
 
 from opa.testing import (
     LOCALHOST,
     LoggedProcess,
     RedisServer,
     ServiceUnavailable,
-    TestServices,
     bound_port,
     skip_or_fail,
 )
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "redis"
 COMPONENTS = ("walrus", "aioredis")
 ROUTES = ("/counter-sync", "/counter-async")
 REQUESTS = 5
@@ -95,35 +91,8 @@ class Prometheus:
         self.process.close()
 
 
-@pytest.fixture
-def private_redis() -> Iterator[RedisServer]:
-    """A private Redis this test may stop and start; never the shared one."""
-    with TestServices() as services:
-        try:
-            yield services.start_redis()
-        except ServiceUnavailable as error:
-            skip_or_fail(str(error))
-
-
 def serve(redis_url: str, tmp_path: Path) -> OpaRun:
-    opts = {"URL": redis_url, "SOCKET_TIMEOUT": 2.0, "CONNECT_TIMEOUT": 2.0}
-    settings = {
-        "PLUGIN_PATHS": [str(EXAMPLE)],
-        "PLUGIN_ENTRY_POINTS": False,
-        "EXAMPLE_KEY_PREFIX": f"opa-prometheus:{uuid.uuid4().hex[:8]}:",
-        "METRICS": True,
-        "HEALTH_TIMEOUT": 1.0,
-        "COMPONENT_PROBE_INTERVAL": 0.2,
-        "COMPONENT_PROBE_MAX_INTERVAL": 1.0,
-        "LOG_LEVEL": "WARNING",
-        "OPTIONAL_COMPONENTS": {
-            "WALRUS": {"LOAD": "yes", "DRIVER": "redis-walrus", "OPTS": opts},
-            "AIOREDIS": {"LOAD": "yes", "DRIVER": "redis-aioredis", "OPTS": opts},
-        },
-    }
-    run = OpaRun(write_settings(tmp_path / "settings", settings), tmp_path / "opa.log")
-    run.wait_serving()
-    return run
+    return serve_redis_example(redis_url, tmp_path, 2.0, 1.0, METRICS=True)
 
 
 def state(component: str, value: str) -> str:
@@ -204,7 +173,7 @@ def test_with_prometheus_multiprocess_folder_set_a_scrape_reads_the_folder(tmp_p
     that folder and /metrics adds up what the folder holds (the switch for several workers)."""
     folder = tmp_path / "prometheus-multiproc"
     folder.mkdir()
-    settings = {"PLUGIN_PATHS": [str(EXAMPLE.parent / "observing")], "METRICS": True}
+    settings = {"PLUGIN_PATHS": [str(REDIS_EXAMPLE.parent / "observing")], "METRICS": True}
     run = OpaRun(
         write_settings(tmp_path / "settings", settings),
         tmp_path / "opa.log",

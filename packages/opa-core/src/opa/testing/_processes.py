@@ -20,8 +20,9 @@ import urllib.request
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import suppress
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Protocol, TypeVar
+
+from opa.testing._closing import Closing
 
 T = TypeVar("T")
 
@@ -55,7 +56,7 @@ def clean_environ(settings_dir: Path | None = None, **extra: str) -> dict[str, s
     return env | extra
 
 
-class LoggedProcess:
+class LoggedProcess(Closing):
     """*command* in a session of its own, stdout and stderr appended to *log*.
 
     ``close()`` (or leaving the ``with`` block) kills the whole process group, so a worker's
@@ -83,17 +84,6 @@ class LoggedProcess:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-
-    def __enter__(self) -> LoggedProcess:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
     @property
     def pid(self) -> int:

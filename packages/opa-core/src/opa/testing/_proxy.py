@@ -17,9 +17,9 @@ import threading
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from enum import StrEnum
-from types import TracebackType
 from typing import Any, TypeVar
 
+from opa.testing._closing import Closing
 from opa.testing._ports import LOCALHOST, _bound_socket
 
 T = TypeVar("T")
@@ -57,7 +57,7 @@ class _Link:
                 await writer.wait_closed()
 
 
-class TcpProxy:
+class TcpProxy(Closing):
     """A port on 127.0.0.1 that forwards to *backend_host*:*backend_port*, and fails on demand.
 
     Point the client at :attr:`port` (:meth:`url` rewrites a URL to do so), then:
@@ -161,17 +161,6 @@ class TcpProxy:
             self._call(self._shut_down())
         finally:
             self._stop_loop()
-
-    def __enter__(self) -> TcpProxy:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # The loop's side.
 

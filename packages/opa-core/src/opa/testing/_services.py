@@ -23,9 +23,9 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
 from typing import NoReturn
 
+from opa.testing._closing import Closing
 from opa.testing._ports import (
     LOCALHOST,
     PROBE_TIMEOUT,
@@ -229,7 +229,7 @@ class RedisServer:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-class TestServices:
+class TestServices(Closing):
     """Finds or starts the backend servers that tests need; ``close()`` stops what it started.
 
     Each URL is resolved on first use and then kept, so unused backends cost nothing.
@@ -249,17 +249,6 @@ class TestServices:
         self._redis_servers: list[RedisServer] = []
         self._processes: list[subprocess.Popen[bytes]] = []
         self._folders: list[Path] = []
-
-    def __enter__(self) -> TestServices:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def redis_url(self) -> str:
         """The shared local Redis (on a database number of our own), else a private one."""
