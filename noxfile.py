@@ -387,9 +387,10 @@ def bench(session: nox.Session) -> None:
         args += [str(pkg.folder), "--reinstall-package", pkg.name]
     # uvicorn serves the measured apps, httpx is the MongoDB benchmark's client, and
     # nx-27017 is its server when OPA_TEST_MONGODB_URL is unset. wrk gives the HTTP load when
-    # it is on PATH; fastapi-plugins gets a uv environment of its own under .bench/. asyncpg is
-    # the SQL benchmark's DB-API (an extra of opa-driver-sqlalchemy).
-    session.install(*args, "uvicorn", "httpx", "nx-27017", "asyncpg>=0.29,<1")
+    # it is on PATH; fastapi-plugins gets a uv environment of its own under .bench/, made by
+    # the uv installed here (the session's bin is on PATH). asyncpg is the SQL benchmark's
+    # DB-API (an extra of opa-driver-sqlalchemy).
+    session.install(*args, "uvicorn", "httpx", "nx-27017", "asyncpg>=0.29,<1", "uv")
     session.run("python", str(script), *session.posargs)
 
 
