@@ -239,7 +239,9 @@ def test_prometheus_scrapes_two_workers_through_the_metrics_port(
             for route, status in sent
         }
         events = {
-            (name, c): prometheus.value(f'sum(opa_component_breaker_{name}_total{{component="{c}"}})')
+            (name, c): prometheus.value(
+                f'sum(opa_component_breaker_{name}_total{{component="{c}"}})'
+            )
             for name in ("trips", "recoveries")
             for c in COMPONENTS
         }

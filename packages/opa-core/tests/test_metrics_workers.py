@@ -105,9 +105,7 @@ def test_two_workers_add_up_in_one_scrape_and_a_killed_one_leaves_its_counts(
     the private metrics folder exists while serving and is removed at exit."""
     temp = tmp_path / "tmp"
     temp.mkdir()
-    server = start(
-        project(tmp_path, METRICS=True), "--workers", "2", environ={"TMPDIR": str(temp)}
-    )
+    server = start(project(tmp_path, METRICS=True), "--workers", "2", environ={"TMPDIR": str(temp)})
     try:
         port = app_port(server)
         metrics = f"http://127.0.0.1:{port}/metrics"

@@ -10,6 +10,7 @@ all the workers. ``opa worker`` serves its pool's metrics the same way on
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import socket
 import sys
@@ -34,14 +35,15 @@ _served_by_supervisor = False
 
 
 def require_client() -> None:
-    """A one-line error naming the extra when prometheus-client is not installed."""
-    try:
-        import prometheus_client  # noqa: F401 - importable is what metrics need
-    except ImportError:
+    """A one-line error naming the extra when prometheus-client is not installed.
+
+    Looked up, not imported: the import must wait until the multiprocess folder is set.
+    """
+    if importlib.util.find_spec("prometheus_client") is None:
         raise ConfigError(
             "setting METRICS is on but prometheus-client is not installed; "
             "install it with: pip install 'opa-core[metrics]'"
-        ) from None
+        )
 
 
 def networks(settings: Settings) -> Networks:
@@ -187,7 +189,7 @@ def _refuse_single_process_client() -> None:
         )
 
 
-def serve_for_supervisor() -> None:
+def leave_port_to_supervisor() -> None:
     """Mark this process as a worker of ``opa run --workers N``, whose supervisor serves
     ``METRICS_PORT`` for all of them."""
     global _served_by_supervisor

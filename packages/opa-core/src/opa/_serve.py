@@ -146,9 +146,7 @@ def serve(
         raise errors.failure()
 
 
-def _serve_workers(
-    settings: Settings, workers: int, backlog: int, options: dict[str, Any]
-) -> None:
+def _serve_workers(settings: Settings, workers: int, backlog: int, options: dict[str, Any]) -> None:
     """Serve with uvicorn's own supervisor: *workers* processes accept on one socket.
 
     Each is a fresh interpreter (spawned, not forked) that imports opa.main, so it loads the
@@ -161,9 +159,7 @@ def _serve_workers(
     of any of them adds up all; ``METRICS_PORT`` is served here, once for all of them.
     """
     metrics = (
-        WorkerMetrics(settings, settings.METRICS_PORT, "METRICS_PORT")
-        if settings.METRICS
-        else None
+        WorkerMetrics(settings, settings.METRICS_PORT, "METRICS_PORT") if settings.METRICS else None
     )
     try:
         _supervise(workers, backlog, options, metrics)
@@ -192,9 +188,7 @@ def _supervise(
     failed = threading.Event()
     ended = metrics.process_ended if metrics is not None else None
     running: set[int] = set()
-    watch = threading.Thread(
-        target=_watch, args=(supervisor, failed, ended, running), daemon=True
-    )
+    watch = threading.Thread(target=_watch, args=(supervisor, failed, ended, running), daemon=True)
     watch.start()
     try:
         supervisor.run()
@@ -204,8 +198,9 @@ def _supervise(
         watch.join()
     # run() returned once every worker was joined: the last ones have ended too.
     _note_ended(supervisor, running, ended)
-    for pid in running if ended is not None else ():
-        ended(pid)
+    if ended is not None:
+        for pid in running:
+            ended(pid)
     if failed.is_set() or _failed_start(supervisor, replaces_workers=True):
         raise OpaError(
             f"{OPA_STARTUP_FAILED}a worker process could not start (its lines above say why); "
