@@ -201,14 +201,14 @@ def test_prometheus_scrapes_two_workers_through_the_metrics_port(
     try:
         with httpx.Client(base_url=base, timeout=30, limits=limits) as client:
 
-            def get(route: str, status: int) -> None:
-                assert client.get(route, params={"key": "k"}).status_code == status
-                sent[(route, status)] += 1
+            def get(path: str, status: int, route: str | None = None) -> None:
+                assert client.get(path, params={"key": "k"}).status_code == status
+                sent[(route or path, status)] += 1
 
             for route in ROUTES:
                 for _ in range(REQUESTS):
                     get(route, 200)
-            get("/no/such/page", 404)
+            get("/no/such/page", 404, route="<unmatched>")
             for component in COMPONENTS:
                 prometheus.wait_for(both_workers(component, "ok"), f"{component} up in both")
             private_redis.stop()

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import os
 import stat
+import tempfile
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
+from prometheus_client import CollectorRegistry, Counter, values
 from prometheus_client.parser import text_string_to_metric_families
 
 import opa._metrics_folder
@@ -207,7 +210,7 @@ def test_worker_metrics_are_off_without_the_setting() -> None:
 
 
 def test_worker_metrics_serve_the_folder_on_the_worker_port(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, client_values: Any
 ) -> None:
     """With METRICS on, the worker's port serves what the multiprocess folder holds, for
     METRICS_ALLOW only, until closed; the user's folder stays."""
@@ -227,16 +230,50 @@ def test_worker_metrics_serve_the_folder_on_the_worker_port(
         scrape(port)
 
 
-def test_worker_metrics_refuse_a_client_already_imported_for_one_process(
-    no_folder: None,
+@pytest.fixture
+def client_values(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """prometheus-client's values module, whatever a test switches there put back after."""
+    monkeypatch.setattr(values, "ValueClass", values.ValueClass)
+    return values
+
+
+def test_worker_metrics_switch_a_client_already_imported_to_the_folder(
+    no_folder: None, client_values: Any
 ) -> None:
-    """prometheus-client imported before the worker set the folder (as in this test
-    process) would lose the pool's metrics: one line saying what to do instead."""
-    manager = make_app(METRICS=True).state.opa
+    """prometheus-client imported before the worker set its folder (as in this test process,
+    and in Celery's command line, which loads Flower's): metrics made afterwards write to the
+    folder the worker made, which goes when it closes."""
+    assert client_values.ValueClass is client_values.MutexValue
+    port = free_port()
+    exported = serve_worker_metrics(make_app(METRICS=True, METRICS_WORKER_PORT=port).state.opa)
+    assert exported is not None
+    folder = Path(os.environ[FOLDER_VARIABLE])
+    try:
+        registry = CollectorRegistry()
+        Counter("opa_test_switched", "A counter made after the switch.", registry=registry).inc()
+        written = [path.name for path in folder.iterdir()]
+        page = scrape(port).text
+    finally:
+        exported.close()
+    assert written == [f"counter_{os.getpid()}.db"]
+    assert "opa_test_switched_total 1.0" in page
+    assert not folder.exists()
+
+
+def test_worker_metrics_refuse_a_client_that_cannot_be_switched(
+    no_folder: None, client_values: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A prometheus-client release without what the switch relies on is one line asking
+    for the folder to be set before the worker starts, and no folder is left behind."""
+    monkeypatch.delattr(client_values, "get_value_class")
+    temp = Path(tempfile.gettempdir())
+    before = set(temp.glob("opa-metrics-*"))
     with pytest.raises(ConfigError) as error:
-        serve_worker_metrics(manager)
+        serve_worker_metrics(make_app(METRICS=True, METRICS_WORKER_PORT=free_port()).state.opa)
     assert str(error.value) == (
-        "setting METRICS is on, but prometheus-client was imported (by a plugin?) before the "
-        "worker could set PROMETHEUS_MULTIPROC_DIR, so its pool processes' metrics would be "
-        "lost; set PROMETHEUS_MULTIPROC_DIR to an empty folder before starting the worker"
+        "setting METRICS is on, but prometheus-client was imported before the worker could "
+        "set PROMETHEUS_MULTIPROC_DIR, and this release of it cannot be switched to the folder "
+        "afterwards; set PROMETHEUS_MULTIPROC_DIR to an empty folder before starting the worker"
     )
+    assert set(temp.glob("opa-metrics-*")) == before
+    assert FOLDER_VARIABLE not in os.environ

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import socket
 from pathlib import Path
 from types import SimpleNamespace
@@ -45,7 +46,8 @@ def test_a_worker_serves_task_counts_and_run_times_of_its_pool(
     tmp_path: Path, rabbitmq_url: str, backend_url: str, run: Run
 ) -> None:
     """Tasks that succeed, fail and retry, run by two pool processes, are counted by name and
-    state on the worker's own port, with one run time for each run."""
+    state on the worker's own port, with one run time for each run; the worker's private
+    metrics folder is there while it runs and gone once SIGTERM stopped it."""
     celery = celery_component(rabbitmq_url, backend_url, run)
     port = free_port()
     settings = write_settings(
@@ -65,9 +67,12 @@ def test_a_worker_serves_task_counts_and_run_times_of_its_pool(
         ("opa_celery_task_duration_seconds_count", "jobs.tasks.flaky", ""): 2,
     }
     url = f"http://127.0.0.1:{port}/metrics"
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env = clean_environ(settings, TMPDIR=str(temp))
     with (
         client_app(celery) as app,
-        started(command, clean_environ(settings), tmp_path, tmp_path / "worker.log"),
+        started(command, env, tmp_path, tmp_path / "worker.log") as worker,
     ):
         sums = [app.send_task("jobs.tasks.add", (i, i)) for i in range(ADDS)]
         assert [result.get(timeout=RESULT_TIMEOUT) for result in sums] == [0, 2, 4]
@@ -83,6 +88,11 @@ def test_a_worker_serves_task_counts_and_run_times_of_its_pool(
         )
         page = httpx.get(url, timeout=10).text
         on_another_path = httpx.get(f"http://127.0.0.1:{port}/other", timeout=10)
+        folders = list(temp.glob("opa-metrics-*"))
+        worker.signal(signal.SIGTERM)
+        assert worker.wait(timeout=60) == 0
+    assert len(folders) == 1, folders
+    assert list(temp.glob("opa-metrics-*")) == []
     assert "opa_celery_task_duration_seconds_bucket" in page
     assert "process_cpu_seconds_total" not in page  # the pool's folder, not one process
     assert on_another_path.status_code == 404

@@ -163,30 +163,47 @@ def serve_worker_metrics(manager: PluginManager) -> WorkerMetrics | None:
     """With ``METRICS`` on, serve the metrics of a worker and its pool processes on
     ``METRICS_WORKER_PORT``; None with it off.
 
-    Call it in the worker's main process before the pool starts and before anything
-    records a metric: pool processes forked from it write their metrics to the folder it
-    sets. Call :meth:`WorkerMetrics.process_ended` as each pool process ends, and
+    Call it in the worker's main process before the pool starts, and create the metrics
+    after it: pool processes forked from it write their metrics to the folder it sets.
+    Call :meth:`WorkerMetrics.process_ended` as each pool process ends, and
     :meth:`WorkerMetrics.close` when the worker stops.
     """
     settings = typed(manager.settings)
     if not settings.METRICS:
         return None
-    _refuse_single_process_client()
-    return WorkerMetrics(settings, settings.METRICS_WORKER_PORT, "METRICS_WORKER_PORT")
+    exported = WorkerMetrics(settings, settings.METRICS_WORKER_PORT, "METRICS_WORKER_PORT")
+    try:
+        _write_to_the_folder()
+    except BaseException:
+        exported.close()
+        raise
+    return exported
 
 
-def _refuse_single_process_client() -> None:
-    """prometheus-client picks its mode once, at import: imported before the folder was
-    set, forked pool processes would keep their metrics to themselves, never scraped."""
+def _write_to_the_folder() -> None:
+    """Make the metrics created from now on write to the multiprocess folder.
+
+    prometheus-client picks where values go once, when it is imported, from the
+    environment; something may have imported it before the worker set the folder (Celery's
+    command line loads Flower's command, which imports it), and a pool process forked then
+    would keep its counts to itself. Picked again here, with the folder set; a client that
+    no longer offers what this relies on is refused in one line, never half-working.
+    """
     values = sys.modules.get("prometheus_client.values")
-    if values is None or multiprocess_mode():
-        return
-    if getattr(values, "ValueClass", None) is getattr(values, "MutexValue", None):
+    if values is None:
+        return  # imported from now on, it reads the folder from the environment itself
+    single = getattr(values, "MutexValue", None)
+    pick = getattr(values, "get_value_class", None)
+    if single is None or pick is None or not hasattr(values, "ValueClass"):
         raise ConfigError(
-            "setting METRICS is on, but prometheus-client was imported (by a plugin?) before "
-            f"the worker could set {FOLDER_VARIABLE}, so its pool processes' metrics would be "
-            f"lost; set {FOLDER_VARIABLE} to an empty folder before starting the worker"
+            "setting METRICS is on, but prometheus-client was imported before the worker "
+            f"could set {FOLDER_VARIABLE}, and this release of it cannot be switched to the "
+            f"folder afterwards; set {FOLDER_VARIABLE} to an empty folder before starting "
+            "the worker"
         )
+    # Already on a folder when PROMETHEUS_MULTIPROC_DIR was set before the worker started.
+    if values.ValueClass is single:
+        values.ValueClass = pick()
 
 
 def leave_port_to_supervisor() -> None:
