@@ -189,7 +189,7 @@ def _write_to_the_folder() -> None:
     would keep its counts to itself. Picked again here, with the folder set; a client that
     no longer offers what this relies on is refused in one line, never half-working.
     """
-    values = sys.modules.get("prometheus_client.values")
+    values: Any = sys.modules.get("prometheus_client.values")
     if values is None:
         return  # imported from now on, it reads the folder from the environment itself
     single = getattr(values, "MutexValue", None)
