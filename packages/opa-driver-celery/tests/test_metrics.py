@@ -11,12 +11,14 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import httpx
+import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from celery_support import (
     Run,
     celery_component,
+    celery_worker_command,
     client_app,
     opa_worker_command,
     started,
@@ -42,12 +44,14 @@ def counts(page: str) -> dict[tuple[str, str, str], float]:
     return found
 
 
+@pytest.mark.parametrize("launcher", ["opa", "celery"])
 def test_a_worker_serves_task_counts_and_run_times_of_its_pool(
-    tmp_path: Path, rabbitmq_url: str, backend_url: str, run: Run
+    tmp_path: Path, rabbitmq_url: str, backend_url: str, run: Run, launcher: str
 ) -> None:
     """Tasks that succeed, fail and retry, run by two pool processes, are counted by name and
-    state on the worker's own port, with one run time for each run; the worker's private
-    metrics folder is there while it runs and gone once SIGTERM stopped it."""
+    state on the worker's own port, with one run time for each run, under `opa worker` and
+    `celery -A opa.worker worker` alike; the worker's private metrics folder is there while
+    it runs and gone once SIGTERM stopped it."""
     celery = celery_component(rabbitmq_url, backend_url, run)
     port = free_port()
     settings = write_settings(
@@ -56,7 +60,11 @@ def test_a_worker_serves_task_counts_and_run_times_of_its_pool(
         METRICS=True,
         METRICS_WORKER_PORT=port,
     )
-    command = opa_worker_command(*worker_args(run, concurrency=2))
+    args = worker_args(run, concurrency=2)
+    if launcher == "opa":
+        command = opa_worker_command(*args)
+    else:
+        command = celery_worker_command(*args, app="opa.worker")
     expected = {
         ("opa_celery_tasks_total", "jobs.tasks.add", "succeeded"): ADDS,
         ("opa_celery_task_duration_seconds_count", "jobs.tasks.add", ""): ADDS,
