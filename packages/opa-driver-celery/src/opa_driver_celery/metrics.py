@@ -3,7 +3,7 @@ how long they ran, from Celery's task signals.
 
 The worker serves them on ``METRICS_WORKER_PORT`` (``opa.serve_worker_metrics``), adding
 up its pool processes, which write to the metrics folder set before they are forked.
-prometheus-client is imported only once that folder is set, and only with the setting on.
+The metrics are made only once that folder is set, and only with the setting on.
 """
 
 from __future__ import annotations
