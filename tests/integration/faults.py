@@ -30,7 +30,13 @@ from opa.testing import (
     http_answers,
     wait_for,
 )
-from opa.testing._ports import PortTaken, listens_on, on_free_port, port_taken_by_another
+from opa.testing._ports import (
+    PortTaken,
+    listening_ports,
+    listens_on,
+    on_free_port,
+    port_taken_by_another,
+)
 from opa.testing._services import log_tail
 
 # A plugin driver that leaves a trace of its connect and disconnect: "<MARKER>.connected" and
@@ -103,17 +109,35 @@ class OpaRun(LoggedProcess):
     """`python -m opa run` on a settings folder, in its own session, output in a file.
 
     It binds port 0, so the kernel picks a port no one else holds; ``wait_serving()`` reads
-    the port back from the process (``port`` is 0 until then).
+    the port back from the process (``port`` is 0 until then), passing over *metrics_port*,
+    which the process may listen on too (METRICS_PORT). *args* go after ``opa run``'s own.
     """
 
     def __init__(
-        self, settings_dir: Path, log: Path, environ: Mapping[str, str] | None = None
+        self,
+        settings_dir: Path,
+        log: Path,
+        environ: Mapping[str, str] | None = None,
+        args: tuple[str, ...] = (),
+        metrics_port: int | None = None,
     ) -> None:
-        command = [sys.executable, "-m", "opa", "run", "--host", LOCALHOST, "--port", "0"]
+        command = [sys.executable, "-m", "opa", "run", "--host", LOCALHOST, "--port", "0", *args]
         env = clean_environ(settings_dir, **(environ or {}))
         super().__init__(command, log, env=env, cwd=settings_dir)
         self.port = 0
+        self.metrics_port = metrics_port
         self.started = time.monotonic()
+
+    def _app_port(self, timeout: float) -> int:
+        if self.metrics_port is None:
+            return bound_port(self.popen, "opa run", timeout)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.popen.poll() is None:
+            ports = (listening_ports(self.popen.pid) or set()) - {self.metrics_port}
+            if ports:
+                return min(ports)
+            time.sleep(0.05)
+        raise ServiceUnavailable(f"opa run listened on no port but METRICS_PORT in {timeout:g}s")
 
     def wait_serving(self, timeout: float = 60.0) -> None:
         """Until /health answers (a 503 is an answer); fail with the log when it never does."""
@@ -124,7 +148,7 @@ class OpaRun(LoggedProcess):
                 raise AssertionError(f"opa run exited early:\n{self.tail()}")
             if not self.port:
                 try:
-                    self.port = bound_port(self.popen, "opa run", deadline - time.monotonic())
+                    self.port = self._app_port(deadline - time.monotonic())
                 except ServiceUnavailable as error:
                     raise AssertionError(f"{error}:\n{self.tail()}") from None
             return http_answers(f"http://{LOCALHOST}:{self.port}/health", timeout=2)
@@ -325,10 +349,15 @@ REDIS_EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "redis"
 
 
 def serve_redis_example(
-    redis_url: str, folder: Path, socket_timeout: float, health_timeout: float, **extra: Any
+    redis_url: str,
+    folder: Path,
+    socket_timeout: float,
+    health_timeout: float,
+    args: tuple[str, ...] = (),
+    **extra: Any,
 ) -> OpaRun:
     """``opa run`` serving examples/redis on *redis_url* through both Redis drivers, with
-    quick probes (and *extra* settings), once it answers."""
+    quick probes (and *extra* settings, and *args* to ``opa run``), once it answers."""
     opts = {"URL": redis_url, "SOCKET_TIMEOUT": socket_timeout, "CONNECT_TIMEOUT": socket_timeout}
     settings = {
         "PLUGIN_PATHS": [str(REDIS_EXAMPLE)],
@@ -344,6 +373,12 @@ def serve_redis_example(
             "AIOREDIS": {"LOAD": "yes", "DRIVER": "redis-aioredis", "OPTS": opts},
         },
     }
-    run = OpaRun(write_settings(folder / "settings", settings), folder / "opa.log")
+    metrics_port = extra.get("METRICS_PORT")
+    run = OpaRun(
+        write_settings(folder / "settings", settings),
+        folder / "opa.log",
+        args=args,
+        metrics_port=metrics_port,
+    )
     run.wait_serving()
     return run

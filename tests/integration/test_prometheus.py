@@ -1,6 +1,7 @@
 """Issue 18 item 4: a real Prometheus scrapes `opa run` serving examples/redis through a
 Redis outage, and its HTTP API has the requests by route, the components going down and up,
-and the breaker's trips.
+and the breaker's trips: from one process at /metrics, and from two workers through the
+supervisor's METRICS_PORT.
 
 Prometheus and Redis are the test's own: a prometheus on a port the kernel picks, with its
 own config and storage folder, and a private redis-server it stops and starts again (never
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,7 @@ from opa.testing import (
     RedisServer,
     ServiceUnavailable,
     bound_port,
+    free_port,
     skip_or_fail,
 )
 
@@ -166,6 +169,91 @@ def test_prometheus_scrapes_requests_by_route_and_a_redis_outage(
     assert all(trips[c] is not None and trips[c] >= 1 for c in COMPONENTS), trips
     assert all(outages[c] is not None and outages[c] >= 1 for c in COMPONENTS), outages
     assert latency == REQUESTS + 2
+
+
+def both_workers(component: str, value: str) -> str:
+    """True once both workers' series (a pid label each) say *component* is in *value*."""
+    return f"count({state(component, value)}) == 2"
+
+
+@pytest.mark.timeout(300)
+def test_prometheus_scrapes_two_workers_through_the_metrics_port(
+    private_redis: RedisServer, tmp_path: Path
+) -> None:
+    """With `opa run --workers 2` and METRICS_PORT, Prometheus scrapes the supervisor's port:
+    the requests by route add up to what both workers answered, each worker's components go
+    down and up, and each worker's breaker trips and recovery are counted once."""
+    metrics_port = free_port()
+    run = serve_redis_example(
+        private_redis.url,
+        tmp_path,
+        2.0,
+        1.0,
+        args=("--workers", "2"),
+        METRICS=True,
+        METRICS_PORT=metrics_port,
+    )
+    prometheus = Prometheus(tmp_path / "prometheus", f"{LOCALHOST}:{metrics_port}")
+    sent: Counter[tuple[str, int]] = Counter()
+    # No keep-alive: each request is a new connection, which either worker may accept.
+    limits = httpx.Limits(max_keepalive_connections=0)
+    base = f"http://{LOCALHOST}:{run.port}"
+    try:
+        with httpx.Client(base_url=base, timeout=30, limits=limits) as client:
+
+            def get(path: str, status: int, route: str | None = None) -> None:
+                assert client.get(path, params={"key": "k"}).status_code == status
+                sent[(route or path, status)] += 1
+
+            for route in ROUTES:
+                for _ in range(REQUESTS):
+                    get(route, 200)
+            get("/no/such/page", 404, route="<unmatched>")
+            for component in COMPONENTS:
+                prometheus.wait_for(both_workers(component, "ok"), f"{component} up in both")
+            private_redis.stop()
+            deadline = time.monotonic() + BOUND
+            # Until each worker has had a request fail and its breaker mark both down.
+            while not all(
+                prometheus.value(both_workers(component, "down")) for component in COMPONENTS
+            ):
+                assert time.monotonic() < deadline, f"not down in both workers: {sent}"
+                for route in ROUTES:
+                    get(route, 503)
+                time.sleep(0.2)
+            private_redis.start()
+            for component in COMPONENTS:
+                prometheus.wait_for(both_workers(component, "ok"), f"{component} up again")
+            for route in ROUTES:
+                for _ in range(REQUESTS):
+                    get(route, 200)
+        last = sent[(ROUTES[-1], 200)]
+        prometheus.wait_for(
+            f'sum(opa_http_requests_total{{route="{ROUTES[-1]}",status="200"}}) >= {last}',
+            "the last request",
+        )
+        counted = {
+            (route, status): prometheus.value(
+                f'sum(opa_http_requests_total{{route="{route}",status="{status}"}})'
+            )
+            for route, status in sent
+        }
+        events = {
+            (name, c): prometheus.value(
+                f'sum(opa_component_breaker_{name}_total{{component="{c}"}})'
+            )
+            for name in ("trips", "recoveries")
+            for c in COMPONENTS
+        }
+        latency = prometheus.value(
+            'sum(opa_http_request_duration_seconds_count{route="/counter-sync"})'
+        )
+    finally:
+        prometheus.close()
+        run.close()
+    assert counted == {key: float(count) for key, count in sent.items()}
+    assert events == {key: 2.0 for key in events}, events
+    assert latency == sent[("/counter-sync", 200)] + sent[("/counter-sync", 503)]
 
 
 def test_with_prometheus_multiprocess_folder_set_a_scrape_reads_the_folder(tmp_path: Path) -> None:

@@ -78,9 +78,10 @@ def project(tmp_path: Path, load: str = "yes", fail: bool = False, **settings: A
     return folder
 
 
-def start(folder: Path, *args: str) -> subprocess.Popen[str]:
+def start(folder: Path, *args: str, environ: dict[str, str] | None = None) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPA_") and k != "ENV"}
     env["MARK"] = str(folder / "slow-started")
+    env.update(environ or {})
     command = [sys.executable, "-m", "opa", "--settings-dir", str(folder), "run", "--port", "0"]
     return subprocess.Popen(
         [*command, "--no-reload", *args],

@@ -29,6 +29,7 @@ from opa._json_body import JsonBodyError, parse_json
 from opa._legacy import GET_UTIL, removed
 from opa._log import log
 from opa._masking import mask_secrets
+from opa._metrics_port import WorkerMetrics, serve_worker_metrics
 from opa._plugin_manager import PluginManager, Setup
 from opa._runtime import (
     call_hook,
@@ -74,6 +75,7 @@ __all__ = [
     "SignatureExpired",
     "Signer",
     "Status",
+    "WorkerMetrics",
     "bootstrap",
     "call_hook",
     "call_hook_async",
@@ -87,5 +89,6 @@ __all__ = [
     "log",
     "mask_secrets",
     "parse_json",
+    "serve_worker_metrics",
     "signer",
 ]

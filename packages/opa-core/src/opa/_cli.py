@@ -189,6 +189,12 @@ def run(
             f"reload and {processes} workers cannot be combined: run with --no-reload "
             "(RELOAD: false) or with --workers 1"
         )
+    if port is not None and port == values.METRICS_PORT:
+        # The settings model refused METRICS_PORT equal to PORT; --port comes after it.
+        raise CliError(
+            f"--port {port} is METRICS_PORT too; serve the app on another port, or set "
+            "METRICS_PORT to another one (OPA_METRICS_PORT)"
+        )
     serve(
         settings,
         host=host or values.HOST,

@@ -6,13 +6,14 @@ events of :mod:`opa.hookspecs`, heard by an internal extension, so every driver 
 without code of its own.
 
 The metrics live on prometheus-client's default registry, which is also what its
-multiprocess mode reads from; gauges declare how processes add up (``multiprocess_mode``).
+multiprocess mode reads from; gauges declare how processes add up (``multiprocess_mode``),
+and component states are set by the events themselves, so every process keeps its own
+right whichever process a scrape reaches. ``METRICS_PORT`` serves them on a port of their
+own instead of a route (:mod:`opa._metrics_port`).
 """
 
 from __future__ import annotations
 
-import ipaddress
-import os
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -23,8 +24,9 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from opa._components import Component, Status
-from opa._errors import ConfigError
 from opa._extensions import extensions
+from opa._metrics_folder import checked_folder, this_process_ends
+from opa._metrics_port import allowed, networks, own_port, page, require_client
 from opa._plugin_manager import PluginManager
 from opa._settings_model import Settings
 from opa.hookspecs import hookimpl
@@ -34,20 +36,11 @@ try:
 except ImportError:  # pragma: no cover - the message is tested with the module hidden
     prom = None  # type: ignore[assignment]
 
-MULTIPROCESS_FOLDER = "PROMETHEUS_MULTIPROC_DIR"
 UNMATCHED = "<unmatched>"
 """The route label of every request no route matched, so stray paths add no series."""
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"})
 _EXTENSION_NAME = "opa.metrics"
-
-
-def _require_client() -> None:
-    if prom is None:
-        raise ConfigError(
-            "setting METRICS is on but prometheus-client is not installed; "
-            "install it with: pip install 'opa-core[metrics]'"
-        )
 
 
 class _Metrics:
@@ -115,12 +108,12 @@ class _Metrics:
         self.plugins = prom.Gauge(
             "opa_plugins_loaded",
             "Plugins the app loaded.",
-            multiprocess_mode="max",
+            multiprocess_mode="livemax",
         )
         self.startup = prom.Gauge(
             "opa_startup_duration_seconds",
             "Time the app's start-up took: components connected and plugin setups run.",
-            multiprocess_mode="max",
+            multiprocess_mode="livemax",
         )
 
 
@@ -147,6 +140,7 @@ class _ComponentEvents:
     @hookimpl
     def opa_component_connected(self, component: Component, elapsed: float) -> None:
         self.metrics.connect.labels(*_labels(component)).observe(elapsed)
+        _set_state(self.metrics, component, Status.OK)
 
     @hookimpl
     def opa_component_pinged(
@@ -158,6 +152,7 @@ class _ComponentEvents:
     @hookimpl
     def opa_component_failed(self, component: Component) -> None:
         self.metrics.failures.labels(*_labels(component)).inc()
+        _set_state(self.metrics, component, Status.FAILED)
 
     @hookimpl
     def opa_component_outage(self, component: Component) -> None:
@@ -166,60 +161,36 @@ class _ComponentEvents:
     @hookimpl
     def opa_component_down(self, component: Component) -> None:
         self.metrics.trips.labels(*_labels(component)).inc()
+        _set_state(self.metrics, component, Status.DOWN)
 
     @hookimpl
     def opa_component_recovered(self, component: Component, elapsed: float) -> None:
         self.metrics.recoveries.labels(*_labels(component)).inc()
         self.metrics.downtime.labels(*_labels(component)).observe(elapsed)
+        _set_state(self.metrics, component, Status.OK)
+
+    @hookimpl
+    def opa_component_disconnected(self, component: Component) -> None:
+        _set_state(self.metrics, component, Status.STOPPED)
 
 
-def _update_states(metrics: _Metrics, manager: PluginManager) -> None:
-    """Each component's state gauge, read when scraped so it is never stale."""
-    for component in manager.components:
-        name, driver = _labels(component)
-        for status in Status:
-            metrics.state.labels(name, driver, status.value).set(
-                1 if component.status is status else 0
-            )
+def _set_state(metrics: _Metrics, component: Component, state: Status) -> None:
+    """1 for *state*, 0 for the others: set when the state changes, in the process where it
+    changed, so a scrape of any process (or of all of them) reads it right."""
+    name, driver = _labels(component)
+    for status in Status:
+        metrics.state.labels(name, driver, status.value).set(1 if status is state else 0)
 
 
-def _allowed(
-    client: str | None, networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network]
-) -> bool:
-    if client is None:
-        return False
-    try:
-        address = ipaddress.ip_address(client)
-    except ValueError:  # a unix socket or a test client's made-up name
-        return False
-    return any(address in network for network in networks)
-
-
-def _scraped() -> Any:
-    """What a scrape reads: this process's registry, or with prometheus-client's
-    multiprocess mode on (``PROMETHEUS_MULTIPROC_DIR`` set before the processes start) the
-    sum of every process's files in that folder."""
-    if not os.environ.get(MULTIPROCESS_FOLDER):
-        return prom.REGISTRY
-    from prometheus_client import multiprocess
-
-    registry = prom.CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-    return registry
-
-
-def _metrics_endpoint(
-    metrics: _Metrics, manager: PluginManager, settings: Settings
-) -> Callable[[Request], Any]:
-    networks = [ipaddress.ip_network(network) for network in settings.METRICS_ALLOW]
+def _metrics_endpoint(settings: Settings) -> Callable[[Request], Any]:
+    allow = networks(settings)
 
     async def endpoint(request: Request) -> Response:
         # The peer's address, never a forwarded header a client could write.
         client = request.client.host if request.client else None
-        if not _allowed(client, networks):
+        if not allowed(client, allow):
             return Response("metrics are not readable from this address\n", status_code=403)
-        _update_states(metrics, manager)
-        return Response(prom.generate_latest(_scraped()), media_type=prom.CONTENT_TYPE_LATEST)
+        return Response(page(), media_type=prom.CONTENT_TYPE_LATEST)
 
     return endpoint
 
@@ -291,34 +262,48 @@ class MetricsMiddleware:
 
 
 def _timed_startup(
-    app: FastAPI, metrics: _Metrics, manager: PluginManager
+    app: FastAPI, metrics: _Metrics, manager: PluginManager, settings: Settings
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[Any]]:
+    """The app's lifespan, timed; with ``METRICS_PORT`` the port is bound first, so a port
+    in use stops start-up before any component connects."""
     lifespan = app.router.lifespan_context
 
     @asynccontextmanager
     async def timed(app: FastAPI) -> AsyncIterator[Any]:
-        start = time.perf_counter()
-        async with lifespan(app) as state:
-            metrics.startup.set(time.perf_counter() - start)
-            metrics.plugins.set(len(manager.plugins))
-            yield state
+        server = own_port(settings)
+        try:
+            start = time.perf_counter()
+            async with lifespan(app) as state:
+                metrics.startup.set(time.perf_counter() - start)
+                metrics.plugins.set(len(manager.plugins))
+                # The states no event announced: skipped, disabled.
+                for component in manager.components:
+                    _set_state(metrics, component, component.status)
+                yield state
+        finally:
+            if server is not None:
+                server.close()
+            this_process_ends()
 
     return timed
 
 
 def install_metrics(app: FastAPI, manager: PluginManager, settings: Settings) -> None:
-    """Serve ``METRICS_PATH``, count requests, and listen to component events."""
-    _require_client()
+    """Serve ``METRICS_PATH`` (or ``METRICS_PORT``), count requests, and listen to
+    component events."""
+    require_client()
+    checked_folder()
     metrics = _get_metrics()
     events = extensions()
     if not events.has_plugin(_EXTENSION_NAME):
         events.register(_ComponentEvents(metrics), name=_EXTENSION_NAME)
-    app.add_route(
-        settings.METRICS_PATH,
-        _metrics_endpoint(metrics, manager, settings),
-        methods=["GET"],
-        include_in_schema=False,
-    )
-    app.router.lifespan_context = _timed_startup(app, metrics, manager)
+    if settings.METRICS_PORT is None:
+        app.add_route(
+            settings.METRICS_PATH,
+            _metrics_endpoint(settings),
+            methods=["GET"],
+            include_in_schema=False,
+        )
+    app.router.lifespan_context = _timed_startup(app, metrics, manager, settings)
     # Added last, so it is the outermost middleware and sees every answer (413, CORS).
     app.add_middleware(MetricsMiddleware, metrics=metrics, routes=app.router.routes)

@@ -15,9 +15,12 @@ from typing import Any
 import uvicorn
 from uvicorn.supervisors import Multiprocess
 
+from opa._config import typed
 from opa._errors import OpaError
 from opa._log import log
+from opa._metrics_port import WorkerMetrics
 from opa._plugin_manager import plugin_paths
+from opa._settings_model import Settings
 from opa.serving import ConnectionGuard, GuardedH11Protocol, guarded_protocol, serving_limits
 
 APP = "opa.main:app"
@@ -117,7 +120,7 @@ def serve(
         return
     guard = ConnectionGuard.from_settings(settings)
     if workers > 1:
-        _serve_workers(workers, guard.backlog, options)
+        _serve_workers(typed(settings), workers, guard.backlog, options)
         return
     config = uvicorn.Config(APP, http=guarded_protocol(guard), backlog=guard.backlog, **options)
     server = uvicorn.Server(config)
@@ -143,7 +146,7 @@ def serve(
         raise errors.failure()
 
 
-def _serve_workers(workers: int, backlog: int, options: dict[str, Any]) -> None:
+def _serve_workers(settings: Settings, workers: int, backlog: int, options: dict[str, Any]) -> None:
     """Serve with uvicorn's own supervisor: *workers* processes accept on one socket.
 
     Each is a fresh interpreter (spawned, not forked) that imports opa.main, so it loads the
@@ -151,7 +154,23 @@ def _serve_workers(workers: int, backlog: int, options: dict[str, Any]) -> None:
     opened here crosses into it. The protocol class goes unbound for that reason: each
     worker's first connection binds it to a guard built from that worker's settings (a
     class, since uvicorn 0.29 takes no import string beside its own protocol names).
+
+    With ``METRICS`` on, the workers' metrics folder is set before they start, so a scrape
+    of any of them adds up all; ``METRICS_PORT`` is served here, once for all of them.
     """
+    metrics = (
+        WorkerMetrics(settings, settings.METRICS_PORT, "METRICS_PORT") if settings.METRICS else None
+    )
+    try:
+        _supervise(workers, backlog, options, metrics)
+    finally:
+        if metrics is not None:
+            metrics.close()
+
+
+def _supervise(
+    workers: int, backlog: int, options: dict[str, Any], metrics: WorkerMetrics | None
+) -> None:
     # Raised here (the open-file limit, by ConnectionGuard.from_settings) and inherited.
     config = uvicorn.Config(
         WORKER_APP, http=GuardedH11Protocol, backlog=backlog, workers=workers, **options
@@ -167,12 +186,21 @@ def _serve_workers(workers: int, backlog: int, options: dict[str, Any]) -> None:
         uvicorn_log.removeFilter(errors)
     supervisor = _supervisor(config, sock)
     failed = threading.Event()
-    watch = threading.Thread(target=_stop_on_failed_start, args=(supervisor, failed), daemon=True)
+    ended = metrics.process_ended if metrics is not None else None
+    running: set[int] = set()
+    watch = threading.Thread(target=_watch, args=(supervisor, failed, ended, running), daemon=True)
     watch.start()
     try:
         supervisor.run()
     finally:
         sock.close()
+        supervisor.should_exit.set()
+        watch.join()
+    # run() returned once every worker was joined: the last ones have ended too.
+    _note_ended(supervisor, running, ended)
+    if ended is not None:
+        for pid in running:
+            ended(pid)
     if failed.is_set() or _failed_start(supervisor, replaces_workers=True):
         raise OpaError(
             f"{OPA_STARTUP_FAILED}a worker process could not start (its lines above say why); "
@@ -203,11 +231,36 @@ def _failed_start(supervisor: Multiprocess, replaces_workers: bool) -> bool:
     return False
 
 
-def _stop_on_failed_start(supervisor: Multiprocess, failed: threading.Event) -> None:
-    """Stop every worker once one failed to start: it would fail the same way again. uvicorn
-    0.54 stops them itself; 0.29 would serve a worker short until a signal."""
+def _watch(
+    supervisor: Multiprocess,
+    failed: threading.Event,
+    ended: Callable[[int], None] | None,
+    running: set[int],
+) -> None:
+    """Stop every worker once one failed to start: it would fail the same way again (uvicorn
+    0.54 stops them itself; 0.29 would serve a worker short until a signal). And tell
+    *ended* of each worker that is gone, so its live gauges go with it."""
     replaces_workers = _replaces_workers()
     while not supervisor.should_exit.wait(0.2):
         if _failed_start(supervisor, replaces_workers):
             failed.set()
             supervisor.should_exit.set()
+        _note_ended(supervisor, running, ended)
+
+
+def _note_ended(
+    supervisor: Multiprocess, running: set[int], ended: Callable[[int], None] | None
+) -> None:
+    """Tell *ended* of each pid of *running* no longer among the workers; *running* then
+    holds the workers' pids now.
+
+    uvicorn 0.54 takes a worker off its list once it has ended (it died and was replaced,
+    or SIGHUP and SIGTTOU retired it), so a pid that left the list is one that ended:
+    nothing here waits on a process, which is the supervisor's to reap.
+    """
+    now = {process.pid for process in list(supervisor.processes) if process.pid is not None}
+    if ended is not None:
+        for pid in running - now:
+            ended(pid)
+    running.clear()
+    running.update(now)

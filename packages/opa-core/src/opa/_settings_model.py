@@ -140,6 +140,21 @@ def _metrics_path(value: str) -> str:
     return value
 
 
+def _ip_address(value: Any) -> Any:
+    # An address to bind, not a name to resolve: which interface it means is then plain.
+    if not isinstance(value, str):
+        raise ValueError("not an IP address")
+    try:
+        return str(ipaddress.ip_address(value.strip()))
+    except ValueError as exc:
+        raise ValueError("not an IP address") from exc
+
+
+def _none_if_empty(value: Any) -> Any:
+    # OPA_METRICS_PORT= (empty) turns the port off, as null does in a file.
+    return None if value == "" else _whole(value)
+
+
 Seconds = Annotated[
     float, BeforeValidator(_no_bool), Field(gt=0, le=MAX_SECONDS, allow_inf_nan=False)
 ]
@@ -204,6 +219,16 @@ class Settings(BaseModel):
     METRICS_ALLOW: Networks = Field(
         description="a list of client networks such as 127.0.0.1/32 or 10.0.0.0/8 (no host bits)"
     )
+    METRICS_PORT: Annotated[
+        Annotated[int, Field(ge=1, le=65535)] | None, BeforeValidator(_none_if_empty)
+    ] = Field(
+        description="a whole number from 1 to 65535, or null to serve them at METRICS_PATH "
+        "on the app's port"
+    )
+    METRICS_HOST: Annotated[str, BeforeValidator(_ip_address)] = Field(
+        description="an IP address such as 127.0.0.1, ::1 or 0.0.0.0 (not a host name)"
+    )
+    METRICS_WORKER_PORT: Whole = Field(ge=1, le=65535, description="a whole number from 1 to 65535")
     # CORS
     CORS_ORIGINS: Origins = Field(
         description="a list of origins such as https://app.example (scheme and host, no path), or *"
@@ -274,6 +299,16 @@ class Settings(BaseModel):
             raise ConfigError(
                 "CORS_ORIGINS contains '*' while CORS_ALLOW_CREDENTIALS is true; list the "
                 "allowed origins explicitly (OPA_CORS_ORIGINS)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _metrics_port_of_its_own(self) -> Settings:
+        if self.METRICS_PORT == self.PORT:
+            raise ConfigError(
+                f"setting METRICS_PORT ({self.METRICS_PORT}) is the app's own PORT; pick "
+                "another port, or null to serve the metrics at METRICS_PATH on the app's port "
+                "(OPA_METRICS_PORT)"
             )
         return self
 

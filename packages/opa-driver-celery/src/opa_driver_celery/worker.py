@@ -8,7 +8,8 @@ sync components connected (the async ones have no event loop here), the setup ho
 the plugins' tasks imported, and only then does Celery consume. Each prefork child connects
 its own components again after the fork, because sockets shared with the parent process
 would mix both processes' traffic; the Celery app itself is kept, since Celery resets its
-own connections in a child.
+own connections in a child. With opa's ``METRICS`` on, the worker serves its tasks'
+metrics on ``METRICS_WORKER_PORT`` (:mod:`opa_driver_celery.metrics`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import click
 
 from opa import Component, OpaError, PluginManager, Status, bootstrap, mask_secrets
 from opa_driver_celery.driver import CeleryDriver
+from opa_driver_celery.metrics import start_task_metrics
 
 
 class WorkerError(OpaError):
@@ -103,6 +105,17 @@ def _connect_signals(manager: PluginManager, celery_name: str) -> None:
     def disconnect_worker(**_: Any) -> None:
         manager.components.stop_sync()
 
+    def serve_metrics(**_: Any) -> None:
+        """Before the pool forks: with METRICS on, task metrics on METRICS_WORKER_PORT."""
+        try:
+            start_task_metrics(manager)
+        except OpaError as exc:
+            # Celery logs and forgets what a signal handler raises; a worker whose metrics
+            # cannot be served stops instead, with one line, as at any other start-up error.
+            _report(exc)
+            manager.components.stop_sync()
+            raise SystemExit(1) from None
+
     def mask_celery_logs(logger: logging.Logger, **_: Any) -> None:
         """Celery keeps its own handlers (fast, and `-l`/`-f` keep their meaning); their
         lines pass through opa's masking, like every other log line of opa."""
@@ -110,6 +123,7 @@ def _connect_signals(manager: PluginManager, celery_name: str) -> None:
             handler.setFormatter(_MaskingFormatter(handler.formatter or logging.Formatter()))
 
     # Strong references (weak=False): the handlers are closures that nothing else holds.
+    signals.worker_init.connect(serve_metrics, weak=False)
     signals.worker_process_init.connect(connect_after_fork, weak=False)
     signals.worker_process_shutdown.connect(disconnect_child, weak=False)
     signals.worker_shutdown.connect(disconnect_worker, weak=False)

@@ -50,3 +50,17 @@ def record(key: str, index: int, pause: float) -> int:
 def announce(url: str) -> None:
     """Log *url* through Celery's task logger: the worker's output must mask its password."""
     logger.warning("connecting to %s", url)
+
+
+@celery.task
+def fail() -> None:
+    """Always fails: the metrics count it as failed."""
+    raise ValueError("this task always fails")
+
+
+@celery.task(bind=True, max_retries=1)
+def flaky(self: Any) -> str:
+    """Fails its first run and asks to be retried at once; the retry succeeds."""
+    if self.request.retries == 0:
+        raise self.retry(countdown=0)
+    return "second try"

@@ -1,0 +1,85 @@
+"""The folder of prometheus-client's multiprocess mode, for metrics of several processes.
+
+When ``PROMETHEUS_MULTIPROC_DIR`` names a folder as prometheus-client is imported, every
+metric writes its values to a file of its process there, and a scrape adds up the
+folder. ``opa run --workers N`` and ``opa worker`` (a Celery pool) make a private folder
+for their processes unless the variable names one already, which is then checked and
+kept. Each process that ends is marked dead, so gauges of the ``live*`` modes forget it.
+prometheus-client is imported on use only: the variable must be set before that import.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from opa._errors import ConfigError
+
+FOLDER_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def checked_folder() -> str | None:
+    """The folder ``PROMETHEUS_MULTIPROC_DIR`` names, once it is known to be usable; None
+    when the variable is not set."""
+    value = os.environ.get(FOLDER_VARIABLE)
+    if value is None:
+        return None
+    path = Path(value)
+    if not value:
+        problem = "is set but empty"
+    elif not path.exists():
+        problem = f"names {value!r}, which does not exist"
+    elif not path.is_dir():
+        problem = f"names {value!r}, which is not a folder"
+    elif not os.access(path, os.W_OK | os.X_OK):
+        problem = f"names {value!r}, which this process cannot write to"
+    else:
+        return value
+    raise ConfigError(
+        f"environment variable {FOLDER_VARIABLE} {problem}; with METRICS on it must name an "
+        "existing folder opa can write to (each process writes its metrics there), or be "
+        "unset"
+    )
+
+
+def multiprocess_mode() -> bool:
+    """Whether this process's metrics go to the multiprocess folder."""
+    return bool(os.environ.get(FOLDER_VARIABLE))
+
+
+def _mark_dead(pid: int, folder: str) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(pid, folder)  # type: ignore[no-untyped-call]
+
+
+def this_process_ends() -> None:
+    """In multiprocess mode, forget this process's gauges of the live modes: it is
+    shutting down, and whoever started it may not know to."""
+    folder = os.environ.get(FOLDER_VARIABLE)
+    if folder:
+        _mark_dead(os.getpid(), folder)
+
+
+class MetricsFolder:
+    """The multiprocess folder of a group of processes, from before they start."""
+
+    def __init__(self) -> None:
+        given = checked_folder()
+        self.owned = given is None
+        # mkdtemp makes it readable and writable by this user alone.
+        self.path = given or tempfile.mkdtemp(prefix="opa-metrics-")
+        # Set before the processes start: spawned ones inherit it, forked ones too.
+        os.environ[FOLDER_VARIABLE] = self.path
+
+    def process_ended(self, pid: int) -> None:
+        """Forget the gauges of process *pid*, which has ended; its counters still count."""
+        _mark_dead(pid, self.path)
+
+    def close(self) -> None:
+        """Remove the folder if it was made here; a folder of the user's is left as it is."""
+        if self.owned:
+            os.environ.pop(FOLDER_VARIABLE, None)
+            shutil.rmtree(self.path, ignore_errors=True)
