@@ -44,7 +44,8 @@ class TimeoutsNotRetriedCluster(RedisCluster):
     timeout is not retried, so a silent master costs one ``SOCKET_TIMEOUT`` per command.
     """
 
-    ERRORS_ALLOW_RETRY = tuple(
+    # redis-py types the attribute as its own tuple of four; this one has one fewer.
+    ERRORS_ALLOW_RETRY = tuple(  # type: ignore[assignment]
         error for error in RedisCluster.ERRORS_ALLOW_RETRY if error is not TimeoutError
     )
 

@@ -1,12 +1,14 @@
 """Why ``redis-walrus`` takes no Redis Cluster, said at start-up as a refused option.
 
 walrus's ``Database`` is a subclass of redis-py's single-server ``Redis``; redis-py's
-``RedisCluster`` is another class, not a ``Redis``, so a ``Database`` cannot be built on it,
-and grafting walrus's methods onto it reaches into walrus's private set-up. Even grafted,
-what walrus adds to redis-py does not hold on a cluster: a lock's release runs a script on
-two keys in different hash slots, ``atomic()`` becomes a pipeline that is no transaction,
-caches write many keys with one ``MSET``, models and full-text search combine keys of many
-slots. ``redis-aioredis`` takes a cluster (its README says how).
+``RedisCluster`` is a class of its own, not a ``Redis``, and the two cannot be combined by
+subclassing (Python finds no consistent method order for their command classes). Copying
+walrus's methods onto a ``RedisCluster`` runs, but needs walrus's private set-up by hand,
+and then what walrus adds does not hold: a lock's release runs a script on two keys in two
+hash slots and is refused (the lock stays held until its TTL), ``atomic()`` becomes a
+pipeline without MULTI/EXEC, a cache's ``set_many``/``get_many`` and set algebra are
+refused, ``stream_log`` finds no connection pool. The package README lists what was tried.
+``redis-aioredis`` takes a cluster.
 """
 
 from __future__ import annotations
