@@ -106,6 +106,17 @@ def statuses(client: TestClient, keys: list[str]) -> list[int]:
     return [status for status, _ in results]
 
 
+def all_served_again(client: TestClient, keys: dict[int, list[str]], back: int) -> None:
+    """Wait until the keys of master *back* are served again, then find every key served."""
+    wait_for(
+        lambda: timed_get(client, f"/cluster/incr/{keys[back][0]}")[0] == 200,
+        BOUND * 10,
+        f"the keys of master {back} to be served again",
+    )
+    every_key = [key for names in keys.values() for key in names]
+    assert statuses(client, every_key) == [200] * len(every_key)
+
+
 def component_status(client: TestClient) -> Status:
     app: Any = client.app
     status: Status = app.state.opa.components.get("cluster").status
@@ -151,13 +162,7 @@ def test_a_killed_master_costs_only_its_own_keys_until_it_is_back(
             assert response.json() == {"detail": "backend unavailable for component 'cluster'"}
     finally:
         cluster.start_master(dead)
-    wait_for(
-        lambda: timed_get(client, f"/cluster/incr/{keys[dead][0]}")[0] == 200,
-        BOUND * 10,
-        "the restarted master's keys to be served again",
-    )
-    every_key = [key for names in keys.values() for key in names]
-    assert statuses(client, every_key) == [200] * len(every_key)
+    all_served_again(client, keys, dead)
     assert client.get("/health").json()["components"]["cluster"]["status"] == "ok"
 
 
@@ -180,13 +185,7 @@ def test_a_hung_master_costs_its_keys_one_socket_timeout(
     finally:
         cluster.resume_master(hung)
     cluster.wait_until_ok()
-    wait_for(
-        lambda: timed_get(client, f"/cluster/incr/{keys[hung][0]}")[0] == 200,
-        BOUND * 10,
-        "the resumed master's keys to be served again",
-    )
-    every_key = [key for names in keys.values() for key in names]
-    assert statuses(client, every_key) == [200] * len(every_key)
+    all_served_again(client, keys, hung)
 
 
 def test_a_bad_command_on_the_cluster_answers_500(
