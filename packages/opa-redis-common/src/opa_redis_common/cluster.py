@@ -63,7 +63,8 @@ def check_cluster_url(url: str, cluster: bool) -> None:
     The messages never repeat the URL: it may hold a password.
     """
     if not cluster:
-        if names_several_hosts(url):
+        # Another scheme may list hosts of its own kind (Sentinels, say): not judged here.
+        if urlsplit(url).scheme in CLUSTER_SCHEMES and names_several_hosts(url):
             raise ValueError(
                 "the URL names several hosts, which only a Redis Cluster's startup nodes may: "
                 "set CLUSTER: true, or name one host"

@@ -28,14 +28,14 @@ def _check_url(url: str) -> None:
     parts = urlsplit(url)
     if parts.scheme not in SCHEMES:
         raise ValueError("expected a URL starting with redis://, rediss:// or unix://")
-    if names_several_hosts(url):
-        return  # a Redis Cluster's startup nodes, checked with CLUSTER (cluster.py)
     if parts.scheme == "unix":
         if not parts.path:
             raise ValueError(
                 "a unix:// URL must name the socket's path, e.g. unix:///run/redis.sock"
             )
         return
+    if names_several_hosts(url):
+        return  # a Redis Cluster's startup nodes, checked with CLUSTER (cluster.py)
     if not parts.hostname:
         raise ValueError(
             f"a {parts.scheme}:// URL must name a host, e.g. {parts.scheme}://cache:6379/0"
