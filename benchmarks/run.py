@@ -2,9 +2,9 @@
 
 ``python benchmarks/run.py [--quick] [--loadgen auto|wrk|python] [--only core,redis,...]``
 prints opa-core's table, then the other parts (``bench_routing.py``, ``bench_masking.py``,
-``bench_serving.py``, ``bench_workers.py``, ``bench_redis.py``, ``bench_breaker.py``,
-``bench_metrics.py``, ``bench_mongodb.py``, ``bench_celery.py``, ``bench_sql.py``), each printing
-its own;
+``bench_serving.py``, ``bench_workers.py``, ``bench_redis.py``, ``bench_cluster.py``,
+``bench_breaker.py``, ``bench_metrics.py``, ``bench_mongodb.py``, ``bench_celery.py``,
+``bench_sql.py``), each printing its own;
 ``--only`` picks some of them. ``nox -s bench`` runs this with what every part needs installed.
 
 Nothing here asserts: a MISS is a number to look at, not a failure. Compared variants take
@@ -306,6 +306,7 @@ SECTIONS = (
     "serving",
     "workers",
     "redis",
+    "cluster",
     "breaker",
     "metrics",
     "mongodb",
@@ -320,6 +321,7 @@ QUICK_ARGS = {
     "serving": ["--rounds", "2", "--requests", "3000", "--callgrind-requests", "200"],
     "workers": ["--rounds", "1", "--requests", "2000"],
     "redis": ["--rounds", "2", "--requests", "2000", "--warmup", "500"],
+    "cluster": ["--rounds", "2", "--requests", "2000", "--warmup", "500"],
     "breaker": ["--rounds", "2", "--requests", "2000", "--warmup", "500", "--stall-rounds", "1"],
     "metrics": ["--rounds", "2", "--requests", "2000", "--warmup", "500", "--calls", "2000"],
     "mongodb": ["--rounds", "2", "--requests", "200"],
@@ -358,7 +360,7 @@ def driver_section(name: str, options: argparse.Namespace, tool: str) -> int:
 
     module = importlib.import_module(f"bench_{name}")
     argv = list(QUICK_ARGS[name]) if options.quick else []
-    if name in ("redis", "serving", "breaker", "workers", "metrics", "sql"):
+    if name in ("redis", "cluster", "serving", "breaker", "workers", "metrics", "sql"):
         argv += ["--loadgen", tool]
     code: int = module.main(argv)
     return code
@@ -371,6 +373,7 @@ TITLES = {
     "serving": "Serving layer: opa.serving against plain uvicorn h11 (benchmarks/bench_serving.py)",
     "workers": "API worker processes: opa run --workers 2 against 1 (benchmarks/bench_workers.py)",
     "redis": "Redis drivers (benchmarks/bench_redis.py)",
+    "cluster": "Redis Cluster against one Redis server (benchmarks/bench_cluster.py)",
     "breaker": "Component breaker on a stalled and a healthy Redis (benchmarks/bench_breaker.py)",
     "metrics": "Prometheus metrics on against off (benchmarks/bench_metrics.py)",
     "mongodb": "MongoDB drivers (benchmarks/bench_mongodb.py)",

@@ -48,6 +48,14 @@ class EchoDriver(Driver):
         return (OSError,)
 
 
+class PartialEchoDriver(EchoDriver):
+    # As a cluster's driver: an outage error may be one node's, so the breaker pings first.
+    name = "echo-partial"
+
+    def is_partial_outage(self, error):
+        return True
+
+
 class AsyncEchoDriver(Driver):
     name = "echo-async"
     is_async = True
@@ -261,6 +269,28 @@ def test_a_passing_error_in_a_request_costs_only_a_moment_of_503s(
         assert client.get("/fail/store").status_code == 503
         wait_for(lambda: client.get("/echo/store").status_code == 200, "serving it again")
         assert state(client, "store") == "ok"
+
+
+def test_a_partial_outage_is_pinged_before_the_component_is_marked_down(
+    plugins: Path, servers: tuple[EchoServer, EchoServer]
+) -> None:
+    """An outage error the driver calls partial (one node of a cluster) answers 503, but while
+    the component's ping succeeds it stays up and the next request is served; once the ping
+    fails too, it is marked down as any other."""
+    server, _ = servers
+    app = app_with(plugins, {"STORE": component("echo-partial", server)})
+    with TestClient(app) as client:
+        store = app.state.opa.components.get("store")
+        assert client.get("/fail/store").status_code == 503
+        assert store.status is Status.OK
+        assert client.get("/echo/store").json() == "hello"
+        wait_for(lambda: not store.breaker._watches, "the ping that follows the error")
+        assert store.status is Status.OK
+        server.stall()
+        assert client.get("/echo/store").status_code == 503
+        wait_for(lambda: state(client, "store") == "down", "marking the component down")
+        server.resume()
+        wait_for(lambda: client.get("/echo/store").status_code == 200, "serving it again")
 
 
 def test_plugin_code_that_catches_the_error_reports_it_and_falls_back_at_once(

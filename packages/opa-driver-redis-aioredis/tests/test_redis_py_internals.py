@@ -163,3 +163,32 @@ def test_connection_parser_has_read_response() -> None:
     name = moved("AbstractConnection._parser.read_response", "tests/test_watch.py")
     parser = getattr(Connection(), "_parser", None)
     assert parser is not None and inspect.iscoroutinefunction(parser.read_response), name
+
+
+def test_cluster_retries_are_a_class_attribute_holding_timeouts() -> None:
+    """RedisCluster.ERRORS_ALLOW_RETRY is the tuple of errors the cluster client retries, with
+    TimeoutError among them, and the driver's subclass leaves TimeoutError out of it."""
+    from redis.asyncio.cluster import RedisCluster
+    from redis.exceptions import ConnectionError, TimeoutError
+
+    from opa_driver_redis_aioredis.cluster import TimeoutsNotRetriedCluster
+
+    name = moved("RedisCluster.ERRORS_ALLOW_RETRY", "cluster.py")
+    retried = getattr(RedisCluster, "ERRORS_ALLOW_RETRY", None)
+    assert isinstance(retried, tuple), name
+    assert TimeoutError in retried and ConnectionError in retried, name
+    assert TimeoutError not in TimeoutsNotRetriedCluster.ERRORS_ALLOW_RETRY
+    assert ConnectionError in TimeoutsNotRetriedCluster.ERRORS_ALLOW_RETRY
+
+
+def test_cluster_retry_parameters_are_those_of_one_of_two_shapes() -> None:
+    """RedisCluster takes either redis-py 5's retry counts (cluster_error_retry_attempts and
+    connection_error_retry_attempts) or a cluster-wide `retry` without the second."""
+    from redis.asyncio.cluster import RedisCluster
+
+    name = moved("RedisCluster.__init__'s retry parameters", "cluster.py")
+    given = parameters(RedisCluster.__init__)
+    if "connection_error_retry_attempts" in given:
+        assert "cluster_error_retry_attempts" in given, name
+    else:
+        assert "retry" in given, name

@@ -99,3 +99,18 @@ def test_a_url_without_a_port_is_checked_on_6379(scheme: str) -> None:
     """The driver declares Redis's port for both schemes, so LOAD auto probes cache:6379."""
     driver = WalrusDriver("walrus", RedisOptions(URL=f"{scheme}://cache/0"))
     assert driver.reachability_targets() == [("cache", 6379)]
+
+
+def test_a_cluster_is_refused_at_start_up_naming_the_option() -> None:
+    """CLUSTER: true stops start-up with one line that names the option and the driver that
+    takes a cluster, before anything connects."""
+    from opa import OptionsError
+    from opa.testing import make_driver
+
+    opts = {"URL": "redis://127.0.0.1:7000,127.0.0.1:7001", "CLUSTER": True}
+    with pytest.raises(OptionsError) as caught:
+        make_driver(WalrusDriver, opts, "walrus")
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "OPTS.CLUSTER" in message
+    assert "DRIVER: redis-aioredis" in message

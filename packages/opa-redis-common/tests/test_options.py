@@ -10,6 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from opa_redis_common import RedisOptions, pool_kwargs
+from opa_redis_common.cluster import node_url, startup_nodes
 
 
 def refusal(**opts: Any) -> str:
@@ -127,3 +128,65 @@ def test_importing_does_not_import_redis() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://cache",
+        "redis://127.0.0.1:7000,127.0.0.1:7001,127.0.0.1:7002",
+        "rediss://user:secret@node1:7000,node2/0",
+        "redis://[::1]:7000,[::1]:7001",
+    ],
+)
+def test_cluster_urls_are_accepted(url: str) -> None:
+    """With CLUSTER, a redis:// or rediss:// URL of one or more startup nodes is accepted."""
+    assert RedisOptions(URL=url, CLUSTER=True).CLUSTER
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("unix:///run/redis.sock", "redis:// or rediss://"),
+        ("redis://node1:7000/1", "database 0 only"),
+        ("redis://node1:7000,node2:port", "port must be a number"),
+        ("redis://node1:7000,node2:70000", "port must be a number"),
+        ("redis://node1:7000,", "must name a host"),
+        ("redis://node1:7000,:7001", "must name a host"),
+    ],
+)
+def test_urls_no_cluster_can_have_are_refused_with_the_reason(url: str, problem: str) -> None:
+    """With CLUSTER, a URL that cannot name a cluster's nodes is refused, saying why."""
+    message = refusal(URL=url, CLUSTER=True)
+    assert "CLUSTER" in message
+    assert problem in message
+
+
+def test_several_hosts_without_cluster_are_refused() -> None:
+    """A URL listing several hosts without CLUSTER is refused, and the message says to set it."""
+    message = refusal(URL="redis://node1:7000,node2:7001")
+    assert "CLUSTER: true" in message
+
+
+def test_refusing_a_cluster_url_never_repeats_its_password() -> None:
+    """The message for a bad cluster URL leaves out the URL, whose password would leak."""
+    assert "hunter2" not in refusal(URL="redis://u:hunter2@node1:7000/3", CLUSTER=True)
+    assert "hunter2" not in refusal(URL="redis://u:hunter2@node1:7000,node2:7001")
+
+
+def test_cluster_is_off_by_default() -> None:
+    """Without CLUSTER, a URL names one server, as before."""
+    assert RedisOptions(URL="redis://cache").CLUSTER is False
+
+
+def test_startup_nodes_are_read_from_the_url() -> None:
+    """Each host of a cluster URL is a startup node, on 6379 when it names no port."""
+    url = "rediss://user:pw@node1:7000,node2,[::1]:7002/0"
+    assert startup_nodes(url) == [("node1", 7000), ("node2", 6379), ("::1", 7002)]
+
+
+def test_one_node_url_keeps_the_login_and_the_query() -> None:
+    """node_url names one node and keeps what every connection needs: login, TLS, query."""
+    url = "rediss://user:pw@node1:7000,node2:7001/0?ssl_cert_reqs=none"
+    assert node_url(url, "node2", 7001) == "rediss://user:pw@node2:7001/0?ssl_cert_reqs=none"
+    assert node_url("redis://a,b", "::1", 7000) == "redis://[::1]:7000"

@@ -11,7 +11,10 @@ component's instance (the route's variable, the client's own ``self``). When it 
 as when code kept a sub-object of the client, every component whose driver counts the
 error as an outage (``is_unavailable``) is pinged first and marked down only if the ping
 fails too: two Redis components both raise redis' ConnectionError, and the healthy one must
-stay up. It all runs on the serving event loop: a worker or a shell has no breaker.
+stay up. A driver whose backend is several nodes says which errors may leave the others
+serving (``is_partial_outage``): those are pinged first too, so one dead node of a cluster
+does not turn the requests for the live ones into 503s. It all runs on the serving event
+loop: a worker or a shell has no breaker.
 """
 
 from __future__ import annotations
@@ -98,11 +101,13 @@ class Breaker:
         """A request failed with *error*, an outage error of each of *owners*' drivers.
 
         Called on the loop (by the app's exception handler). The owners whose instance the
-        traceback holds are marked down now; the others are pinged first.
+        traceback holds are marked down now; the others are pinged first, and so is an owner
+        whose driver says the error may be a partial outage (one node of a cluster).
         """
         used = held_by_traceback(error, owners)
         for component in owners:
-            if component.name in used:
+            partial = isinstance(error, Exception) and is_partial(component, error)
+            if component.name in used and not partial:
                 self.trip(component, f"{type(error).__name__} in a request")
             else:
                 self.suspect(component)
@@ -172,6 +177,12 @@ class Breaker:
                 self.settings.longest_pause,
             )
             notify("opa_component_down", component=component, error=problem)
+
+
+def is_partial(component: Component, error: Exception) -> bool:
+    """True when *component*'s driver says *error* may leave the rest of its backend up."""
+    driver = component.driver
+    return driver is not None and driver.is_partial_outage(error)
 
 
 def held_by_traceback(error: BaseException, components: list[Component]) -> set[str]:

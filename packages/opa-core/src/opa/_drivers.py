@@ -151,6 +151,16 @@ class Driver:
         """
         return isinstance(error, self.unavailable_errors())
 
+    def is_partial_outage(self, error: Exception) -> bool:
+        """True when *error*, an outage error, may mean that only a part of the backend is
+        gone: one node of a cluster, whose other nodes still serve their keys.
+
+        The request still answers 503, but the breaker pings the component before marking
+        it down, instead of marking it down at once, so the requests the rest of the
+        backend serves go on. By default False: an outage is the whole backend's.
+        """
+        return False
+
     def urls(self) -> list[str]:
         """The URLs this driver connects to, for the reachability check and messages."""
         url = getattr(self.opts, "URL", None)

@@ -2,7 +2,8 @@
 
 The archived aioredis package cannot even be imported on Python 3.11 or later; its code
 lives on in redis-py as ``redis.asyncio``, which this driver uses. The driver keeps the name
-``redis-aioredis`` so that existing configuration works unchanged.
+``redis-aioredis`` so that existing configuration works unchanged. With ``CLUSTER: true`` the
+component is a Redis Cluster's client instead (``cluster.py``).
 
 This module is what the ``opa.drivers`` entry point loads, so it stays cheap: redis is
 imported on ``connect()``, never when the driver is merely installed or looked up.
@@ -21,6 +22,7 @@ class AioredisDriver(Driver):
     instead of failing with "Too many connections"; a free connection is handed out without
     setting up that wait (``FreeFirstBlockingPool``). ``SOCKET_TIMEOUT`` on each send and
     reply is kept by one timer per pool (``watch.py``) rather than redis-py's per command.
+    With ``CLUSTER: true``, redis-py's asyncio ``RedisCluster`` with its own pools instead.
     """
 
     name = "redis-aioredis"
@@ -28,6 +30,9 @@ class AioredisDriver(Driver):
     contract_version = 1
     Options = RedisOptions
     default_ports = REDIS_PORTS
+    # One URL names one server; with CLUSTER it may list several startup nodes, and any of
+    # them answering is enough for LOAD: auto, as the client finds the rest.
+    reachable_when = "any"
     legacy_names = ("opa.plugins.driver_redis.Aioredis",)
 
     async def connect(self) -> None:
@@ -40,6 +45,11 @@ class AioredisDriver(Driver):
         from opa_driver_redis_aioredis.watch import watched_url_options
 
         opts: RedisOptions = self.opts
+        if opts.CLUSTER:
+            from opa_driver_redis_aioredis.cluster import cluster_client
+
+            self.instance = cluster_client(opts)
+            return
         backoff = ExponentialBackoff(cap=opts.RETRY_BACKOFF_CAP, base=opts.RETRY_BACKOFF_BASE)
         # The policy of redis-walrus, with the asyncio Retry class: connection failures only.
         retry = Retry(backoff, opts.RETRIES, supported_errors=(ConnectionError,))
@@ -50,14 +60,38 @@ class AioredisDriver(Driver):
         self.instance = Redis(connection_pool=pool)
 
     async def validate(self) -> None:
+        if self.opts.CLUSTER:
+            from opa_driver_redis_aioredis.cluster import cluster_answers
+
+            await cluster_answers(self.instance)
+            return
         await self.instance.ping()
 
     async def disconnect(self) -> None:
-        # A client given its pool leaves the pool open on close; both are closed here.
         await self.instance.aclose()
-        await self.instance.connection_pool.aclose()
+        if not self.opts.CLUSTER:  # a cluster client closes its nodes' pools itself
+            # A client given its pool leaves the pool open on close; both are closed here.
+            await self.instance.connection_pool.aclose()
 
     def unavailable_errors(self) -> tuple[type[Exception], ...]:
+        if self.opts.CLUSTER:
+            from opa_driver_redis_aioredis.cluster import OUTAGE_ERRORS
+
+            return OUTAGE_ERRORS
         from redis.exceptions import ConnectionError, TimeoutError
 
         return (ConnectionError, TimeoutError)
+
+    def is_unavailable(self, error: Exception) -> bool:
+        if self.opts.CLUSTER:
+            from opa_driver_redis_aioredis.cluster import is_cluster_outage
+
+            return is_cluster_outage(error)
+        return super().is_unavailable(error)
+
+    def is_partial_outage(self, error: Exception) -> bool:
+        if self.opts.CLUSTER:
+            from opa_driver_redis_aioredis.cluster import is_one_node_outage
+
+            return is_one_node_outage(error)
+        return False

@@ -7,6 +7,7 @@ redis are imported on ``connect()``, never when the driver is merely installed o
 from __future__ import annotations
 
 from opa import Driver
+from opa_driver_redis_walrus.cluster import WalrusOptions
 from opa_redis_common import REDIS_PORTS, RedisOptions, pool_kwargs
 
 
@@ -20,7 +21,7 @@ class WalrusDriver(Driver):
     name = "redis-walrus"
     is_async = False
     contract_version = 1
-    Options = RedisOptions
+    Options = WalrusOptions  # the shared options; CLUSTER: true is refused (cluster.py)
     default_ports = REDIS_PORTS
     legacy_names = ("opa.plugins.driver_redis.Walrus",)
 

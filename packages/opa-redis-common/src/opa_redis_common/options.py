@@ -10,7 +10,9 @@ from __future__ import annotations
 from typing import Any, Self
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+from opa_redis_common.cluster import check_cluster_url, names_several_hosts
 
 SCHEMES = ("redis", "rediss", "unix")
 
@@ -32,6 +34,8 @@ def _check_url(url: str) -> None:
                 "a unix:// URL must name the socket's path, e.g. unix:///run/redis.sock"
             )
         return
+    if names_several_hosts(url):
+        return  # a Redis Cluster's startup nodes, checked with CLUSTER (cluster.py)
     if not parts.hostname:
         raise ValueError(
             f"a {parts.scheme}:// URL must name a host, e.g. {parts.scheme}://cache:6379/0"
@@ -75,12 +79,23 @@ class RedisOptions(BaseModel):
     """True hands out ``str`` instead of ``bytes``."""
     CLIENT_NAME: str | None = Field(default="opa", min_length=1, pattern=r"^[!-~]+$")
     """Shown by CLIENT LIST on the server; no spaces. None sets no name."""
+    CLUSTER: bool = Field(default=False, validate_default=True)
+    """True: URL names one or more nodes of a Redis Cluster, ``redis://a:7000,b:7001``;
+    the client finds the others. Only ``redis-aioredis`` takes a cluster."""
 
     @field_validator("URL")
     @classmethod
     def _url_is_redis(cls, url: str) -> str:
         _check_url(url)
         return url
+
+    @field_validator("CLUSTER")
+    @classmethod
+    def _url_fits_cluster(cls, cluster: bool, info: ValidationInfo) -> bool:
+        url = info.data.get("URL")  # absent when the URL itself was refused
+        if isinstance(url, str):
+            check_cluster_url(url, cluster)
+        return cluster
 
     @field_validator("HEALTH_CHECK_INTERVAL")
     @classmethod

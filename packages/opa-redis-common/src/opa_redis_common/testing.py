@@ -89,6 +89,11 @@ class RedisDriverSuite(DriverComplianceSuite):
         """ECHO through the client: a sync value, or an awaitable from the asyncio one."""
         return component.instance.echo(token)
 
+    def admin_url(self, key: str, redis_url: str) -> str:
+        """The server that holds *key*, for a case's own admin client: the session's Redis;
+        a cluster's suite names the master of the key's slot."""
+        return redis_url
+
     def test_options_reach_the_server(self, live_options: dict[str, Any]) -> None:
         """CLIENT_NAME names the connection on the server, and DECODE_RESPONSES gives str."""
         name = f"opa-test-{secrets.token_hex(4)}"
@@ -118,7 +123,8 @@ class RedisDriverSuite(DriverComplianceSuite):
         is_async = self.driver_class().is_async
 
         def kill_then_push() -> None:
-            with redis.Redis.from_url(redis_url, decode_responses=True) as admin:
+            admin_url = self.admin_url(key, redis_url)
+            with redis.Redis.from_url(admin_url, decode_responses=True) as admin:
                 for _ in range(100):
                     waiting = [
                         c for c in admin.client_list() if c["name"] == name and "blpop" in c["cmd"]

@@ -105,7 +105,8 @@ class OutageCases(SuiteBase):
         if len(targets) != 1:
             pytest.fail(
                 f"live_options reach {len(targets)} hosts ({targets}); the outage cases put "
-                "one proxy before one host: give live_options a single host",
+                "one proxy before one host: give live_options a single host, or override "
+                "outage_proxy() to fail every host at once",
                 pytrace=False,
             )
         with TcpProxy(*targets[0]) as proxy:
