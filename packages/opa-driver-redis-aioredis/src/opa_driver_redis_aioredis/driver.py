@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from opa import Driver
 from opa_redis_common import REDIS_PORTS, RedisOptions, pool_kwargs
+from opa_redis_common.sentinel import is_sentinel_url
 
 
 class AioredisDriver(Driver):
@@ -28,6 +29,7 @@ class AioredisDriver(Driver):
     contract_version = 1
     Options = RedisOptions
     default_ports = REDIS_PORTS
+    reachable_when = "any"  # a Sentinel URL's sentinels: one that answers is enough
     legacy_names = ("opa.plugins.driver_redis.Aioredis",)
 
     async def connect(self) -> None:
@@ -43,6 +45,11 @@ class AioredisDriver(Driver):
         backoff = ExponentialBackoff(cap=opts.RETRY_BACKOFF_CAP, base=opts.RETRY_BACKOFF_BASE)
         # The policy of redis-walrus, with the asyncio Retry class: connection failures only.
         retry = Retry(backoff, opts.RETRIES, supported_errors=(ConnectionError,))
+        if is_sentinel_url(opts.URL):
+            from opa_driver_redis_aioredis.sentinel import sentinel_client
+
+            self.instance = sentinel_client(opts, retry, [ConnectionError])
+            return
         # The URL's options win over the defaults, as in redis-py's from_url(); the socket
         # timeout is kept by the pool's watch (watch.py), not by redis-py.
         connection = pool_kwargs(opts) | watched_url_options(opts.URL, opts.SOCKET_TIMEOUT)
@@ -56,6 +63,10 @@ class AioredisDriver(Driver):
         # A client given its pool leaves the pool open on close; both are closed here.
         await self.instance.aclose()
         await self.instance.connection_pool.aclose()
+        if is_sentinel_url(self.opts.URL):
+            from opa_driver_redis_aioredis.sentinel import disconnect_sentinels
+
+            await disconnect_sentinels(self.instance.connection_pool)
 
     def unavailable_errors(self) -> tuple[type[Exception], ...]:
         from redis.exceptions import ConnectionError, TimeoutError

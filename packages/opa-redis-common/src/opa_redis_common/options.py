@@ -12,10 +12,12 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from opa_redis_common.sentinel import SENTINEL_PORTS, is_sentinel_url, parse_sentinel_url
+
 SCHEMES = ("redis", "rediss", "unix")
 
-REDIS_PORTS = {"redis": 6379, "rediss": 6379}
-"""The port a redis:// or rediss:// URL without one means: both drivers' ``default_ports``."""
+REDIS_PORTS = {"redis": 6379, "rediss": 6379, **SENTINEL_PORTS}
+"""The port a URL of each scheme without one means: both drivers' ``default_ports``."""
 
 
 def _check_url(url: str) -> None:
@@ -55,7 +57,8 @@ class RedisOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     URL: str
-    """``redis://[user:password@]host[:port][/db]``, ``rediss://`` (TLS) or ``unix:///path``."""
+    """``redis://[user:password@]host[:port][/db]``, ``rediss://`` (TLS), ``unix:///path``, or
+    ``redis+sentinel://[user:password@]sentinel[:port][,...]/service[/db]`` (Redis Sentinel)."""
     MAX_CONNECTIONS: int = Field(default=50, gt=0, le=10_000)
     """Pool size. When all are busy a command waits for one, at most ``SOCKET_TIMEOUT``.
     At most 10,000: redis-py's sync pool reserves every slot up front."""
@@ -79,7 +82,10 @@ class RedisOptions(BaseModel):
     @field_validator("URL")
     @classmethod
     def _url_is_redis(cls, url: str) -> str:
-        _check_url(url)
+        if is_sentinel_url(url):
+            parse_sentinel_url(url)
+        else:
+            _check_url(url)
         return url
 
     @field_validator("HEALTH_CHECK_INTERVAL")

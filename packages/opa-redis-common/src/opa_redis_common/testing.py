@@ -58,6 +58,11 @@ class RedisDriverSuite(DriverComplianceSuite):
     def live_options(self, redis_url: str) -> dict[str, Any]:
         return {"URL": redis_url, "SOCKET_TIMEOUT": 2, "CONNECT_TIMEOUT": 2}
 
+    @pytest.fixture
+    def admin_url(self, redis_url: str) -> str:
+        """A plain URL of the server live_options reach, for the tests' own client."""
+        return redis_url
+
     def unreachable_options(self) -> dict[str, Any]:
         return {"URL": f"redis://127.0.0.1:{closed_port()}/0", "CONNECT_TIMEOUT": 1}
 
@@ -106,7 +111,7 @@ class RedisDriverSuite(DriverComplianceSuite):
         assert asyncio.run(ask_name()) == name
 
     def test_a_connection_dropped_mid_command_is_retried(
-        self, live_options: dict[str, Any], redis_url: str, redis_prefix: str
+        self, live_options: dict[str, Any], admin_url: str, redis_prefix: str
     ) -> None:
         """A connection killed during a command is replaced and the command sent again."""
         import redis
@@ -118,7 +123,7 @@ class RedisDriverSuite(DriverComplianceSuite):
         is_async = self.driver_class().is_async
 
         def kill_then_push() -> None:
-            with redis.Redis.from_url(redis_url, decode_responses=True) as admin:
+            with redis.Redis.from_url(admin_url, decode_responses=True) as admin:
                 for _ in range(100):
                     waiting = [
                         c for c in admin.client_list() if c["name"] == name and "blpop" in c["cmd"]

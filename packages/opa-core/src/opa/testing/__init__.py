@@ -10,11 +10,12 @@ logs; ``make_driver`` builds a driver outside an app, its options checked as an 
 
 Servers and processes: ``TestServices`` finds or starts Redis, RabbitMQ and MongoDB for a
 test session (the pytest plugin :mod:`opa.testing.fixtures` hands their URLs out as
-fixtures); ``RedisServer`` is a private Redis a test may stop, ``PostgresServer`` a private
-PostgreSQL (the machine's server binaries; no SQL library); ``LoggedProcess`` runs a
-command with its output in a file and kills it with its children; ``clean_environ`` is an
-environment free of the machine's opa settings for it; ``wait_for`` and ``http_answers``
-wait until it answers; ``delete_keys`` removes a test's own Redis keys.
+fixtures); ``RedisServer`` is a private Redis a test may stop, ``RedisSentinelGroup`` a
+private Sentinel deployment (master, replicas, sentinels) a test may fail over,
+``PostgresServer`` a private PostgreSQL (the machine's server binaries; no SQL library);
+``LoggedProcess`` runs a command with its output in a file and kills it with its children;
+``clean_environ`` is an environment free of the machine's opa settings for it; ``wait_for``
+and ``http_answers`` wait until it answers; ``delete_keys`` removes a test's own Redis keys.
 Outages: ``TcpProxy`` stands between a client and its backend and drops every connection,
 or turns into a host that accepts and never answers, then restores; ``open_sockets`` counts
 the sockets the process holds, to prove none leaked.
@@ -49,6 +50,7 @@ from opa.testing._processes import (
     wait_for,
 )
 from opa.testing._proxy import ProxyMode, TcpProxy, open_sockets
+from opa.testing._redis_sentinel import RedisSentinelGroup
 from opa.testing._services import RedisServer, TestServices, skip_or_fail
 
 if TYPE_CHECKING:
@@ -60,6 +62,7 @@ __all__ = [
     "LoggedProcess",
     "PostgresServer",
     "ProxyMode",
+    "RedisSentinelGroup",
     "RedisServer",
     "ServiceUnavailable",
     "TcpProxy",
