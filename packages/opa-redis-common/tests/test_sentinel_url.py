@@ -56,7 +56,7 @@ def test_optional_parts_have_defaults(url: str, expected: tuple[object, ...]) ->
     user name, as redis-py reads it; the scheme's case does not matter."""
     parsed = parse_sentinel_url(url)
     assert (parsed.service, parsed.db, parsed.username, parsed.password) == expected
-    assert RedisOptions(URL=url).URL == url
+    assert url == RedisOptions(URL=url).URL
 
 
 def test_passwords_stay_out_of_the_repr() -> None:

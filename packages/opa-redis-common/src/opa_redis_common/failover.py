@@ -36,7 +36,7 @@ of a failed connection) end every request well before it."""
 SETTLE = 30.0
 """How long each stage (warm-up, promotion, the first 200s after it) may take."""
 
-ROUTES = '''
+ROUTES = """
 from opa import get_instance, get_router
 
 router = get_router()
@@ -67,7 +67,7 @@ def _answer(replies: list) -> dict:
 @router.get("/count-acked")
 {define} count_acked() -> dict:
     return _answer({wait}_pipeline({acked!r}, True).execute())
-'''
+"""
 
 
 @dataclass(frozen=True)
@@ -126,7 +126,9 @@ class FailoverRun:
         acked = [
             r
             for r in self.requests
-            if r.path == "/count-acked" and r.served_by(self.old_port) and r.body is not None
+            if r.path == "/count-acked"
+            and r.served_by(self.old_port)
+            and r.body is not None
             and (r.body["acked"] or 0) >= 1
         ]
         plain = [r for r in self.requests if r.path == "/count" and r.served_by(self.old_port)]

@@ -48,8 +48,8 @@ NEAR_MISSES = ("rediss+sentinel", "sentinel", "redis-sentinel")
 def is_sentinel_url(url: str) -> bool:
     """True for a URL of the Sentinel form, or of a scheme other tools use for Sentinel
     (whose error then says how opa writes it)."""
-    scheme = url.partition("://")[0].lower()
-    return scheme == SCHEME or scheme in NEAR_MISSES
+    scheme, separator, _ = url.partition("://")
+    return bool(separator) and (scheme.lower() == SCHEME or scheme.lower() in NEAR_MISSES)
 
 
 def parse_sentinel_url(url: str) -> SentinelURL:

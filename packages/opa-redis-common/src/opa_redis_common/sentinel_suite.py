@@ -18,11 +18,13 @@ from typing import Any, ClassVar
 
 import pytest
 
+from opa import Status
 from opa.testing import (
     LOCALHOST,
     RedisSentinelGroup,
     ServiceUnavailable,
     TcpProxy,
+    captured_logs,
     closed_port,
     skip_or_fail,
 )
@@ -64,7 +66,8 @@ class SentinelDriverSuite(RedisDriverSuite):
     }
 
     @pytest.fixture(scope="class")
-    def deployment(self) -> Iterator[RedisSentinelGroup]:
+    @classmethod
+    def deployment(cls) -> Iterator[RedisSentinelGroup]:
         """The class's Sentinel deployment: a master, a replica, three sentinels."""
         with sentinel_group() as group:
             yield group
@@ -115,6 +118,32 @@ class SentinelDriverSuite(RedisDriverSuite):
             assert group.proxy is not None
             yield group.proxy, {**live_options, **self.timeout_options, "URL": group.url}
 
+    def test_auto_needs_one_sentinel_of_the_list(self, deployment: RedisSentinelGroup) -> None:
+        """Under LOAD auto, one sentinel that answers among dead ones is enough to connect;
+        when none answers the component is skipped, every sentinel named in the warning."""
+        dead = [f"{LOCALHOST}:{closed_port()}" for _ in range(2)]
+        live = f"{LOCALHOST}:{deployment.sentinels[0].port}"
+        query = deployment.url.partition("?")[2]
+        login = deployment.url.partition("://")[2].partition("@")[0]
+        some = f"redis+sentinel://{login}@{','.join([*dead, live])}/{SERVICE}/0?{query}"
+        none = f"redis+sentinel://{','.join(dead)}/{SERVICE}/0"
+        for url, expected in ((some, Status.OK), (none, Status.SKIPPED)):
+            components = self.make_components("auto", {"URL": url})
+            with captured_logs() as logs:
+                status = asyncio.run(self._status_once_started(components))
+            assert status is expected, logs.getvalue()
+        for address in dead:
+            assert address in logs.getvalue()
+
+    async def _status_once_started(self, components: Any) -> Status:
+        await components.start()
+        try:
+            status: Status = components.get(self.component_name).status
+            return status
+        finally:
+            await components.stop()
+
+    @pytest.mark.timeout(180)
     def test_a_failover_under_load_costs_fast_503s_and_no_restart(
         self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:

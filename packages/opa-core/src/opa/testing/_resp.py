@@ -12,7 +12,7 @@ from typing import BinaryIO, TypeAlias
 
 from opa.testing._ports import LOCALHOST, PROBE_TIMEOUT
 
-Reply: TypeAlias = str | int | None | list["Reply"]
+Reply: TypeAlias = str | int | list["Reply"] | None
 
 
 class ReplyError(Exception):
