@@ -43,7 +43,7 @@ def sentinel_client(opts: RedisOptions, retry: Retry, errors: list[type[Exceptio
     # One try per sentinel: a sentinel that does not answer hands over to the next at once.
     # Their own clients keep redis-py's socket timeout: one query per discovery.
     to_sentinels = sentinel_kwargs(address, opts.CONNECT_TIMEOUT, opts.SOCKET_TIMEOUT)
-    sentinel = Sentinel(
+    sentinel = Sentinel(  # type: ignore[no-untyped-call]
         list(address.sentinels), sentinel_kwargs={**to_sentinels, "retry": Retry(NoBackoff(), 0)}
     )
     # The watch keeps SOCKET_TIMEOUT (watch.py), so redis-py's is off.
@@ -53,7 +53,7 @@ def sentinel_client(opts: RedisOptions, retry: Retry, errors: list[type[Exceptio
         "watch": CommandWatch(opts.SOCKET_TIMEOUT),
     }
     connection = pool_kwargs(opts) | server_kwargs(address) | watched
-    pool = SentinelPool(
+    pool = SentinelPool(  # type: ignore[no-untyped-call]
         address.service, sentinel, is_master=True, retry=retry, retry_on_error=errors, **connection
     )
     return Redis(connection_pool=pool)

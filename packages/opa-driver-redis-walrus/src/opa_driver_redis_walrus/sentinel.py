@@ -6,6 +6,7 @@ Imported by ``connect()`` only, so it may import redis at the top.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import redis
@@ -16,6 +17,12 @@ from redis.sentinel import Sentinel, SentinelConnectionPool
 
 from opa_redis_common import RedisOptions, pool_kwargs
 from opa_redis_common.sentinel import parse_sentinel_url, sentinel_kwargs, server_kwargs
+
+# Before redis-py 7.0 the blocking pool's disconnect() takes no argument, and the Sentinel
+# pool passes one (inuse_connections=False) when the master moves.
+DISCONNECT_TAKES_IN_USE = (
+    "inuse_connections" in inspect.signature(redis.BlockingConnectionPool.disconnect).parameters
+)
 
 
 class SentinelBlockingPool(SentinelConnectionPool, redis.BlockingConnectionPool):
@@ -29,6 +36,15 @@ class SentinelBlockingPool(SentinelConnectionPool, redis.BlockingConnectionPool)
     the blocking pool puts an empty slot back for it.
     """
 
+    def disconnect(self, inuse_connections: bool = True) -> None:
+        if DISCONNECT_TAKES_IN_USE:
+            super().disconnect(inuse_connections)
+            return
+        # redis-py 5 and 6 can only close them all. When the master moves, those in use were
+        # talking to the old one: their command fails as a dropped connection and is retried
+        # on the new master, as RETRIES allows.
+        super().disconnect()
+
 
 def sentinel_database(opts: RedisOptions, retry: Retry, errors: list[type[Exception]]) -> Any:
     """A walrus ``Database`` on the master the URL's sentinels name, with the pool options
@@ -36,10 +52,10 @@ def sentinel_database(opts: RedisOptions, retry: Retry, errors: list[type[Except
     address = parse_sentinel_url(opts.URL)
     # One try per sentinel: a sentinel that does not answer hands over to the next at once.
     to_sentinels = sentinel_kwargs(address, opts.CONNECT_TIMEOUT, opts.SOCKET_TIMEOUT)
-    sentinel = Sentinel(
+    sentinel = Sentinel(  # type: ignore[no-untyped-call]
         list(address.sentinels), sentinel_kwargs={**to_sentinels, "retry": Retry(NoBackoff(), 0)}
     )
-    pool = SentinelBlockingPool(
+    pool = SentinelBlockingPool(  # type: ignore[no-untyped-call]
         address.service,
         sentinel,
         is_master=True,

@@ -213,7 +213,8 @@ def run_failover(
             group.crash_master()
             run.crashed = time.monotonic()
             run.frozen = _frozen_replica(replica.port, group.password)
-            run.promoted = wait_for(lambda: _promoted(group, replica.port), SETTLE, "promotion")
+            promoted = wait_for(lambda: _promoted(group, replica.port), SETTLE, "promotion", 0.01)
+            run.promoted = promoted
             wait_for(lambda: _served_again(run), SETTLE, "200s from the promoted replica")
         finally:
             stop.set()
@@ -257,7 +258,8 @@ def _frozen_replica(port: int, password: str | None) -> dict[str, int]:
     with _admin(port, password) as admin:
 
         def link_down() -> bool:
-            return admin.info("replication").get("master_link_status") == "down"
+            status: object = admin.info("replication").get("master_link_status")
+            return status == "down"
 
         wait_for(link_down, SETTLE, "the replica to see its master gone", every=0.01)
         values = {key: int(admin.get(key) or 0) for key in KEYS.values()}
