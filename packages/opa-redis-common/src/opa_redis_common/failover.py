@@ -35,6 +35,9 @@ HANG = 10.0
 of a failed connection) end every request well before it."""
 SETTLE = 30.0
 """How long each stage (warm-up, promotion, the first 200s after it) may take."""
+LAGGED = 20
+"""With a lagging replica: plain INCRs the master acknowledges while its replica hears
+nothing, before it is killed."""
 
 ROUTES = """
 from opa import get_instance, get_router
@@ -183,9 +186,16 @@ def run_failover(
     is_async: bool,
     opts: dict[str, Any],
     folder: Path,
+    *,
+    lagging: bool = False,
 ) -> FailoverRun:
     """Serve the counters through *driver_name* on *group*, kill its master under load, and
-    record the run until the promoted replica has answered :data:`AFTER` requests."""
+    record the run until the promoted replica has answered :data:`AFTER` requests.
+
+    With *lagging* (*group* made with ``replication_proxied``), the replica first stops
+    hearing from the master until :data:`LAGGED` more plain INCRs are acknowledged: the
+    writes asynchronous replication loses at a fail-over, made to happen.
+    """
     (folder / "failover_routes.py").write_text(
         ROUTES.format(
             wait_ms=WAIT_MS,
@@ -210,8 +220,16 @@ def run_failover(
             thread.start()
         try:
             wait_for(lambda: _served(run, run.old_port) >= WARM_UP, SETTLE, "warm-up")
+            link = group.replication_proxy
+            if lagging:
+                assert link is not None, "a lagging replica needs replication_proxied"
+                link.black_hole()
+                behind = _served(run, run.old_port, "/count") + LAGGED
+                wait_for(lambda: _served(run, run.old_port, "/count") >= behind, SETTLE, "lag")
             group.crash_master()
             run.crashed = time.monotonic()
+            if link is not None:
+                link.restore()  # closes the held link: the replica sees its master gone
             run.frozen = _frozen_replica(replica.port, group.password)
             promoted = wait_for(lambda: _promoted(group, replica.port), SETTLE, "promotion", 0.01)
             run.promoted = promoted

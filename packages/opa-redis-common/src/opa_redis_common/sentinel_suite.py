@@ -158,6 +158,23 @@ class SentinelDriverSuite(RedisDriverSuite):
             print(f"\n{self.driver_name}: {run.summary()}")
         run.check()
 
+    @pytest.mark.timeout(180)
+    def test_writes_a_lagging_replica_missed_are_lost_unless_wait_confirmed_them(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """When the replica has fallen behind (its link to the master held back) as the
+        master dies, plain INCRs the master acknowledged are lost at the fail-over, and the
+        counter goes back to what the replica had; no write WAIT confirmed is lost."""
+        is_async = bool(self.driver_class().is_async)
+        with sentinel_group(replication_proxied=True) as group:
+            run = run_failover(
+                group, self.driver_name, is_async, self.failover_options, tmp_path, lagging=True
+            )
+        with capsys.disabled():
+            print(f"\n{self.driver_name}, lagging replica: {run.summary()}")
+        run.check()
+        assert run.lost("/count"), f"no acknowledged write was lost: {run.summary()}"
+
     def test_wait_through_a_pipeline_counts_the_replicas_that_have_a_write(
         self, live_options: dict[str, Any]
     ) -> None:

@@ -60,7 +60,10 @@ class RedisSentinelGroup(Closing):
     ``redis+sentinel://`` URL of the deployment. *password* is the login of the Redis
     servers, *sentinel_password* that of the sentinels. With *proxied*, the sentinels watch
     the master through a :class:`TcpProxy` (:attr:`proxy`), and name the proxy as the master:
-    clients reach the master through it, and a test can drop or silence it there.
+    clients reach the master through it, and a test can drop or silence it there. With
+    *replication_proxied*, the replicas follow the master through a proxy of their own
+    (:attr:`replication_proxy`): black-holing it holds back what the master sends them, as a
+    slow link would, so a replica falls behind what clients were told.
     """
 
     def __init__(
@@ -75,6 +78,7 @@ class RedisSentinelGroup(Closing):
         down_after: float = 1.0,
         failover_timeout: float = 2.0,
         proxied: bool = False,
+        replication_proxied: bool = False,
     ) -> None:
         if replicas < 0 or sentinels < 1 or not 1 <= quorum <= sentinels:
             raise ValueError(
@@ -88,11 +92,12 @@ class RedisSentinelGroup(Closing):
         self.failover_timeout = failover_timeout
         self.quorum = quorum
         self._counts = (replicas, sentinels)
-        self._proxied = proxied
+        self._proxied = (proxied, replication_proxied)
         self.master = RedisServer(args=self._server_args())
         self.replicas: list[RedisServer] = []
         self.sentinels: list[SentinelServer] = []
         self.proxy: TcpProxy | None = None
+        self.replication_proxy: TcpProxy | None = None
 
     @property
     def url(self) -> str:
@@ -110,12 +115,15 @@ class RedisSentinelGroup(Closing):
         deployment can fail over."""
         replicas, sentinels = self._counts
         self.master.start()
-        watched = self.master.port
-        if self._proxied:
+        watched = followed = self.master.port
+        if self._proxied[0]:
             self.proxy = TcpProxy(LOCALHOST, self.master.port)
             watched = self.proxy.port
+        if self._proxied[1]:
+            self.replication_proxy = TcpProxy(LOCALHOST, self.master.port)
+            followed = self.replication_proxy.port
         for _ in range(replicas):
-            following = ["--replicaof", LOCALHOST, str(self.master.port)]
+            following = ["--replicaof", LOCALHOST, str(followed)]
             replica = RedisServer(args=[*self._server_args(), *following])
             self.replicas.append(replica)
             replica.start()
@@ -151,8 +159,9 @@ class RedisSentinelGroup(Closing):
         and remove their folders."""
         for server in [*self.sentinels, *self.replicas, self.master]:
             server.close()
-        if self.proxy is not None:
-            self.proxy.close()
+        for proxy in (self.proxy, self.replication_proxy):
+            if proxy is not None:
+                proxy.close()
 
     # Setting the servers up.
 
