@@ -36,6 +36,16 @@ class WatchedSentinelConnection(WatchedConnectionMixin, SentinelManagedConnectio
     """A Sentinel-managed connection whose sends and reads the pool's watch bounds."""
 
 
+class SentinelClient(Redis):
+    """The client of one sentinel, shown as its address: redis-py's "No master found" error
+    lists each sentinel it asked with what went wrong, and would otherwise print every
+    argument of its connection pool."""
+
+    def __repr__(self) -> str:
+        where = self.connection_pool.connection_kwargs
+        return f"sentinel {where.get('host')}:{where.get('port')}"
+
+
 def sentinel_client(opts: RedisOptions, retry: Retry, errors: list[type[Exception]]) -> Redis:
     """A client of the master the URL's sentinels name, with the pool options of a single
     server and the driver's *retry* of failed connections."""
@@ -43,9 +53,11 @@ def sentinel_client(opts: RedisOptions, retry: Retry, errors: list[type[Exceptio
     # One try per sentinel: a sentinel that does not answer hands over to the next at once.
     # Their own clients keep redis-py's socket timeout: one query per discovery.
     to_sentinels = sentinel_kwargs(address, opts.CONNECT_TIMEOUT, opts.SOCKET_TIMEOUT)
-    sentinel = Sentinel(  # type: ignore[no-untyped-call]
-        list(address.sentinels), sentinel_kwargs={**to_sentinels, "retry": Retry(NoBackoff(), 0)}
-    )
+    to_sentinels["retry"] = Retry(NoBackoff(), 0)
+    sentinel = Sentinel([], sentinel_kwargs=to_sentinels)  # type: ignore[no-untyped-call]
+    sentinel.sentinels = [
+        SentinelClient(host=host, port=port, **to_sentinels) for host, port in address.sentinels
+    ]
     # The watch keeps SOCKET_TIMEOUT (watch.py), so redis-py's is off.
     watched = {
         "connection_class": WatchedSentinelConnection,

@@ -46,15 +46,27 @@ class SentinelBlockingPool(SentinelConnectionPool, redis.BlockingConnectionPool)
         super().disconnect()
 
 
+class SentinelClient(redis.Redis):
+    """The client of one sentinel, shown as its address: redis-py's "No master found" error
+    lists each sentinel it asked with what went wrong, and would otherwise print every
+    argument of its connection pool."""
+
+    def __repr__(self) -> str:
+        where = self.connection_pool.connection_kwargs
+        return f"sentinel {where.get('host')}:{where.get('port')}"
+
+
 def sentinel_database(opts: RedisOptions, retry: Retry, errors: list[type[Exception]]) -> Any:
     """A walrus ``Database`` on the master the URL's sentinels name, with the pool options
     of a single server and the driver's *retry* of failed connections."""
     address = parse_sentinel_url(opts.URL)
     # One try per sentinel: a sentinel that does not answer hands over to the next at once.
     to_sentinels = sentinel_kwargs(address, opts.CONNECT_TIMEOUT, opts.SOCKET_TIMEOUT)
-    sentinel = Sentinel(  # type: ignore[no-untyped-call]
-        list(address.sentinels), sentinel_kwargs={**to_sentinels, "retry": Retry(NoBackoff(), 0)}
-    )
+    to_sentinels["retry"] = Retry(NoBackoff(), 0)
+    sentinel = Sentinel([], sentinel_kwargs=to_sentinels)  # type: ignore[no-untyped-call]
+    sentinel.sentinels = [
+        SentinelClient(host=host, port=port, **to_sentinels) for host, port in address.sentinels
+    ]
     pool = SentinelBlockingPool(  # type: ignore[no-untyped-call]
         address.service,
         sentinel,

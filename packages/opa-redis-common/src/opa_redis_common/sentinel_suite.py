@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from opa import Status
+from opa import ComponentError, Status
 from opa.testing import (
     LOCALHOST,
     RedisSentinelGroup,
@@ -142,6 +142,29 @@ class SentinelDriverSuite(RedisDriverSuite):
             return status
         finally:
             await components.stop()
+
+    @pytest.mark.parametrize("mistake", ["sentinel password", "service"])
+    def test_a_wrong_sentinel_login_or_service_fails_start_up_clearly(
+        self, deployment: RedisSentinelGroup, mistake: str
+    ) -> None:
+        """Sentinels that refuse the login, or know no such service, fail start-up with an
+        error naming the component and what the sentinels said, and no password."""
+        wrong = f"pw-{secrets.token_hex(8)}"
+        url = deployment.url.replace(SENTINEL_PASSWORD, wrong)
+        if mistake == "service":
+            url = deployment.url.replace(f"/{SERVICE}/", "/no-such-service/")
+        components = self.make_components("yes", {"URL": url})
+        with pytest.raises(ComponentError) as caught:
+            asyncio.run(components.start())
+        message = str(caught.value)
+        assert self.component_name in message, message
+        assert "No master found for" in message, message
+        if mistake == "sentinel password":  # each sentinel asked, by its address, and why
+            for sentinel in deployment.sentinels:
+                assert f"sentinel {LOCALHOST}:{sentinel.port} - " in message, message
+            assert "AuthenticationError" in message, message
+        for secret in (wrong, PASSWORD, SENTINEL_PASSWORD):
+            assert secret not in message, message
 
     @pytest.mark.timeout(180)
     def test_a_failover_under_load_costs_fast_503s_and_no_restart(
