@@ -17,7 +17,12 @@ from redis.backoff import NoBackoff
 from opa_driver_redis_aioredis.pool import FreeFirstBlockingPool
 from opa_driver_redis_aioredis.watch import CommandWatch, WatchedConnectionMixin
 from opa_redis_common import RedisOptions, pool_kwargs
-from opa_redis_common.sentinel import parse_sentinel_url, sentinel_kwargs, server_kwargs
+from opa_redis_common.sentinel import (
+    ShownByAddress,
+    parse_sentinel_url,
+    sentinel_manager,
+    server_kwargs,
+)
 
 
 class SentinelPool(SentinelConnectionPool, FreeFirstBlockingPool):
@@ -36,14 +41,8 @@ class WatchedSentinelConnection(WatchedConnectionMixin, SentinelManagedConnectio
     """A Sentinel-managed connection whose sends and reads the pool's watch bounds."""
 
 
-class SentinelClient(Redis):
-    """The client of one sentinel, shown as its address: redis-py's "No master found" error
-    lists each sentinel it asked with what went wrong, and would otherwise print every
-    argument of its connection pool."""
-
-    def __repr__(self) -> str:
-        where = self.connection_pool.connection_kwargs
-        return f"sentinel {where.get('host')}:{where.get('port')}"
+class SentinelClient(ShownByAddress, Redis):  # type: ignore[misc]
+    """The client of one sentinel, shown as its address in redis-py's errors."""
 
 
 def sentinel_client(opts: RedisOptions, retry: Retry, errors: list[type[Exception]]) -> Redis:
@@ -51,13 +50,7 @@ def sentinel_client(opts: RedisOptions, retry: Retry, errors: list[type[Exceptio
     server and the driver's *retry* of failed connections."""
     address = parse_sentinel_url(opts.URL)
     # One try per sentinel: a sentinel that does not answer hands over to the next at once.
-    # Their own clients keep redis-py's socket timeout: one query per discovery.
-    to_sentinels = sentinel_kwargs(address, opts.CONNECT_TIMEOUT, opts.SOCKET_TIMEOUT)
-    to_sentinels["retry"] = Retry(NoBackoff(), 0)
-    sentinel = Sentinel([], sentinel_kwargs=to_sentinels)  # type: ignore[no-untyped-call]
-    sentinel.sentinels = [
-        SentinelClient(host=host, port=port, **to_sentinels) for host, port in address.sentinels
-    ]
+    sentinel = sentinel_manager(address, opts, (Sentinel, SentinelClient), Retry(NoBackoff(), 0))
     # The watch keeps SOCKET_TIMEOUT (watch.py), so redis-py's is off.
     watched = {
         "connection_class": WatchedSentinelConnection,

@@ -16,7 +16,12 @@ from redis.retry import Retry
 from redis.sentinel import Sentinel, SentinelConnectionPool
 
 from opa_redis_common import RedisOptions, pool_kwargs
-from opa_redis_common.sentinel import parse_sentinel_url, sentinel_kwargs, server_kwargs
+from opa_redis_common.sentinel import (
+    ShownByAddress,
+    parse_sentinel_url,
+    sentinel_manager,
+    server_kwargs,
+)
 
 # Before redis-py 7.0 the blocking pool's disconnect() takes no argument, and the Sentinel
 # pool passes one (inuse_connections=False) when the master moves.
@@ -46,14 +51,8 @@ class SentinelBlockingPool(SentinelConnectionPool, redis.BlockingConnectionPool)
         super().disconnect()
 
 
-class SentinelClient(redis.Redis):
-    """The client of one sentinel, shown as its address: redis-py's "No master found" error
-    lists each sentinel it asked with what went wrong, and would otherwise print every
-    argument of its connection pool."""
-
-    def __repr__(self) -> str:
-        where = self.connection_pool.connection_kwargs
-        return f"sentinel {where.get('host')}:{where.get('port')}"
+class SentinelClient(ShownByAddress, redis.Redis):
+    """The client of one sentinel, shown as its address in redis-py's errors."""
 
 
 def sentinel_database(opts: RedisOptions, retry: Retry, errors: list[type[Exception]]) -> Any:
@@ -61,12 +60,7 @@ def sentinel_database(opts: RedisOptions, retry: Retry, errors: list[type[Except
     of a single server and the driver's *retry* of failed connections."""
     address = parse_sentinel_url(opts.URL)
     # One try per sentinel: a sentinel that does not answer hands over to the next at once.
-    to_sentinels = sentinel_kwargs(address, opts.CONNECT_TIMEOUT, opts.SOCKET_TIMEOUT)
-    to_sentinels["retry"] = Retry(NoBackoff(), 0)
-    sentinel = Sentinel([], sentinel_kwargs=to_sentinels)  # type: ignore[no-untyped-call]
-    sentinel.sentinels = [
-        SentinelClient(host=host, port=port, **to_sentinels) for host, port in address.sentinels
-    ]
+    sentinel = sentinel_manager(address, opts, (Sentinel, SentinelClient), Retry(NoBackoff(), 0))
     pool = SentinelBlockingPool(  # type: ignore[no-untyped-call]
         address.service,
         sentinel,

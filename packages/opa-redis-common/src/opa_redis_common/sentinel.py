@@ -17,8 +17,11 @@ the URL or any part of a login.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote
+
+if TYPE_CHECKING:
+    from opa_redis_common.options import RedisOptions
 
 SCHEME = "redis+sentinel"
 SENTINEL_PORTS = {SCHEME: 26379}
@@ -158,6 +161,38 @@ def sentinel_kwargs(address: SentinelURL, connect_timeout: float, timeout: float
         "username": address.sentinel_username,
         "password": address.sentinel_password,
     }
+
+
+class ShownByAddress:
+    """Mixed into the client class of one sentinel (redis-py's sync or asyncio ``Redis``) so
+    that it shows as its address: redis-py's "No master found" error lists each sentinel it
+    asked with what went wrong, and would otherwise print every argument of its pool."""
+
+    connection_pool: Any
+
+    def __repr__(self) -> str:
+        where = self.connection_pool.connection_kwargs
+        return f"sentinel {where.get('host')}:{where.get('port')}"
+
+
+def sentinel_manager(
+    address: SentinelURL,
+    opts: RedisOptions,
+    classes: tuple[type[Any], type[ShownByAddress]],
+    retry: Any,
+) -> Any:
+    """redis-py's ``Sentinel`` on the URL's sentinels, with the timeouts of *opts*: *classes*
+    are the ``Sentinel`` class and the sentinels' client class of one side (sync or asyncio),
+    *retry* that side's policy for the queries to the sentinels."""
+    sentinel_class, client_class = classes
+    timeouts = (opts.CONNECT_TIMEOUT, opts.SOCKET_TIMEOUT)
+    kwargs = {**sentinel_kwargs(address, *timeouts), "retry": retry}
+    manager = sentinel_class([], sentinel_kwargs=kwargs)
+    manager.sentinels = [
+        client_class(host=host, port=port, **kwargs)  # type: ignore[call-arg]
+        for host, port in address.sentinels
+    ]
+    return manager
 
 
 def server_kwargs(address: SentinelURL) -> dict[str, Any]:
