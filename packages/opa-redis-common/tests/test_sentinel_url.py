@@ -77,6 +77,8 @@ def test_passwords_stay_out_of_the_repr() -> None:
         ("redis+sentinel://s1:0/m", "port must be a number from 1 to 65535"),
         ("redis+sentinel://s1:65536/m", "port must be a number from 1 to 65535"),
         ("redis+sentinel://s1:port/m", "port must be a number from 1 to 65535"),
+        ("redis+sentinel://s1:\u00b2/m", "port must be a number from 1 to 65535"),
+        ("redis+sentinel://s1/m/\u00b2", "database after the service must be a number"),
         ("redis+sentinel://s1,,s2/m", "every sentinel must name a host"),
         ("redis+sentinel:///m", "every sentinel must name a host"),
         ("redis+sentinel://[::1]x/m", "[address]:port"),

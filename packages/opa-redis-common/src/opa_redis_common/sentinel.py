@@ -111,7 +111,7 @@ def _sentinel(host: str) -> tuple[str, int]:
         )
     if not port:
         return name, SENTINEL_PORTS[SCHEME]
-    if not port.isdigit() or not 0 < int(port) < 65536:
+    if not port.isdecimal() or not 0 < int(port) < 65536:
         raise ValueError("a sentinel's port must be a number from 1 to 65535")
     return name, int(port)
 
@@ -127,7 +127,7 @@ def _service_and_db(path: str) -> tuple[str, int]:
         raise ValueError("the service name must not be empty or hold spaces")
     if len(pieces) == 1 or not pieces[1]:
         return service, 0
-    if not pieces[1].isdigit():
+    if not pieces[1].isdecimal():
         raise ValueError("the database after the service must be a number, e.g. /mymaster/0")
     return service, int(pieces[1])
 
