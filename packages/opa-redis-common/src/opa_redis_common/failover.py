@@ -108,33 +108,30 @@ class FailoverRun:
         """When the first request answered by the promoted replica ended."""
         return min(r.ended for r in self.requests if r.served_by(self.new_port))
 
-    def lost(self, path: str, *, acked: bool = False) -> list[int]:
-        """Values the old master acknowledged (with WAIT's 1 when *acked*) that the promoted
-        replica never had: asynchronous replication's loss."""
-        frozen = self.frozen[KEYS[path]]
+    def answered(self, path: str, port: int, *, acked: bool = False) -> list[int]:
+        """The values *path*'s 200s from the server on *port* reported (only those WAIT
+        confirmed on a replica, when *acked*)."""
         return [
             r.body["value"]
             for r in self.requests
             if r.path == path
-            and r.served_by(self.old_port)
+            and r.served_by(port)
             and r.body is not None
             and (not acked or (r.body["acked"] or 0) >= 1)
-            and r.body["value"] > frozen
         ]
+
+    def lost(self, path: str, *, acked: bool = False) -> list[int]:
+        """Values the old master acknowledged (and WAIT confirmed, when *acked*) that the
+        promoted replica never had: asynchronous replication's loss."""
+        frozen = self.frozen[KEYS[path]]
+        return [v for v in self.answered(path, self.old_port, acked=acked) if v > frozen]
 
     def summary(self) -> str:
         """The figures, one line."""
         statuses = [r.status for r in self.requests]
         refused = [r.seconds for r in self.requests if r.status == 503]
-        acked = [
-            r
-            for r in self.requests
-            if r.path == "/count-acked"
-            and r.served_by(self.old_port)
-            and r.body is not None
-            and (r.body["acked"] or 0) >= 1
-        ]
-        plain = [r for r in self.requests if r.path == "/count" and r.served_by(self.old_port)]
+        plain = self.answered("/count", self.old_port)
+        confirmed = self.answered("/count-acked", self.old_port, acked=True)
         return (
             f"master killed; sentinels named the replica after "
             f"{self.promoted - self.crashed:.2f} s; first 200 from it after "
@@ -142,7 +139,7 @@ class FailoverRun:
             f"{statuses.count(200)} x 200, {len(refused)} x 503 (slowest 503 "
             f"{max(refused, default=0.0):.3f} s); acknowledged writes lost: "
             f"{len(self.lost('/count'))} of {len(plain)} plain INCRs, "
-            f"{len(self.lost('/count-acked', acked=True))} of {len(acked)} confirmed by WAIT"
+            f"{len(self.lost('/count-acked', acked=True))} of {len(confirmed)} confirmed by WAIT"
         )
 
     def check(self) -> None:
@@ -156,28 +153,16 @@ class FailoverRun:
         late = [r for r in self.requests if r.started > back and r.status != 200]
         assert not late, f"{len(late)} requests failed after the replica served: {late[:3]}"
         for path, key in KEYS.items():
-            mine = [r.body["value"] for r in self.requests if r.path == path and r.body]
-            assert len(mine) == len(set(mine)) + self._repeats(path), f"{path}: a value twice"
-            after = [
-                r.body["value"]
-                for r in self.requests
-                if r.path == path and r.served_by(self.new_port) and r.body is not None
-            ]
+            before = self.answered(path, self.old_port)
+            after = self.answered(path, self.new_port)
             assert after and min(after) > self.frozen[key], f"{path}: {after[:3]}"
+            # Each server gave each value once; the promoted replica, counting on from what
+            # it had, gives again only values of writes it never had.
+            assert len(set(before)) == len(before) and len(set(after)) == len(after), path
+            assert set(before) & set(after) <= set(self.lost(path)), path
             # Every 200 from the replica added one; failed requests may have added more.
             assert self.final[key] >= self.frozen[key] + len(after), (path, self.final)
         assert not self.lost("/count-acked", acked=True), "a write WAIT confirmed was lost"
-
-    def _repeats(self, path: str) -> int:
-        """Values given twice on *path*: each lost write's value is given again by the
-        promoted replica, which counts from where it was."""
-        lost = set(self.lost(path))
-        after = {
-            r.body["value"]
-            for r in self.requests
-            if r.path == path and r.served_by(self.new_port) and r.body is not None
-        }
-        return len(lost & after)
 
 
 def run_failover(

