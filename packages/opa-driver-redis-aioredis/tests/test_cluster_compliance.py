@@ -8,7 +8,7 @@ outage, with the others serving, is tests/test_cluster.py's.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -63,8 +63,9 @@ class TestAioredisClusterCompliance(RedisDriverSuite):
         await client.set(key, token, ex=60)
         return await client.get(key)
 
-    def admin_url(self, key: str, redis_url: str) -> str:
-        return node_url(self.cluster, self.cluster.master_of_key(key))
+    @pytest.fixture
+    def admin_url(self) -> Callable[[str], str]:
+        return lambda key: node_url(self.cluster, self.cluster.master_of_key(key))
 
     @contextmanager
     def outage_proxy(self, live_options: dict[str, Any]) -> Iterator[tuple[Any, dict[str, Any]]]:

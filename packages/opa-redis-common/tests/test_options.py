@@ -153,6 +153,7 @@ def test_cluster_urls_are_accepted(url: str) -> None:
         ("redis://node1:7000,node2:70000", "port must be a number"),
         ("redis://node1:7000,", "must name a host"),
         ("redis://node1:7000,:7001", "must name a host"),
+        ("redis+sentinel://:pw@s1,s2/mymaster/0", "Sentinel deployment, which is no Redis Cluster"),
     ],
 )
 def test_urls_no_cluster_can_have_are_refused_with_the_reason(url: str, problem: str) -> None:
@@ -172,6 +173,7 @@ def test_refusing_a_cluster_url_never_repeats_its_password() -> None:
     """The message for a bad cluster URL leaves out the URL, whose password would leak."""
     assert "hunter2" not in refusal(URL="redis://u:hunter2@node1:7000/3", CLUSTER=True)
     assert "hunter2" not in refusal(URL="redis://u:hunter2@node1:7000,node2:7001")
+    assert "hunter2" not in refusal(URL="redis+sentinel://:hunter2@s1/mymaster", CLUSTER=True)
 
 
 def test_cluster_is_off_by_default() -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from opa import Driver
 from opa_redis_common import REDIS_PORTS, RedisOptions, pool_kwargs
+from opa_redis_common.sentinel import is_sentinel_url
 
 
 class AioredisDriver(Driver):
@@ -30,8 +31,8 @@ class AioredisDriver(Driver):
     contract_version = 1
     Options = RedisOptions
     default_ports = REDIS_PORTS
-    # One URL names one server; with CLUSTER it may list several startup nodes, and any of
-    # them answering is enough for LOAD: auto, as the client finds the rest.
+    # One URL names one server; a Sentinel URL names its sentinels, and with CLUSTER it may
+    # list several startup nodes: any of them answering is enough for LOAD: auto.
     reachable_when = "any"
     legacy_names = ("opa.plugins.driver_redis.Aioredis",)
 
@@ -53,6 +54,11 @@ class AioredisDriver(Driver):
         backoff = ExponentialBackoff(cap=opts.RETRY_BACKOFF_CAP, base=opts.RETRY_BACKOFF_BASE)
         # The policy of redis-walrus, with the asyncio Retry class: connection failures only.
         retry = Retry(backoff, opts.RETRIES, supported_errors=(ConnectionError,))
+        if is_sentinel_url(opts.URL):
+            from opa_driver_redis_aioredis.sentinel import sentinel_client
+
+            self.instance = sentinel_client(opts, retry, [ConnectionError])
+            return
         # The URL's options win over the defaults, as in redis-py's from_url(); the socket
         # timeout is kept by the pool's watch (watch.py), not by redis-py.
         connection = pool_kwargs(opts) | watched_url_options(opts.URL, opts.SOCKET_TIMEOUT)
@@ -69,9 +75,14 @@ class AioredisDriver(Driver):
 
     async def disconnect(self) -> None:
         await self.instance.aclose()
-        if not self.opts.CLUSTER:  # a cluster client closes its nodes' pools itself
-            # A client given its pool leaves the pool open on close; both are closed here.
-            await self.instance.connection_pool.aclose()
+        if self.opts.CLUSTER:
+            return  # a cluster client closes its nodes' pools itself
+        # A client given its pool leaves the pool open on close; both are closed here.
+        await self.instance.connection_pool.aclose()
+        if is_sentinel_url(self.opts.URL):
+            from opa_driver_redis_aioredis.sentinel import disconnect_sentinels
+
+            await disconnect_sentinels(self.instance.connection_pool)
 
     def unavailable_errors(self) -> tuple[type[Exception], ...]:
         if self.opts.CLUSTER:

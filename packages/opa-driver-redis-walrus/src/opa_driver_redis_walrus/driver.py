@@ -9,6 +9,7 @@ from __future__ import annotations
 from opa import Driver
 from opa_driver_redis_walrus.cluster import WalrusOptions
 from opa_redis_common import REDIS_PORTS, RedisOptions, pool_kwargs
+from opa_redis_common.sentinel import is_sentinel_url
 
 
 class WalrusDriver(Driver):
@@ -23,6 +24,7 @@ class WalrusDriver(Driver):
     contract_version = 1
     Options = WalrusOptions  # the shared options; CLUSTER: true is refused (cluster.py)
     default_ports = REDIS_PORTS
+    reachable_when = "any"  # a Sentinel URL's sentinels: one that answers is enough
     legacy_names = ("opa.plugins.driver_redis.Walrus",)
 
     def connect(self) -> None:
@@ -37,6 +39,11 @@ class WalrusDriver(Driver):
         # redis 5 also wants the error in retry_on_error before it retries a command.
         errors = (redis.ConnectionError,)
         retry = Retry(backoff, opts.RETRIES, supported_errors=errors)
+        if is_sentinel_url(opts.URL):
+            from opa_driver_redis_walrus.sentinel import sentinel_database
+
+            self.instance = sentinel_database(opts, retry, list(errors))
+            return
         pool = redis.BlockingConnectionPool.from_url(
             opts.URL, retry=retry, retry_on_error=list(errors), **pool_kwargs(opts)
         )
@@ -48,6 +55,10 @@ class WalrusDriver(Driver):
     def disconnect(self) -> None:
         # The pool was handed in, so closing the client would leave it open.
         self.instance.connection_pool.disconnect()
+        if is_sentinel_url(self.opts.URL):
+            from opa_driver_redis_walrus.sentinel import disconnect_sentinels
+
+            disconnect_sentinels(self.instance.connection_pool)
 
     def unavailable_errors(self) -> tuple[type[Exception], ...]:
         from redis.exceptions import ConnectionError, TimeoutError

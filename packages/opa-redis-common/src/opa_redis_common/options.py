@@ -13,11 +13,12 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from opa_redis_common.cluster import check_cluster_url, names_several_hosts
+from opa_redis_common.sentinel import SENTINEL_PORTS, is_sentinel_url, parse_sentinel_url
 
 SCHEMES = ("redis", "rediss", "unix")
 
-REDIS_PORTS = {"redis": 6379, "rediss": 6379}
-"""The port a redis:// or rediss:// URL without one means: both drivers' ``default_ports``."""
+REDIS_PORTS = {"redis": 6379, "rediss": 6379, **SENTINEL_PORTS}
+"""The port a URL of each scheme without one means: both drivers' ``default_ports``."""
 
 
 def _check_url(url: str) -> None:
@@ -59,7 +60,8 @@ class RedisOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     URL: str
-    """``redis://[user:password@]host[:port][/db]``, ``rediss://`` (TLS) or ``unix:///path``."""
+    """``redis://[user:password@]host[:port][/db]``, ``rediss://`` (TLS), ``unix:///path``, or
+    ``redis+sentinel://[user:password@]sentinel[:port][,...]/service[/db]`` (Redis Sentinel)."""
     MAX_CONNECTIONS: int = Field(default=50, gt=0, le=10_000)
     """Pool size. When all are busy a command waits for one, at most ``SOCKET_TIMEOUT``.
     At most 10,000: redis-py's sync pool reserves every slot up front."""
@@ -86,13 +88,21 @@ class RedisOptions(BaseModel):
     @field_validator("URL")
     @classmethod
     def _url_is_redis(cls, url: str) -> str:
-        _check_url(url)
+        if is_sentinel_url(url):
+            parse_sentinel_url(url)
+        else:
+            _check_url(url)
         return url
 
     @field_validator("CLUSTER")
     @classmethod
     def _url_fits_cluster(cls, cluster: bool, info: ValidationInfo) -> bool:
         url = info.data.get("URL")  # absent when the URL itself was refused
+        if isinstance(url, str) and cluster and is_sentinel_url(url):
+            raise ValueError(
+                "a redis+sentinel:// URL names a Sentinel deployment, which is no Redis "
+                "Cluster: set CLUSTER: false, or give the cluster's nodes as redis://"
+            )
         if isinstance(url, str):
             check_cluster_url(url, cluster)
         return cluster

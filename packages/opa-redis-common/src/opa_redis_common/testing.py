@@ -12,7 +12,7 @@ import asyncio
 import inspect
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
 import pytest
@@ -58,6 +58,13 @@ class RedisDriverSuite(DriverComplianceSuite):
     def live_options(self, redis_url: str) -> dict[str, Any]:
         return {"URL": redis_url, "SOCKET_TIMEOUT": 2, "CONNECT_TIMEOUT": 2}
 
+    @pytest.fixture
+    def admin_url(self, redis_url: str) -> Callable[[str], str]:
+        """The plain URL of the server holding a key, for a case's own admin client: the
+        session's Redis; a Sentinel suite names the master the sentinels name, a cluster's
+        suite the master of the key's slot."""
+        return lambda key: redis_url
+
     def unreachable_options(self) -> dict[str, Any]:
         return {"URL": f"redis://127.0.0.1:{closed_port()}/0", "CONNECT_TIMEOUT": 1}
 
@@ -89,11 +96,6 @@ class RedisDriverSuite(DriverComplianceSuite):
         """ECHO through the client: a sync value, or an awaitable from the asyncio one."""
         return component.instance.echo(token)
 
-    def admin_url(self, key: str, redis_url: str) -> str:
-        """The server that holds *key*, for a case's own admin client: the session's Redis;
-        a cluster's suite names the master of the key's slot."""
-        return redis_url
-
     def test_options_reach_the_server(self, live_options: dict[str, Any]) -> None:
         """CLIENT_NAME names the connection on the server, and DECODE_RESPONSES gives str."""
         name = f"opa-test-{secrets.token_hex(4)}"
@@ -111,7 +113,7 @@ class RedisDriverSuite(DriverComplianceSuite):
         assert asyncio.run(ask_name()) == name
 
     def test_a_connection_dropped_mid_command_is_retried(
-        self, live_options: dict[str, Any], redis_url: str, redis_prefix: str
+        self, live_options: dict[str, Any], admin_url: Callable[[str], str], redis_prefix: str
     ) -> None:
         """A connection killed during a command is replaced and the command sent again."""
         import redis
@@ -123,8 +125,7 @@ class RedisDriverSuite(DriverComplianceSuite):
         is_async = self.driver_class().is_async
 
         def kill_then_push() -> None:
-            admin_url = self.admin_url(key, redis_url)
-            with redis.Redis.from_url(admin_url, decode_responses=True) as admin:
+            with redis.Redis.from_url(admin_url(key), decode_responses=True) as admin:
                 for _ in range(100):
                     waiting = [
                         c for c in admin.client_list() if c["name"] == name and "blpop" in c["cmd"]

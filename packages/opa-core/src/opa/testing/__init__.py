@@ -10,12 +10,14 @@ logs; ``make_driver`` builds a driver outside an app, its options checked as an 
 
 Servers and processes: ``TestServices`` finds or starts Redis, RabbitMQ and MongoDB for a
 test session (the pytest plugin :mod:`opa.testing.fixtures` hands their URLs out as
-fixtures); ``RedisServer`` is a private Redis a test may stop, ``PostgresServer`` a private
-PostgreSQL (the machine's server binaries; no SQL library), ``RedisClusterServers`` a private
-Redis Cluster whose masters a test may kill and start again; ``LoggedProcess`` runs a
-command with its output in a file and kills it with its children; ``clean_environ`` is an
-environment free of the machine's opa settings for it; ``wait_for`` and ``http_answers``
-wait until it answers; ``delete_keys`` removes a test's own Redis keys.
+fixtures); ``RedisServer`` is a private Redis a test may stop, ``RedisSentinelGroup`` a
+private Sentinel deployment (master, replicas, sentinels) a test may fail over,
+``RedisClusterServers`` a private Redis Cluster whose masters a test may kill and start
+again, ``PostgresServer`` a private PostgreSQL (the machine's server binaries; no SQL
+library); ``LoggedProcess`` runs a command with its output in a file and kills it with its
+children; ``clean_environ`` is an environment free of the machine's opa settings for it;
+``wait_for`` and ``http_answers`` wait until it answers; ``delete_keys`` removes a test's own
+Redis keys.
 Outages: ``TcpProxy`` stands between a client and its backend and drops every connection,
 or turns into a host that accepts and never answers, then restores (``ProxyGroup``: the
 proxies before every node of a cluster, together); ``open_sockets`` counts
@@ -52,6 +54,7 @@ from opa.testing._processes import (
 )
 from opa.testing._proxy import ProxyMode, TcpProxy, open_sockets
 from opa.testing._redis_cluster import ProxyGroup, RedisClusterServers
+from opa.testing._redis_sentinel import RedisSentinelGroup
 from opa.testing._services import RedisServer, TestServices, skip_or_fail
 
 if TYPE_CHECKING:
@@ -65,6 +68,7 @@ __all__ = [
     "ProxyGroup",
     "ProxyMode",
     "RedisClusterServers",
+    "RedisSentinelGroup",
     "RedisServer",
     "ServiceUnavailable",
     "TcpProxy",
