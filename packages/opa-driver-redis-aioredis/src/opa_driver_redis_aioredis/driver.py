@@ -11,7 +11,7 @@ imported on ``connect()``, never when the driver is merely installed or looked u
 from __future__ import annotations
 
 from opa import Driver
-from opa_redis_common import REDIS_PORTS, RedisOptions, pool_kwargs
+from opa_redis_common import REDIS_PORTS, RedisOptions, instrument_redis, pool_kwargs
 
 
 class AioredisDriver(Driver):
@@ -29,6 +29,10 @@ class AioredisDriver(Driver):
     Options = RedisOptions
     default_ports = REDIS_PORTS
     legacy_names = ("opa.plugins.driver_redis.Aioredis",)
+
+    @classmethod
+    def instrument_tracing(cls) -> None:
+        instrument_redis()
 
     async def connect(self) -> None:
         from redis.asyncio import Redis

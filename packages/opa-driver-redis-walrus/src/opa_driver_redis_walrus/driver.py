@@ -7,7 +7,7 @@ redis are imported on ``connect()``, never when the driver is merely installed o
 from __future__ import annotations
 
 from opa import Driver
-from opa_redis_common import REDIS_PORTS, RedisOptions, pool_kwargs
+from opa_redis_common import REDIS_PORTS, RedisOptions, instrument_redis, pool_kwargs
 
 
 class WalrusDriver(Driver):
@@ -23,6 +23,10 @@ class WalrusDriver(Driver):
     Options = RedisOptions
     default_ports = REDIS_PORTS
     legacy_names = ("opa.plugins.driver_redis.Walrus",)
+
+    @classmethod
+    def instrument_tracing(cls) -> None:
+        instrument_redis()
 
     def connect(self) -> None:
         import redis
