@@ -1,4 +1,5 @@
-"""What Prometheus metrics (setting ``METRICS``) cost a request.
+"""What Prometheus metrics (setting ``METRICS``) cost a request; ``bench_tracing.py`` measures
+``TRACING`` with the same code (:func:`compare_switch`).
 
 ``GET /hello`` (examples/hello-world) and ``GET /counter-async`` (examples/redis, the
 ``redis-aioredis`` driver on the shared Redis, keys under a prefix of this run's own), each
@@ -38,14 +39,15 @@ HELLO = ROOT / "examples" / "hello-world"
 TARGET = 0.95
 
 
-def write_hello_app(folder: Path, metrics: bool) -> Path:
-    """Settings serving examples/hello-world, metrics on or off; the settings folder."""
+def write_hello_app(folder: Path, **switch: bool) -> Path:
+    """Settings serving examples/hello-world, with *switch* (``METRICS=True``, say); the
+    settings folder."""
     settings = {
         "default": {
             "LOG_LEVEL": "WARNING",
             "PLUGIN_PATHS": [str(HELLO)],
             "PLUGIN_ENTRY_POINTS": False,
-            "METRICS": metrics,
+            **switch,
         }
     }
     (folder / "settings").mkdir(parents=True)
@@ -82,14 +84,12 @@ async def _asgi_hello_us(app: Any, number: int) -> float:
     return (time.process_time() - started) / number * 1e6
 
 
-def asgi_hello_us(rounds: int, number: int) -> dict[str, list[float]]:
-    """CPU microseconds of one ``GET /hello`` through the app, metrics on and off, per round."""
+def asgi_hello_us(rounds: int, number: int, switch: str = "METRICS") -> dict[str, list[float]]:
+    """CPU microseconds of one ``GET /hello`` through the app, *switch* on and off, per round."""
     from opa.testing import build_app
 
     apps = {
-        name: build_app(
-            {"PLUGIN_PATHS": [str(HELLO)], "METRICS": name == "on", "LOG_LEVEL": "ERROR"}
-        )
+        name: build_app({"PLUGIN_PATHS": [str(HELLO)], switch: name == "on", "LOG_LEVEL": "ERROR"})
         for name in ("on", "off")
     }
     results: dict[str, list[float]] = {"on": [], "off": []}
@@ -99,13 +99,15 @@ def asgi_hello_us(rounds: int, number: int) -> dict[str, list[float]]:
     return results
 
 
-def variant(name: str, folder: Path, settings: Path, path: str) -> Variant:
+def variant(
+    name: str, folder: Path, settings: Path, path: str, env: dict[str, str] | None = None
+) -> Variant:
     launch = partial(
         http.start_server,
         name,
         "opa.main:app",
         folder,
-        clean_environ(settings),
+        clean_environ(settings) | (env or {}),
         folder / f"{name}.log",
         path=path,
     )
@@ -128,17 +130,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     """Measure both endpoints with metrics on and off and print the markdown table."""
+    return compare_switch("METRICS", "metrics", argv)
+
+
+def compare_switch(
+    switch: str, label: str, argv: list[str] | None, env: dict[str, str] | None = None
+) -> int:
+    """Measure both endpoints with the setting *switch* on and off (servers started with
+    *env* added to their environment) and print the markdown table; *label* names it."""
     args = parse_args(argv)
     from opa.testing import TestServices
 
     started = time.perf_counter()
-    prefix = f"opa-bench-metrics:{uuid.uuid4().hex[:8]}:"
+    prefix = f"opa-bench-{label}:{uuid.uuid4().hex[:8]}:"
     pairs: list[tuple[str, Variant, Variant]] = []
     with ExitStack() as stack:
         services = stack.enter_context(TestServices())
         scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="opa-bench-")))
         url = args.url or services.redis_url()
-        stack.callback(lambda: say(f"metrics: deleted {delete_keys_at(url, prefix)} keys"))
+        stack.callback(lambda: say(f"{label}: deleted {delete_keys_at(url, prefix)} keys"))
 
         def send(target: str, requests: int) -> float:
             return http.load(target, requests, args.concurrency, args.loadgen, scratch)
@@ -148,17 +158,17 @@ def main(argv: list[str] | None = None) -> int:
             for name in ("on", "off"):
                 folder = scratch / f"{path.strip('/')}-{name}"
                 folder.mkdir()
-                metrics = name == "on"
+                on = {switch: name == "on"}
                 if path == "/hello":
-                    settings = write_hello_app(folder, metrics)
+                    settings = write_hello_app(folder, **on)
                 else:
-                    settings = write_opa_app(folder, url, f"{prefix}{name}:", METRICS=metrics)
-                built.append(variant(name, folder, settings, path))
-            say(f"metrics: GET {path}, metrics on and off")
+                    settings = write_opa_app(folder, url, f"{prefix}{name}:", **on)
+                built.append(variant(name, folder, settings, path, env))
+            say(f"{label}: GET {path}, {label} on and off")
             alternate(built, args.rounds, lambda v: v.measure(send, args.warmup, args.requests))
             pairs.append((path, built[0], built[1]))
-        say("metrics: CPU time of GET /hello through the app, metrics on and off")
-        calls = asgi_hello_us(args.rounds, args.calls)
+        say(f"{label}: CPU time of GET /hello through the app, {label} on and off")
+        calls = asgi_hello_us(args.rounds, args.calls, switch)
 
     rows: list[http.Row] = []
     notes: list[str] = []
@@ -167,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(
             http.Row(
                 str(number),
-                f"`GET {path}`, metrics on vs off, req/s",
+                f"`GET {path}`, {label} on vs off, req/s",
                 f"{median(on.rates):,.0f}",
                 f"{median(off.rates):,.0f}",
                 str(compared),
@@ -184,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     rows.append(
         http.Row(
             str(len(pairs) + 1),
-            "`GET /hello` through the app (ASGI call), metrics on vs off, CPU us/request",
+            f"`GET /hello` through the app (ASGI call), {label} on vs off, CPU us/request",
             f"{median(calls['on']):.1f}",
             f"{median(calls['off']):.1f}",
             str(per_call),
