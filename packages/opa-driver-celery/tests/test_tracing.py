@@ -46,6 +46,8 @@ def test_a_task_sent_from_a_request_continues_its_trace_in_the_worker(
         "OTEL_TRACES_EXPORTER": "console",
         "OTEL_BSP_SCHEDULE_DELAY": "50",
     }
+    spans: Any = span_recorder()  # first: the app then keeps the recorder's tracer provider
+    spans.clear()
     app = build_app(
         {
             "TRACING": True,
@@ -54,8 +56,6 @@ def test_a_task_sent_from_a_request_continues_its_trace_in_the_worker(
             "OPTIONAL_COMPONENTS": components,
         }
     )
-    spans: Any = span_recorder()
-    spans.clear()
     command = opa_worker_command(*worker_args(run, concurrency=1))
     with (
         started(command, worker_env, tmp_path, tmp_path / "worker.log") as worker,

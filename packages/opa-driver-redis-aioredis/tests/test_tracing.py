@@ -21,6 +21,7 @@ EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "redis"
 @pytest.fixture
 def client(redis_url: str, redis_prefix: str) -> Iterator[TestClient]:
     """examples/redis with TRACING on, on the test Redis and key prefix."""
+    span_recorder()  # first: the app then keeps the recorder's tracer provider
     urls = {name: {"OPTS": {"URL": redis_url}} for name in ("WALRUS", "AIOREDIS")}
     settings = {
         "TRACING": True,

@@ -218,16 +218,17 @@ def hosts_of(url: str, default_ports: Mapping[str, int]) -> list[tuple[str, int 
     return found
 
 
-def instrument_once(instrumentor: Any) -> None:
+def instrument_once(instrumentor: Any, **options: Any) -> None:
     """Switch on an OpenTelemetry instrumentor (a ``BaseInstrumentor``) unless it is on:
     what a driver's ``instrument_tracing`` calls, so two drivers of one library may both ask.
+    *options* go to its ``instrument()``.
 
     An instrumentor declines a library release outside the range it supports, with only a
     log line; that is a :class:`DriverError` here, since the spans asked for would be missing.
     """
     if instrumentor.is_instrumented_by_opentelemetry:
         return
-    instrumentor.instrument()
+    instrumentor.instrument(**options)
     if not instrumentor.is_instrumented_by_opentelemetry:
         name = type(instrumentor).__name__
         raise DriverError(

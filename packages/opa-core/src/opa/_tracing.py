@@ -171,7 +171,11 @@ def start_tracing(components: Components, service_name: str) -> None:
 
 
 def trace_requests(app: FastAPI) -> None:
-    """A server span for each request the app answers (OpenTelemetry's FastAPI
-    instrumentation, which reads its own ``OTEL_PYTHON_FASTAPI_*`` variables)."""
+    """One server span for each request the app answers (OpenTelemetry's FastAPI
+    instrumentation, which reads its own ``OTEL_PYTHON_FASTAPI_*`` variables).
+
+    Its spans of each ASGI message (``http send``, ``http receive``) are left out: two or
+    more per request, they add much of its cost and little a reader of a trace needs.
+    """
     _require_sdk()
-    FastAPIInstrumentor.instrument_app(app)
+    FastAPIInstrumentor.instrument_app(app, exclude_spans=["receive", "send"])

@@ -409,7 +409,7 @@ class MongoDriverSuite(DriverComplianceSuite):
             "PLUGIN_PATHS": [str(tmp_path)],
             "OPTIONAL_COMPONENTS": self.component_settings("yes", live_options),
         }
-        spans: Any = span_recorder()
+        spans: Any = span_recorder()  # first: the app then keeps its tracer provider
         with TestClient(build_app(settings)) as client:
             spans.clear()
             assert client.get("/ping-database").status_code == 200
