@@ -23,6 +23,7 @@ from celery_support import (
 from opa.testing import build_app, clean_environ, span_recorder, wait_for
 
 TASK = "jobs.tasks.add"
+RUN = f"run/{TASK}"
 
 
 def printed_spans(output: str) -> list[dict[str, Any]]:
@@ -63,12 +64,12 @@ def test_a_task_sent_from_a_request_continues_its_trace_in_the_worker(
     ):
         assert client.post("/add", params={"a": 2, "b": 3}).status_code == 200
 
-        def ran() -> list[dict[str, Any]]:
+        def ran() -> dict[str, Any] | None:
             worker.check_alive()
-            return [span for span in printed_spans(worker.output()) if span["name"] == f"run/{TASK}"]
+            spans = [found for found in printed_spans(worker.output()) if found["name"] == RUN]
+            return spans[0] if spans else None
 
-        wait_for(ran, 30, f"the worker's span of {TASK} (log {worker.log})", every=0.2)
-        (in_worker,) = ran()
+        in_worker = wait_for(ran, 30, f"the worker's span {RUN} (log {worker.log})", every=0.2)
     finished = spans.get_finished_spans()
     (server,) = [span for span in finished if span.kind is SpanKind.SERVER]
     (published,) = [span for span in finished if span.kind is SpanKind.PRODUCER]
