@@ -327,8 +327,9 @@ def check_installs_alone(session: nox.Session, names: list[str], extra: str = ""
     shutil.rmtree(venv, ignore_errors=True)
     python = str(venv / "bin" / "python")
     wheels = [
-        f"{wheel_for(session, name)}[{extra}]" if extra in PACKAGES[name].extras else
-        str(wheel_for(session, name))
+        f"{wheel_for(session, name)}[{extra}]"
+        if extra in PACKAGES[name].extras
+        else str(wheel_for(session, name))
         for name in names
     ]
     session.run("uv", "venv", "--quiet", "--python", session_python(session), str(venv))
@@ -360,7 +361,9 @@ def extra_libraries(package: Package, extras: Iterable[str]) -> set[str]:
     """What the named extras of *package* add besides the monorepo's own packages."""
     added: set[str] = set()
     for extra in extras:
-        added |= {canonicalize_name(Requirement(text).name) for text in package.extras.get(extra, ())}
+        added |= {
+            canonicalize_name(Requirement(text).name) for text in package.extras.get(extra, ())
+        }
     return added - set(PACKAGES)
 
 

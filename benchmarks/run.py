@@ -3,8 +3,8 @@
 ``python benchmarks/run.py [--quick] [--loadgen auto|wrk|python] [--only core,redis,...]``
 prints opa-core's table, then the other parts (``bench_routing.py``, ``bench_masking.py``,
 ``bench_serving.py``, ``bench_workers.py``, ``bench_redis.py``, ``bench_breaker.py``,
-``bench_metrics.py``, ``bench_tracing.py``, ``bench_mongodb.py``, ``bench_celery.py``, ``bench_sql.py``), each printing
-its own;
+``bench_metrics.py``, ``bench_tracing.py``, ``bench_mongodb.py``, ``bench_celery.py``,
+``bench_sql.py``), each printing its own;
 ``--only`` picks some of them. ``nox -s bench`` runs this with what every part needs installed.
 
 Nothing here asserts: a MISS is a number to look at, not a failure. Compared variants take
@@ -375,7 +375,7 @@ TITLES = {
     "redis": "Redis drivers (benchmarks/bench_redis.py)",
     "breaker": "Component breaker on a stalled and a healthy Redis (benchmarks/bench_breaker.py)",
     "metrics": "Prometheus metrics on against off (benchmarks/bench_metrics.py)",
-    "tracing": "OpenTelemetry traces on against off, exported nowhere (benchmarks/bench_tracing.py)",
+    "tracing": "OpenTelemetry traces on against off (benchmarks/bench_tracing.py)",
     "mongodb": "MongoDB drivers (benchmarks/bench_mongodb.py)",
     "celery": "Celery driver (benchmarks/bench_celery.py)",
     "sql": "SQL driver: insert and select on PostgreSQL (benchmarks/bench_sql.py)",

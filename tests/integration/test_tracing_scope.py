@@ -29,7 +29,8 @@ components = json.loads(sys.argv[1])
 with TestClient(build_app({"TRACING": True, "OPTIONAL_COMPONENTS": components})):
     pass
 libraries = json.loads(sys.argv[2])
-imported = sorted(name for name in libraries if f"opentelemetry.instrumentation.{name}" in sys.modules)
+prefix = "opentelemetry.instrumentation."
+imported = sorted(name for name in libraries if prefix + name in sys.modules)
 active = []
 for name, instrumentor in libraries.items():
     module = importlib.import_module(f"opentelemetry.instrumentation.{name}")
@@ -47,7 +48,11 @@ def test_only_the_configured_components_libraries_are_instrumented(
     instrumentations are not even imported); with one Redis component, only redis-py."""
     components = {
         "sqlalchemy": {
-            "SQL": {"LOAD": "yes", "DRIVER": "sqlalchemy", "OPTS": {"URL": f"sqlite:///{tmp_path}/x.db"}}
+            "SQL": {
+                "LOAD": "yes",
+                "DRIVER": "sqlalchemy",
+                "OPTS": {"URL": f"sqlite:///{tmp_path}/x.db"},
+            }
         },
         "redis": {"CACHE": {"LOAD": "yes", "DRIVER": "redis-walrus", "OPTS": {"URL": redis_url}}},
     }[configured]

@@ -30,7 +30,9 @@ def printed_spans(output: str) -> list[dict[str, Any]]:
     """The spans OpenTelemetry's console exporter printed into *output*, among log lines:
     each is a JSON object whose opening brace stands alone on its line."""
     decoder = json.JSONDecoder()
-    return [decoder.raw_decode(output, found.start())[0] for found in re.finditer(r"^\{$", output, re.M)]
+    return [
+        decoder.raw_decode(output, found.start())[0] for found in re.finditer(r"^\{$", output, re.M)
+    ]
 
 
 def test_a_task_sent_from_a_request_continues_its_trace_in_the_worker(

@@ -115,7 +115,7 @@ class CeleryDriver(Driver):
         sender's trace travels in the message headers, so the run continues it."""
         from opentelemetry.instrumentation.celery import CeleryInstrumentor
 
-        instrument_once(CeleryInstrumentor())
+        instrument_once(CeleryInstrumentor())  # type: ignore[no-untyped-call]  # no hints there
 
     def connect(self) -> None:
         with _import_lock:
