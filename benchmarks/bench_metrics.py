@@ -20,6 +20,8 @@ import argparse
 import asyncio
 import json
 import platform
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -84,8 +86,30 @@ async def _asgi_hello_us(app: Any, number: int) -> float:
     return (time.process_time() - started) / number * 1e6
 
 
-def asgi_hello_us(rounds: int, number: int, switch: str = "METRICS") -> dict[str, list[float]]:
-    """CPU microseconds of one ``GET /hello`` through the app, *switch* on and off, per round."""
+def _alone_us(switch: str, state: str, number: int, env: dict[str, str]) -> float:
+    """:func:`_asgi_hello_us` in a process of its own, whose environment adds *env*."""
+    command = [sys.executable, str(http.CHILD), "asgi-hello", switch, state, str(number)]
+    done = subprocess.run(command, capture_output=True, text=True, env=clean_environ() | env)
+    if done.returncode != 0:
+        raise RuntimeError(f"asgi-hello {switch} {state} failed:\n{done.stderr[-3000:]}")
+    return float(json.loads(done.stdout.splitlines()[-1])["us"])
+
+
+def asgi_hello_us(
+    rounds: int, number: int, switch: str = "METRICS", env: dict[str, str] | None = None
+) -> dict[str, list[float]]:
+    """CPU microseconds of one ``GET /hello`` through the app, *switch* on and off, per round.
+
+    With *env*, each round of each variant runs in a fresh process with *env* added: once a
+    process has a tracer provider, FastAPI's own telemetry traces every app in it, so an app
+    with ``TRACING`` off would not be measured untraced beside one with it on.
+    """
+    if env is not None:
+        alone: dict[str, list[float]] = {"on": [], "off": []}
+        for number_of_round in range(rounds):
+            for name in ("on", "off") if number_of_round % 2 == 0 else ("off", "on"):
+                alone[name].append(_alone_us(switch, name, number, env))
+        return alone
     from opa.testing import build_app
 
     apps = {
@@ -168,7 +192,7 @@ def compare_switch(
             alternate(built, args.rounds, lambda v: v.measure(send, args.warmup, args.requests))
             pairs.append((path, built[0], built[1]))
         say(f"{label}: CPU time of GET /hello through the app, {label} on and off")
-        calls = asgi_hello_us(args.rounds, args.calls, switch)
+        calls = asgi_hello_us(args.rounds, args.calls, switch, env)
 
     rows: list[http.Row] = []
     notes: list[str] = []

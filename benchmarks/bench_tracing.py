@@ -12,17 +12,14 @@ Nothing asserts: a MISS is a number to look at.
 
 from __future__ import annotations
 
-import os
-
 from bench_metrics import compare_switch
 
 NO_EXPORT = {"OTEL_TRACES_EXPORTER": "none"}
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Measure both endpoints with tracing on and off and print the markdown table."""
-    # The ASGI rounds run in this process: their spans go nowhere either.
-    os.environ.update(NO_EXPORT)
+    """Measure both endpoints with tracing on and off and print the markdown table; every
+    variant is served, or called, in a process of its own with *NO_EXPORT*."""
     return compare_switch("TRACING", "tracing", argv, NO_EXPORT)
 
 
