@@ -233,7 +233,7 @@ def instrument_once(instrumentor: Any, **options: Any) -> None:
         name = type(instrumentor).__name__
         raise DriverError(
             f"{name} declined to instrument its library, whose installed release it does not "
-            f"support (its log line before this one names both); install releases that fit, "
+            "support (its log line before this one names both); install releases that fit, "
             "or turn TRACING off"
         )
 
