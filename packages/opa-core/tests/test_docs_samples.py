@@ -100,9 +100,7 @@ PLUGIN_PAGES = [p for p in PAGES if p.plugins]
 @pytest.mark.parametrize("page", PLUGIN_PAGES, ids=[p.name for p in PLUGIN_PAGES])
 def test_plugin_samples_serve_their_routes(page: Page, tmp_path: Path) -> None:
     """A page's plugin blocks, served together, answer every request they expect."""
-    assert page.expectations, (
-        f"{page.name}: plugin blocks state no '# METHOD /path answers STATUS' request"
-    )
+    assert page.expectations, f"{page.name}: plugin blocks state no '# METHOD /path answers STATUS' request"
     folder = tmp_path / "plugins"
     folder.mkdir()
     for name, source in page.plugins.items():
