@@ -11,7 +11,7 @@ imported on ``connect()``, never when the driver is merely installed or looked u
 from __future__ import annotations
 
 from opa import Driver
-from opa_redis_common import REDIS_PORTS, RedisOptions, instrument_redis, pool_kwargs
+from opa_redis_common import REDIS_PORTS, RedisOptions, pool_kwargs
 
 
 class AioredisDriver(Driver):
@@ -32,6 +32,8 @@ class AioredisDriver(Driver):
 
     @classmethod
     def instrument_tracing(cls) -> None:
+        from opa_redis_common.tracing import instrument_redis
+
         instrument_redis()
 
     async def connect(self) -> None:

@@ -7,7 +7,7 @@ redis are imported on ``connect()``, never when the driver is merely installed o
 from __future__ import annotations
 
 from opa import Driver
-from opa_redis_common import REDIS_PORTS, RedisOptions, instrument_redis, pool_kwargs
+from opa_redis_common import REDIS_PORTS, RedisOptions, pool_kwargs
 
 
 class WalrusDriver(Driver):
@@ -26,6 +26,8 @@ class WalrusDriver(Driver):
 
     @classmethod
     def instrument_tracing(cls) -> None:
+        from opa_redis_common.tracing import instrument_redis
+
         instrument_redis()
 
     def connect(self) -> None:
