@@ -56,6 +56,9 @@ BACKEND_LIBRARIES = [
     "aioredis",
     "sqlalchemy",
 ]
+# The extra of each package that brings OpenTelemetry tracing (setting TRACING); nothing of
+# OpenTelemetry may come with a package installed without it.
+OTEL = "otel"
 
 
 @dataclass(frozen=True)
@@ -283,6 +286,9 @@ def build(session: nox.Session) -> None:
     check_installs_alone(session, [CORE])
     for add_on in ADD_ONS:
         check_installs_alone(session, [CORE, add_on.name])
+    for pkg in PACKAGES.values():
+        if OTEL in pkg.extras:
+            check_installs_alone(session, sorted({CORE, pkg.name}), extra=OTEL)
 
 
 def all_backend_libraries() -> set[str]:
@@ -307,19 +313,25 @@ def check_wheel_is_typed(session: nox.Session, pkg: Package) -> None:
             session.error(f"the wheel of {pkg.name} has no {pkg.import_name}/py.typed")
 
 
-def check_installs_alone(session: nox.Session, names: list[str]) -> None:
-    """Install the wheels of `names` into an empty venv; fail when a backend library that
-    none of them asks for came with them, or one they ask for did not.
+def check_installs_alone(session: nox.Session, names: list[str], extra: str = "") -> None:
+    """Install the wheels of `names` (each with `extra`, when it has it) into an empty venv;
+    fail when a backend library or an OpenTelemetry distribution that none of them asks for
+    came with them, or one they ask for did not.
 
     The monorepo packages they need come from the other wheels in dist/. Their own backend
-    libraries, those of the monorepo packages they need, and what those need in turn are
-    allowed (walrus brings redis); any other backend library came from where it must not,
-    opa-core first of all.
+    libraries, those of the monorepo packages they need, what `extra` names, and what those
+    need in turn are allowed (walrus brings redis); any other backend library came from
+    where it must not, opa-core first of all.
     """
-    venv = Path(session.create_tmp()) / ("only-" + "+".join(names))
+    venv = Path(session.create_tmp()) / ("only-" + "+".join(names) + (f"-{extra}" if extra else ""))
     shutil.rmtree(venv, ignore_errors=True)
     python = str(venv / "bin" / "python")
-    wheels = [str(wheel_for(session, name)) for name in names]
+    wheels = [
+        f"{wheel_for(session, name)}[{extra}]"
+        if extra in PACKAGES[name].extras
+        else str(wheel_for(session, name))
+        for name in names
+    ]
     session.run("uv", "venv", "--quiet", "--python", session_python(session), str(venv))
     session.run(
         "uv", "pip", "install", "--quiet", "--python", python, "--find-links", str(DIST), *wheels
@@ -327,19 +339,37 @@ def check_installs_alone(session: nox.Session, names: list[str]) -> None:
     requires = installed_requirements(session, python)
     own: set[str] = set()
     for name in names:
-        for needed in local_closure(PACKAGES[name]):
-            own |= PACKAGES[needed].backend_libraries
+        asked = [extra] if extra in PACKAGES[name].extras else []
+        for needed, extras in local_closure(PACKAGES[name], asked).items():
+            own |= PACKAGES[needed].backend_libraries | extra_libraries(PACKAGES[needed], extras)
     missing = sorted(own - set(requires))
     if missing:
         session.error(f"installing {' + '.join(names)} did not install {', '.join(missing)}")
     allowed = dependency_closure(own, requires)
-    forbidden = all_backend_libraries()
+    # OpenTelemetry that the packages need without any extra (FastAPI's own telemetry needs
+    # opentelemetry-api) is theirs; any other came with an extra that was not asked for.
+    base = dependency_closure(set(names), requires)
+    tracing = {name for name in requires if name.startswith("opentelemetry")} - base
+    forbidden = all_backend_libraries() | tracing
     pulled = sorted((forbidden - allowed) & set(requires))
+    label = " + ".join(f"{name}[{extra}]" if extra else name for name in names)
     if pulled:
-        session.error(f"installing {' + '.join(names)} also installed {', '.join(pulled)}")
+        session.error(f"installing {label} also installed {', '.join(pulled)}")
     brought = f"installs {', '.join(sorted(own))} and" if own else "installs"
-    without = ", ".join(sorted(forbidden - allowed))
-    session.log(f"{' + '.join(names)} {brought} none of {without}")
+    without = sorted(forbidden - allowed) + (
+        [] if extra else ["OpenTelemetry's SDK or any instrumentation"]
+    )
+    session.log(f"{label} {brought} none of {', '.join(without)}")
+
+
+def extra_libraries(package: Package, extras: Iterable[str]) -> set[str]:
+    """What the named extras of *package* add besides the monorepo's own packages."""
+    added: set[str] = set()
+    for extra in extras:
+        added |= {
+            canonicalize_name(Requirement(text).name) for text in package.extras.get(extra, ())
+        }
+    return added - set(PACKAGES)
 
 
 def installed_requirements(session: nox.Session, python: str) -> dict[str, list[str]]:
@@ -384,7 +414,9 @@ def bench(session: nox.Session) -> None:
     script = ROOT / "benchmarks" / "run.py"
     args: list[str] = []
     for pkg in PACKAGES.values():
-        args += [str(pkg.folder), "--reinstall-package", pkg.name]
+        # With tracing's extra: bench_tracing.py measures TRACING on.
+        folder = f"{pkg.folder}[{OTEL}]" if OTEL in pkg.extras else str(pkg.folder)
+        args += [folder, "--reinstall-package", pkg.name]
     # uvicorn serves the measured apps, httpx is the MongoDB benchmark's client, and
     # nx-27017 is its server when OPA_TEST_MONGODB_URL is unset. wrk gives the HTTP load when
     # it is on PATH; fastapi-plugins gets a uv environment of its own under .bench/, made by

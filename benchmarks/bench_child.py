@@ -173,7 +173,22 @@ def loadgen(url: str, total: str, concurrency: str) -> None:
     emit(asyncio.run(run()))
 
 
+def asgi_hello(switch: str, state: str, number: str) -> None:
+    """CPU us of one ``GET /hello`` through an app with the setting *switch* on or off
+    (*state*), alone in this process; a first pass warms it up."""
+    import asyncio
+
+    from bench_metrics import HELLO, _asgi_hello_us
+
+    from opa.testing import build_app
+
+    app = build_app({"PLUGIN_PATHS": [str(HELLO)], switch: state == "on", "LOG_LEVEL": "ERROR"})
+    asyncio.run(_asgi_hello_us(app, min(int(number), 500)))
+    emit({"us": asyncio.run(_asgi_hello_us(app, int(number)))})
+
+
 COMMANDS = {
+    "asgi-hello": asgi_hello,
     "hook": hook,
     "instance": instance,
     "startup-opa": startup_opa,

@@ -1,4 +1,5 @@
-"""What Prometheus metrics (setting ``METRICS``) cost a request.
+"""What Prometheus metrics (setting ``METRICS``) cost a request; ``bench_tracing.py`` measures
+``TRACING`` with the same code (:func:`compare_switch`).
 
 ``GET /hello`` (examples/hello-world) and ``GET /counter-async`` (examples/redis, the
 ``redis-aioredis`` driver on the shared Redis, keys under a prefix of this run's own), each
@@ -19,6 +20,8 @@ import argparse
 import asyncio
 import json
 import platform
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -38,14 +41,15 @@ HELLO = ROOT / "examples" / "hello-world"
 TARGET = 0.95
 
 
-def write_hello_app(folder: Path, metrics: bool) -> Path:
-    """Settings serving examples/hello-world, metrics on or off; the settings folder."""
+def write_hello_app(folder: Path, **switch: bool) -> Path:
+    """Settings serving examples/hello-world, with *switch* (``METRICS=True``, say); the
+    settings folder."""
     settings = {
         "default": {
             "LOG_LEVEL": "WARNING",
             "PLUGIN_PATHS": [str(HELLO)],
             "PLUGIN_ENTRY_POINTS": False,
-            "METRICS": metrics,
+            **switch,
         }
     }
     (folder / "settings").mkdir(parents=True)
@@ -82,14 +86,34 @@ async def _asgi_hello_us(app: Any, number: int) -> float:
     return (time.process_time() - started) / number * 1e6
 
 
-def asgi_hello_us(rounds: int, number: int) -> dict[str, list[float]]:
-    """CPU microseconds of one ``GET /hello`` through the app, metrics on and off, per round."""
+def _alone_us(switch: str, state: str, number: int, env: dict[str, str]) -> float:
+    """:func:`_asgi_hello_us` in a process of its own, whose environment adds *env*."""
+    command = [sys.executable, str(http.CHILD), "asgi-hello", switch, state, str(number)]
+    done = subprocess.run(command, capture_output=True, text=True, env=clean_environ() | env)
+    if done.returncode != 0:
+        raise RuntimeError(f"asgi-hello {switch} {state} failed:\n{done.stderr[-3000:]}")
+    return float(json.loads(done.stdout.splitlines()[-1])["us"])
+
+
+def asgi_hello_us(
+    rounds: int, number: int, switch: str = "METRICS", env: dict[str, str] | None = None
+) -> dict[str, list[float]]:
+    """CPU microseconds of one ``GET /hello`` through the app, *switch* on and off, per round.
+
+    With *env*, each round of each variant runs in a fresh process with *env* added: once a
+    process has a tracer provider, FastAPI's own telemetry traces every app in it, so an app
+    with ``TRACING`` off would not be measured untraced beside one with it on.
+    """
+    if env is not None:
+        alone: dict[str, list[float]] = {"on": [], "off": []}
+        for number_of_round in range(rounds):
+            for name in ("on", "off") if number_of_round % 2 == 0 else ("off", "on"):
+                alone[name].append(_alone_us(switch, name, number, env))
+        return alone
     from opa.testing import build_app
 
     apps = {
-        name: build_app(
-            {"PLUGIN_PATHS": [str(HELLO)], "METRICS": name == "on", "LOG_LEVEL": "ERROR"}
-        )
+        name: build_app({"PLUGIN_PATHS": [str(HELLO)], switch: name == "on", "LOG_LEVEL": "ERROR"})
         for name in ("on", "off")
     }
     results: dict[str, list[float]] = {"on": [], "off": []}
@@ -99,13 +123,15 @@ def asgi_hello_us(rounds: int, number: int) -> dict[str, list[float]]:
     return results
 
 
-def variant(name: str, folder: Path, settings: Path, path: str) -> Variant:
+def variant(
+    name: str, folder: Path, settings: Path, path: str, env: dict[str, str] | None = None
+) -> Variant:
     launch = partial(
         http.start_server,
         name,
         "opa.main:app",
         folder,
-        clean_environ(settings),
+        clean_environ(settings) | (env or {}),
         folder / f"{name}.log",
         path=path,
     )
@@ -128,17 +154,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     """Measure both endpoints with metrics on and off and print the markdown table."""
+    return compare_switch("METRICS", "metrics", argv)
+
+
+def compare_switch(
+    switch: str, label: str, argv: list[str] | None, env: dict[str, str] | None = None
+) -> int:
+    """Measure both endpoints with the setting *switch* on and off (servers started with
+    *env* added to their environment) and print the markdown table; *label* names it."""
     args = parse_args(argv)
     from opa.testing import TestServices
 
     started = time.perf_counter()
-    prefix = f"opa-bench-metrics:{uuid.uuid4().hex[:8]}:"
+    prefix = f"opa-bench-{label}:{uuid.uuid4().hex[:8]}:"
     pairs: list[tuple[str, Variant, Variant]] = []
     with ExitStack() as stack:
         services = stack.enter_context(TestServices())
         scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="opa-bench-")))
         url = args.url or services.redis_url()
-        stack.callback(lambda: say(f"metrics: deleted {delete_keys_at(url, prefix)} keys"))
+        stack.callback(lambda: say(f"{label}: deleted {delete_keys_at(url, prefix)} keys"))
 
         def send(target: str, requests: int) -> float:
             return http.load(target, requests, args.concurrency, args.loadgen, scratch)
@@ -148,17 +182,17 @@ def main(argv: list[str] | None = None) -> int:
             for name in ("on", "off"):
                 folder = scratch / f"{path.strip('/')}-{name}"
                 folder.mkdir()
-                metrics = name == "on"
+                on = {switch: name == "on"}
                 if path == "/hello":
-                    settings = write_hello_app(folder, metrics)
+                    settings = write_hello_app(folder, **on)
                 else:
-                    settings = write_opa_app(folder, url, f"{prefix}{name}:", METRICS=metrics)
-                built.append(variant(name, folder, settings, path))
-            say(f"metrics: GET {path}, metrics on and off")
+                    settings = write_opa_app(folder, url, f"{prefix}{name}:", **on)
+                built.append(variant(name, folder, settings, path, env))
+            say(f"{label}: GET {path}, {label} on and off")
             alternate(built, args.rounds, lambda v: v.measure(send, args.warmup, args.requests))
             pairs.append((path, built[0], built[1]))
-        say("metrics: CPU time of GET /hello through the app, metrics on and off")
-        calls = asgi_hello_us(args.rounds, args.calls)
+        say(f"{label}: CPU time of GET /hello through the app, {label} on and off")
+        calls = asgi_hello_us(args.rounds, args.calls, switch, env)
 
     rows: list[http.Row] = []
     notes: list[str] = []
@@ -167,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(
             http.Row(
                 str(number),
-                f"`GET {path}`, metrics on vs off, req/s",
+                f"`GET {path}`, {label} on vs off, req/s",
                 f"{median(on.rates):,.0f}",
                 f"{median(off.rates):,.0f}",
                 str(compared),
@@ -184,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     rows.append(
         http.Row(
             str(len(pairs) + 1),
-            "`GET /hello` through the app (ASGI call), metrics on vs off, CPU us/request",
+            f"`GET /hello` through the app (ASGI call), {label} on vs off, CPU us/request",
             f"{median(calls['on']):.1f}",
             f"{median(calls['off']):.1f}",
             str(per_call),

@@ -3,8 +3,8 @@
 ``python benchmarks/run.py [--quick] [--loadgen auto|wrk|python] [--only core,redis,...]``
 prints opa-core's table, then the other parts (``bench_routing.py``, ``bench_masking.py``,
 ``bench_serving.py``, ``bench_workers.py``, ``bench_redis.py``, ``bench_cluster.py``,
-``bench_breaker.py``, ``bench_metrics.py``, ``bench_mongodb.py``, ``bench_celery.py``,
-``bench_sql.py``), each printing its own;
+``bench_breaker.py``, ``bench_metrics.py``, ``bench_tracing.py``, ``bench_mongodb.py``,
+``bench_celery.py``, ``bench_sql.py``), each printing its own;
 ``--only`` picks some of them. ``nox -s bench`` runs this with what every part needs installed.
 
 Nothing here asserts: a MISS is a number to look at, not a failure. Compared variants take
@@ -309,6 +309,7 @@ SECTIONS = (
     "cluster",
     "breaker",
     "metrics",
+    "tracing",
     "mongodb",
     "celery",
     "sql",
@@ -324,6 +325,7 @@ QUICK_ARGS = {
     "cluster": ["--rounds", "2", "--requests", "2000", "--warmup", "500"],
     "breaker": ["--rounds", "2", "--requests", "2000", "--warmup", "500", "--stall-rounds", "1"],
     "metrics": ["--rounds", "2", "--requests", "2000", "--warmup", "500", "--calls", "2000"],
+    "tracing": ["--rounds", "2", "--requests", "2000", "--warmup", "500", "--calls", "2000"],
     "mongodb": ["--rounds", "2", "--requests", "200"],
     "celery": ["--rounds", "1", "--samples", "20", "--tasks", "200"],
     "sql": ["--rounds", "2", "--requests", "1000", "--warmup", "200"],
@@ -360,7 +362,7 @@ def driver_section(name: str, options: argparse.Namespace, tool: str) -> int:
 
     module = importlib.import_module(f"bench_{name}")
     argv = list(QUICK_ARGS[name]) if options.quick else []
-    if name in ("redis", "cluster", "serving", "breaker", "workers", "metrics", "sql"):
+    if name in ("redis", "cluster", "serving", "breaker", "workers", "metrics", "tracing", "sql"):
         argv += ["--loadgen", tool]
     code: int = module.main(argv)
     return code
@@ -376,6 +378,7 @@ TITLES = {
     "cluster": "Redis Cluster against one Redis server (benchmarks/bench_cluster.py)",
     "breaker": "Component breaker on a stalled and a healthy Redis (benchmarks/bench_breaker.py)",
     "metrics": "Prometheus metrics on against off (benchmarks/bench_metrics.py)",
+    "tracing": "OpenTelemetry traces on against off (benchmarks/bench_tracing.py)",
     "mongodb": "MongoDB drivers (benchmarks/bench_mongodb.py)",
     "celery": "Celery driver (benchmarks/bench_celery.py)",
     "sql": "SQL driver: insert and select on PostgreSQL (benchmarks/bench_sql.py)",

@@ -235,6 +235,7 @@ BAD_VARIABLES = [
     ("COMPONENT_PROBE_INTERVAL", "0", "int 0"),
     ("COMPONENT_PROBE_MAX_INTERVAL", "nan", "float nan"),
     ("DEBUG", "2", "int 2"),
+    ("TRACING", "sometimes", "str 'sometimes'"),
     ("RELOAD", "{a=1}", "mapping"),
     ("SELF_HOSTED", "[]", "list"),
     ("DEMO_PLUGINS", "1.5", "float 1.5"),

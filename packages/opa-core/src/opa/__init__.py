@@ -11,7 +11,7 @@ from opa._body_limit import limit_body
 from opa._bootstrap import bootstrap
 from opa._components import Component, Status
 from opa._dependencies import Instance
-from opa._drivers import CONTRACT_VERSION, Driver, DriverOptions
+from opa._drivers import CONTRACT_VERSION, Driver, DriverOptions, instrument_once
 from opa._errors import (
     BadSignature,
     ComponentError,
@@ -85,6 +85,7 @@ __all__ = [
     "get_instance",
     "get_plugin_manager",
     "get_router",
+    "instrument_once",
     "limit_body",
     "log",
     "mask_secrets",

@@ -202,6 +202,11 @@ def app_for(manager: PluginManager) -> FastAPI:
         lifespan=_lifespan(manager),
     )
     app.state.opa = manager
+    if checked.TRACING:
+        # Imported here: without the setting, no opentelemetry and no middleware.
+        from opa._tracing import trace_requests
+
+        trace_requests(app)
     if checked.body_limit is not None:
         # Added before CORS, so CORS wraps it and a 413 still carries its headers.
         app.add_middleware(BodyLimitMiddleware, limit=checked.body_limit)

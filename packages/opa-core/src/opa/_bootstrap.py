@@ -10,8 +10,9 @@ The order, always the same:
    ``opa.config`` while it is imported sees them, never a separately loaded copy;
 5. plugins: imported, their hooks and drivers registered;
 6. components: drivers resolved and options validated (unless *resolve* is off); with
-   *connect_sync* (a worker, a shell) the sync components connect and the extensions'
-   ``opa_worker_setup`` runs.
+   ``TRACING`` on, the tracer provider, and each of their drivers instruments its client
+   library; with *connect_sync* (a worker, a shell) the sync components connect and the
+   extensions' ``opa_worker_setup`` runs.
 """
 
 from __future__ import annotations
@@ -80,6 +81,12 @@ def bootstrap(
     manager = PluginManager(resolved)
     runtime.activate(manager)
     manager.load(sync_only=connect_sync, resolve=resolve)
+    checked = typed(resolved)
+    if resolve and checked.TRACING:
+        # Imported only now: with tracing off, no opentelemetry. Before anything connects.
+        from opa._tracing import start_tracing
+
+        start_tracing(manager.components, checked.PROJECT_NAME)
     if connect_sync:
         manager.components.start_sync()
         try:

@@ -133,6 +133,17 @@ class Driver:
         """What ``opa.get_instance(component)`` returns."""
         return self.instance
 
+    @classmethod
+    def instrument_tracing(cls) -> None:
+        """Make the client library emit OpenTelemetry spans (setting ``TRACING``).
+
+        opa calls it once per process for each driver that a configured component uses,
+        before any component connects, so clients built in ``connect`` are traced. Import
+        the instrumentation here, never at the top of the module: an ImportError is
+        reported as a start-up error naming the ``otel`` extra of the driver's distribution.
+        The default traces nothing.
+        """
+
     def unavailable_errors(self) -> tuple[type[Exception], ...]:
         """Exceptions of the backend library that mean "the server is not there".
 
@@ -215,6 +226,26 @@ def hosts_of(url: str, default_ports: Mapping[str, int]) -> list[tuple[str, int 
         name, _, explicit = host.partition(":")
         found.append((name, int(explicit) if explicit.isdigit() else port))
     return found
+
+
+def instrument_once(instrumentor: Any, **options: Any) -> None:
+    """Switch on an OpenTelemetry instrumentor (a ``BaseInstrumentor``) unless it is on:
+    what a driver's ``instrument_tracing`` calls, so two drivers of one library may both ask.
+    *options* go to its ``instrument()``.
+
+    An instrumentor declines a library release outside the range it supports, with only a
+    log line; that is a :class:`DriverError` here, since the spans asked for would be missing.
+    """
+    if instrumentor.is_instrumented_by_opentelemetry:
+        return
+    instrumentor.instrument(**options)
+    if not instrumentor.is_instrumented_by_opentelemetry:
+        name = type(instrumentor).__name__
+        raise DriverError(
+            f"{name} declined to instrument its library, whose installed release it does not "
+            "support (its log line before this one names both); install releases that fit, "
+            "or turn TRACING off"
+        )
 
 
 def driver_is_async(cls: type[Driver]) -> bool:

@@ -45,6 +45,17 @@ class _MaskingSink:
         self.stream.flush()
 
 
+TraceIds = Callable[[], tuple[str, str] | None]
+_trace_ids: TraceIds | None = None
+"""With tracing on: the current span's (trace id, span id), or None outside any span."""
+
+
+def show_trace_ids(source: TraceIds | None) -> None:
+    """Put the current span's ids on each JSON line from now on (None: no more)."""
+    global _trace_ids
+    _trace_ids = source
+
+
 class _JsonSink:
     """Write each record as one JSON object on its own line, masked as text lines are.
 
@@ -72,6 +83,9 @@ class _JsonSink:
         if error is not None and error.type is not None:
             text = "".join(traceback.format_exception(error.type, error.value, error.traceback))
             line["exception"] = mask_secrets(text)
+        ids = _trace_ids() if _trace_ids is not None else None
+        if ids is not None:
+            line["trace_id"], line["span_id"] = ids
         self.stream.write(json.dumps(line, ensure_ascii=False, default=str) + "\n")
         self.stream.flush()
 
@@ -150,6 +164,7 @@ def setup_logging(
     *plugin_of* names the plugin a logger (a module name) belongs to, for their ``plugin``.
     """
     level_name = level.upper() if isinstance(level, str) else logging.getLevelName(level)
+    show_trace_ids(None)  # tracing, when on, starts after logging and turns them on again
     _logger.remove()
     if json_lines:
         _logger.add(

@@ -211,6 +211,8 @@ class Settings(BaseModel):
     LOG_FORMAT: Annotated[str, BeforeValidator(_log_format)] = Field(
         description=f"one of {', '.join(LOG_FORMATS)}"
     )
+    # Traces (opa._tracing): off unless switched on; where they go is read from OTEL_*.
+    TRACING: bool = Field(description="true or false")
     # Metrics (opa.metrics): off unless switched on, and then readable from ALLOW alone.
     METRICS: bool = Field(description="true or false")
     METRICS_PATH: Annotated[UrlPath, AfterValidator(_metrics_path)] = Field(

@@ -23,6 +23,7 @@ from opa import (
     call_hook,
     get_component,
     get_plugin_manager,
+    instrument_once,
 )
 from opa_driver_celery.options import SAFE_DEFAULTS, CeleryOptions, pickle_settings, uses_redis
 
@@ -107,6 +108,14 @@ class CeleryDriver(Driver):
         super().__init__(component, opts)
         self._configured = False
         self._tasks_loaded = False
+
+    @classmethod
+    def instrument_tracing(cls) -> None:
+        """A span for each task sent (in the app) and each task run (in ``opa worker``); the
+        sender's trace travels in the message headers, so the run continues it."""
+        from opentelemetry.instrumentation.celery import CeleryInstrumentor
+
+        instrument_once(CeleryInstrumentor())  # type: ignore[no-untyped-call]  # no hints there
 
     def connect(self) -> None:
         with _import_lock:

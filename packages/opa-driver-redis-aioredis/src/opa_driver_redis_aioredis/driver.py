@@ -36,6 +36,12 @@ class AioredisDriver(Driver):
     reachable_when = "any"
     legacy_names = ("opa.plugins.driver_redis.Aioredis",)
 
+    @classmethod
+    def instrument_tracing(cls) -> None:
+        from opa_redis_common.tracing import instrument_redis
+
+        instrument_redis()
+
     async def connect(self) -> None:
         from redis.asyncio import Redis
         from redis.asyncio.retry import Retry

@@ -27,6 +27,12 @@ class WalrusDriver(Driver):
     reachable_when = "any"  # a Sentinel URL's sentinels: one that answers is enough
     legacy_names = ("opa.plugins.driver_redis.Walrus",)
 
+    @classmethod
+    def instrument_tracing(cls) -> None:
+        from opa_redis_common.tracing import instrument_redis
+
+        instrument_redis()
+
     def connect(self) -> None:
         import redis
         import walrus

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel
 
-from opa import ComponentUnavailableError, Driver
+from opa import ComponentUnavailableError, Driver, instrument_once
 from opa_mongodb_common.options import DEFAULT_PORT, MongoOptions, parse_url
 
 
@@ -31,6 +31,14 @@ class AsyncMongoDriver(Driver):
     # A seed list: the client discovers the replica set from any member that answers.
     reachable_when = "any"
     opts: MongoOptions
+
+    @classmethod
+    def instrument_tracing(cls) -> None:
+        """A span for each MongoDB command, from PyMongo's command monitoring, which Motor's
+        clients go through as well (Motor runs PyMongo underneath)."""
+        from opentelemetry.instrumentation.pymongo import PymongoInstrumentor
+
+        instrument_once(PymongoInstrumentor())
 
     def new_client(self) -> Any:
         """A client for ``self.opts``, built without I/O: ``validate`` waits for the server."""

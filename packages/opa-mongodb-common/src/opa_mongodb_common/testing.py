@@ -392,6 +392,40 @@ class MongoDriverSuite(DriverComplianceSuite):
         assert response.status_code == 503, response.text
         assert "'mongodb'" in response.json()["detail"]
 
+    # Tracing.
+
+    def test_a_command_of_a_request_is_a_child_span_of_it(
+        self, tmp_path: Path, live_options: dict[str, Any]
+    ) -> None:
+        """With TRACING on, the command a request sends is a client span in the request's
+        trace whose parent is its server span (PyMongo's command monitoring; for Motor too)."""
+        from opentelemetry.trace import SpanKind
+
+        from opa.testing import span_recorder
+
+        (tmp_path / f"traced_ping_{secrets.token_hex(4)}.py").write_text(_PING_PLUGIN)
+        settings = {
+            "TRACING": True,
+            "PLUGIN_PATHS": [str(tmp_path)],
+            "OPTIONAL_COMPONENTS": self.component_settings("yes", live_options),
+        }
+        spans: Any = span_recorder()  # first: the app then keeps its tracer provider
+        with TestClient(build_app(settings)) as client:
+            spans.clear()
+            assert client.get("/ping-database").status_code == 200
+        finished = spans.get_finished_spans()
+        (server,) = [span for span in finished if span.kind is SpanKind.SERVER]
+        trace_id = server.context.trace_id
+        # Shutdown's endSessions is a span too, of a trace of its own.
+        (command,) = [
+            span
+            for span in finished
+            if span.kind is SpanKind.CLIENT and span.context.trace_id == trace_id
+        ]
+        assert command.attributes["db.system"] == "mongodb"
+        assert command.attributes["db.statement"] == "ping"
+        assert command.parent is not None and command.parent.span_id == server.context.span_id
+
     # Imports.
 
     def test_app_with_this_driver_imports_no_other_backend(self, live_url: str) -> None:

@@ -6,7 +6,8 @@ and the real servers and processes a test needs.
 ``DriverComplianceSuite`` is the suite every driver package runs against its backend
 (imported on first use, so this module does not need pytest); ``chunked_body`` makes a
 request body of no declared length, to test a body limit; ``captured_logs`` reads what opa
-logs; ``make_driver`` builds a driver outside an app, its options checked as an app would.
+logs; ``span_recorder`` keeps the spans of ``TRACING`` in memory; ``make_driver`` builds a
+driver outside an app, its options checked as an app would.
 
 Servers and processes: ``TestServices`` finds or starts Redis, RabbitMQ and MongoDB for a
 test session (the pytest plugin :mod:`opa.testing.fixtures` hands their URLs out as
@@ -56,6 +57,7 @@ from opa.testing._proxy import ProxyMode, TcpProxy, open_sockets
 from opa.testing._redis_cluster import ProxyGroup, RedisClusterServers
 from opa.testing._redis_sentinel import RedisSentinelGroup
 from opa.testing._services import RedisServer, TestServices, skip_or_fail
+from opa.testing._spans import span_recorder
 
 if TYPE_CHECKING:
     from opa.testing._compliance import DriverComplianceSuite
@@ -86,6 +88,7 @@ __all__ = [
     "open_sockets",
     "override_instance",
     "skip_or_fail",
+    "span_recorder",
     "wait_for",
 ]
 
