@@ -157,11 +157,24 @@ def main(argv: list[str] | None = None) -> int:
     return compare_switch("METRICS", "metrics", argv)
 
 
+def judged(ratio: float, target: float | None, shown: str = "") -> tuple[str, str]:
+    """The target and verdict columns of a row: *ratio* (higher is better) against
+    *target*, or "reported" when the figure has none."""
+    if target is None:
+        return "reported", ""
+    return shown or f">= {target}x", verdict(ratio >= target)
+
+
 def compare_switch(
-    switch: str, label: str, argv: list[str] | None, env: dict[str, str] | None = None
+    switch: str,
+    label: str,
+    argv: list[str] | None,
+    env: dict[str, str] | None = None,
+    target: float | None = TARGET,
 ) -> int:
     """Measure both endpoints with the setting *switch* on and off (servers started with
-    *env* added to their environment) and print the markdown table; *label* names it."""
+    *env* added to their environment) and print the markdown table; *label* names it.
+    With *target* None the ratios are reported without a verdict."""
     args = parse_args(argv)
     from opa.testing import TestServices
 
@@ -205,8 +218,7 @@ def compare_switch(
                 f"{median(on.rates):,.0f}",
                 f"{median(off.rates):,.0f}",
                 str(compared),
-                f">= {TARGET}x",
-                verdict(compared.ratio >= TARGET),
+                *judged(compared.ratio, target),
             )
         )
         cpu = compare(on.cpu_us, off.cpu_us)
@@ -222,8 +234,7 @@ def compare_switch(
             f"{median(calls['on']):.1f}",
             f"{median(calls['off']):.1f}",
             str(per_call),
-            f"<= {1 / TARGET:.3f}x",
-            verdict(per_call.ratio <= 1 / TARGET),
+            *judged(1 / per_call.ratio, target, f"<= {1 / target:.3f}x" if target else ""),
         )
     )
     elapsed = time.perf_counter() - started

@@ -7,7 +7,7 @@ opa's and the instrumentations' own cost, not a collector's.
 
     python benchmarks/bench_tracing.py [--rounds 9] [--requests 5000]
 
-Nothing asserts: a MISS is a number to look at.
+The issue asks for these figures reported, with no target (metrics have one: 0.95).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ NO_EXPORT = {"OTEL_TRACES_EXPORTER": "none"}
 def main(argv: list[str] | None = None) -> int:
     """Measure both endpoints with tracing on and off and print the markdown table; every
     variant is served, or called, in a process of its own with *NO_EXPORT*."""
-    return compare_switch("TRACING", "tracing", argv, NO_EXPORT)
+    return compare_switch("TRACING", "tracing", argv, NO_EXPORT, target=None)
 
 
 if __name__ == "__main__":
