@@ -408,14 +408,18 @@ def session_python(session: nox.Session) -> str:
     return str(Path(session.bin) / "python")
 
 
+# The extras of what the benchmarks switch on: bench_metrics.py (METRICS), bench_tracing.py.
+BENCH_EXTRAS = ("metrics", OTEL)
+
+
 @nox.session
 def bench(session: nox.Session) -> None:
     """Run benchmarks/run.py against opa-core and every driver; arguments after -- go to it."""
     script = ROOT / "benchmarks" / "run.py"
     args: list[str] = []
     for pkg in PACKAGES.values():
-        # With tracing's extra: bench_tracing.py measures TRACING on.
-        folder = f"{pkg.folder}[{OTEL}]" if OTEL in pkg.extras else str(pkg.folder)
+        extras = ",".join(extra for extra in BENCH_EXTRAS if extra in pkg.extras)
+        folder = f"{pkg.folder}[{extras}]" if extras else str(pkg.folder)
         args += [folder, "--reinstall-package", pkg.name]
     # uvicorn serves the measured apps, httpx is the MongoDB benchmark's client, and
     # nx-27017 is its server when OPA_TEST_MONGODB_URL is unset. wrk gives the HTTP load when

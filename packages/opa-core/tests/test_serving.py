@@ -294,6 +294,19 @@ def test_a_100kb_url_served_and_access_logged_does_not_hold_another_client(
     assert len(access) == 1 and "[cut: " in access[0], [line[:300] for line in access]
 
 
+def test_connections_on_a_socket_of_protocol_zero_send_without_delay() -> None:
+    """A connection accepted on a listening socket made as uvicorn makes it (protocol number
+    0, which asyncio does not set TCP_NODELAY for: the sockets of opa run --workers) has
+    Nagle's algorithm off, so no answer waits for the client's delayed ACK."""
+    with serving() as served, connect(served.port) as sock:
+        sock.sendall(head().replace(b"connection: close", b"connection: keep-alive"))
+        assert status(sock.recv(65536)) == 200
+        [protocol] = served.guard.open
+        accepted = protocol.transport.get_extra_info("socket")
+        assert accepted.proto == 0  # what asyncio skips: the case under test
+        assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+
+
 def test_malformed_heads_are_400_without_a_line_each() -> None:
     """Garbage heads get 400 before any route, and no line each in the log."""
     lines: list[str] = []
