@@ -18,16 +18,15 @@ port. A cluster client learns every node's address from the cluster, so it then 
 through the proxies, and :class:`ProxyGroup` drops, silences or restores them all at once:
 an outage of the whole cluster, as one ``TcpProxy`` stages one of a single server.
 
-Only the standard library is imported: the few commands are written in RESP here.
+Only the standard library is imported: the few commands go through the kit's own RESP
+helper (``_resp``).
 """
 
 from __future__ import annotations
 
 import os
 import signal
-import socket
 import time
-from collections.abc import Iterable
 from itertools import pairwise
 
 from opa.testing._closing import Closing
@@ -39,6 +38,7 @@ from opa.testing._ports import (
     on_free_port,
 )
 from opa.testing._proxy import TcpProxy
+from opa.testing._resp import Reply, ReplyError, redis_command
 from opa.testing._services import RedisServer
 
 HASH_SLOTS = 16384
@@ -60,34 +60,16 @@ CLUSTER_ARGS = [
 ]
 
 
-def _encoded(args: Iterable[str]) -> bytes:
-    items = [arg.encode() for arg in args]
-    head = b"*%d\r\n" % len(items)
-    return head + b"".join(b"$%d\r\n%s\r\n" % (len(item), item) for item in items)
-
-
-def node_command(port: int, *args: str) -> str | int:
-    """Send one command to the node on *port*; its reply, a string or an integer.
+def node_command(port: int, *args: str) -> Reply:
+    """Send one command to the node on *port*; its reply.
 
     An error reply, or a node that does not answer, raises :class:`ServiceUnavailable`.
     """
     try:
-        with socket.create_connection((LOCALHOST, port), timeout=COMMAND_TIMEOUT) as sock:
-            sock.sendall(_encoded(args))
-            reply = sock.makefile("rb")
-            line = reply.readline()
-            kind, rest = line[:1], line[1:].rstrip(b"\r\n")
-            if kind == b"+":
-                return rest.decode()
-            if kind == b":":
-                return int(rest)
-            if kind == b"$":
-                size = int(rest)
-                return reply.read(size + 2)[:size].decode() if size >= 0 else ""
-    except OSError as error:
+        return redis_command(port, *args, timeout=COMMAND_TIMEOUT)
+    except (OSError, ReplyError) as error:
         message = f"the node on port {port} did not answer {args[0]}: {error}"
         raise ServiceUnavailable(message) from error
-    raise ServiceUnavailable(f"the node on port {port} answered {args[0]} with {line!r}")
 
 
 def slot_ranges(masters: int) -> list[range]:
