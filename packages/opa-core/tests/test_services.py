@@ -7,7 +7,9 @@ Redis on 6379 is only ever sent PING and SELECT.
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
+import signal
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -69,6 +71,32 @@ def test_a_paused_redis_answers_nothing_until_resumed() -> None:
         assert not redis_answers(server.port, timeout=0.3)
         server.resume()
         assert redis_answers(server.port, timeout=5)
+
+
+def test_a_killed_redis_exits_without_shutting_down_and_restarts() -> None:
+    """kill() is a crash (SIGKILL): the server logs no shutdown, is reaped, refuses on its port,
+    and start() brings it back there."""
+    with TestServices() as services:
+        server = services.start_redis()
+        server.kill()
+        assert not server.running and server.pid is None
+        assert not port_accepts(server.port)
+        assert "shutdown" not in (server.folder / "redis.log").read_text().lower()
+        server.start()
+        assert redis_command(server.port, "PING") == b"+PONG\r\n"
+
+
+def test_signals_to_a_server_that_died_on_its_own_are_harmless() -> None:
+    """A server killed from outside is then paused, resumed and killed again without an error."""
+    with TestServices() as services:
+        server = services.start_redis()
+        pid = server.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        server.pause()
+        server.resume()
+        server.kill()
+        assert not server.running
 
 
 def test_started_redis_keeps_nothing_on_disk() -> None:

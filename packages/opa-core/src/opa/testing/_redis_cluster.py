@@ -24,8 +24,6 @@ helper (``_resp``).
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 from itertools import pairwise
 
@@ -189,10 +187,7 @@ class RedisClusterServers(Closing):
 
     def kill_master(self, index: int) -> None:
         """Kill master *index* at once (SIGKILL): its port refuses connections."""
-        server = self.servers[index]
-        if server.pid is not None:
-            os.kill(server.pid, signal.SIGKILL)
-        server.stop()
+        self.servers[index].kill()
 
     def start_master(self, index: int) -> None:
         """Start master *index* again on its port, and wait until the cluster is whole."""

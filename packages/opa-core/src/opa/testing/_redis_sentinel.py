@@ -10,8 +10,6 @@ library is imported here: the kit talks to the servers with :func:`redis_command
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 from collections.abc import Callable
 from urllib.parse import quote
@@ -149,10 +147,7 @@ class RedisSentinelGroup(Closing):
 
     def crash_master(self) -> None:
         """Kill the first master (SIGKILL), as a crash would: no shutdown, nothing flushed."""
-        pid = self.master.pid
-        if pid is not None:
-            os.kill(pid, signal.SIGKILL)
-        self.master.stop()  # reaps it
+        self.master.kill()
 
     def close(self) -> None:
         """Stop every server, the sentinels first (so none starts a fail-over meanwhile),

@@ -209,13 +209,23 @@ class RedisServer:
 
     def pause(self) -> None:
         """Stall the server (SIGSTOP): connections are accepted, nothing is answered."""
-        if self.pid is not None:
-            os.kill(self.pid, signal.SIGSTOP)
+        self._signal(signal.SIGSTOP)
 
     def resume(self) -> None:
         """Let a paused server answer again (SIGCONT), the held commands first."""
-        if self.pid is not None:
-            os.kill(self.pid, signal.SIGCONT)
+        self._signal(signal.SIGCONT)
+
+    def _signal(self, number: signal.Signals) -> None:
+        # ``pid`` is read once: a killed server turns it to None between two reads, and only
+        # this object reaps the process, so the id cannot be reused before the signal lands.
+        pid = self.pid
+        if pid is not None:
+            os.kill(pid, number)
+
+    def kill(self) -> None:
+        """Kill the server at once (SIGKILL), as a crash would: nothing flushed, then reaped."""
+        self._signal(signal.SIGKILL)
+        self.stop()
 
     def stop(self) -> None:
         """Stop the server; the port then refuses connections until ``start()``."""
