@@ -251,7 +251,7 @@ def test_worker_metrics_switch_a_client_already_imported_to_the_folder(
     try:
         registry = CollectorRegistry()
         Counter("opa_test_switched", "A counter made after the switch.", registry=registry).inc()
-        written = [path.name for path in folder.iterdir()]
+        written = [path.name for path in folder.glob("*.db")]
         page = scrape(port).text
     finally:
         exported.close()
@@ -275,5 +275,5 @@ def test_worker_metrics_refuse_a_client_that_cannot_be_switched(
         "set PROMETHEUS_MULTIPROC_DIR, and this release of it cannot be switched to the folder "
         "afterwards; set PROMETHEUS_MULTIPROC_DIR to an empty folder before starting the worker"
     )
-    assert set(temp.glob("opa-metrics-*")) == before
+    assert set(temp.glob("opa-metrics-*")) <= before  # none new (an abandoned one may go)
     assert FOLDER_VARIABLE not in os.environ

@@ -6,10 +6,16 @@ folder. ``opa run --workers N`` and ``opa worker`` (a Celery pool) make a privat
 for their processes unless the variable names one already, which is then checked and
 kept. Each process that ends is marked dead, so gauges of the ``live*`` modes forget it.
 prometheus-client is imported on use only: the variable must be set before that import.
+
+A private folder is locked (``flock``) by the process that made it for as long as it lives;
+the next one made removes those whose lock nobody holds, left by a process that was killed
+before it could remove its own. A lock, not a process id, because the temporary folder may
+be shared by processes another pid namespace hides (containers).
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import tempfile
@@ -18,6 +24,8 @@ from pathlib import Path
 from opa._errors import ConfigError
 
 FOLDER_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+_PREFIX = "opa-metrics-"
+_OWNER_LOCK = ".owner.lock"  # no ".db": a scrape reads only those
 
 
 def checked_folder() -> str | None:
@@ -63,14 +71,60 @@ def this_process_ends() -> None:
         _mark_dead(os.getpid(), folder)
 
 
+def _locked(path: Path, flags: int = 0) -> int:
+    """An open descriptor of *path* (opened with *flags* added) under an exclusive lock,
+    which it keeps until closed or its process ends. OSError when the file is missing or
+    not this user's, BlockingIOError when another descriptor holds the lock."""
+    descriptor = os.open(path, os.O_RDWR | flags, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(descriptor)
+        raise
+    return descriptor
+
+
+def _claim(folder: Path) -> int:
+    """Lock *folder* as this process's. The lock file is locked under another name, then
+    renamed into place, so a sweep never finds it unlocked while its owner lives."""
+    claiming = folder / f".claiming-{os.getpid()}"
+    descriptor = _locked(claiming, os.O_CREAT | os.O_EXCL)
+    claiming.rename(folder / _OWNER_LOCK)
+    return descriptor
+
+
+def remove_abandoned_folders(parent: Path) -> list[Path]:
+    """Remove the private folders in *parent* whose owner lock nobody holds; those removed.
+    A folder with no lock file (being made, or not opa's) is left alone."""
+    removed: list[Path] = []
+    for folder in sorted(parent.glob(f"{_PREFIX}*")):
+        try:
+            descriptor = _locked(folder / _OWNER_LOCK)
+        except OSError:  # no lock file, its owner lives, or not this user's
+            continue
+        try:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+        finally:
+            os.close(descriptor)
+    return removed
+
+
 class MetricsFolder:
     """The multiprocess folder of a group of processes, from before they start."""
 
     def __init__(self) -> None:
         given = checked_folder()
         self.owned = given is None
-        # mkdtemp makes it readable and writable by this user alone.
-        self.path = given or tempfile.mkdtemp(prefix="opa-metrics-")
+        self._lock: int | None = None
+        if given is None:
+            parent = Path(tempfile.gettempdir())
+            remove_abandoned_folders(parent)
+            # mkdtemp makes it readable and writable by this user alone.
+            folder = Path(tempfile.mkdtemp(prefix=_PREFIX, dir=parent))
+            self._lock = _claim(folder)
+            given = str(folder)
+        self.path = given
         # Set before the processes start: spawned ones inherit it, forked ones too.
         os.environ[FOLDER_VARIABLE] = self.path
 
@@ -83,3 +137,6 @@ class MetricsFolder:
         if self.owned:
             os.environ.pop(FOLDER_VARIABLE, None)
             shutil.rmtree(self.path, ignore_errors=True)
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
