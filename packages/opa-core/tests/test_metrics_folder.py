@@ -11,6 +11,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -107,6 +108,28 @@ def test_a_folder_without_an_owner_lock_is_left_alone(temp: Path) -> None:
     (temp / "opa-metrics-mine" / "counter_1.db").write_bytes(b"")
     with made():
         assert (temp / "opa-metrics-mine" / "counter_1.db").exists()
+
+
+def test_a_link_named_like_a_folder_is_left_alone(temp: Path, tmp_path_factory: Any) -> None:
+    """What a link of the name points to is never removed, whatever its lock says."""
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    (elsewhere / ".owner.lock").write_bytes(b"")
+    (elsewhere / "keep.txt").write_text("mine")
+    (temp / "opa-metrics-link").symlink_to(elsewhere)
+    with made():
+        assert (temp / "opa-metrics-link").is_symlink()
+        assert (elsewhere / "keep.txt").read_text() == "mine"
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="only root can make a folder of another user")
+def test_an_abandoned_folder_of_another_user_is_left_alone(temp: Path) -> None:
+    """Run as root, opa removes no other user's folder, abandoned or not."""
+    theirs = temp / "opa-metrics-theirs"
+    theirs.mkdir()
+    (theirs / ".owner.lock").write_bytes(b"")  # nobody holds it
+    os.chown(theirs, 65534, 65534)
+    with made():
+        assert (theirs / ".owner.lock").exists()
 
 
 def test_the_owner_lock_is_not_read_as_metrics(temp: Path) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 
@@ -93,21 +94,29 @@ def _claim(folder: Path) -> int:
     return descriptor
 
 
-def remove_abandoned_folders(parent: Path) -> list[Path]:
-    """Remove the private folders in *parent* whose owner lock nobody holds; those removed.
-    A folder with no lock file (being made, or not opa's) is left alone."""
-    removed: list[Path] = []
+def _is_own_folder(path: Path) -> bool:
+    """A real folder (not a link to one) of this process's user."""
+    try:
+        info = path.lstat()
+    except OSError:  # gone meanwhile
+        return False
+    return stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid()
+
+
+def remove_abandoned_folders(parent: Path) -> None:
+    """Remove this user's private folders in *parent* whose owner lock nobody holds. A
+    folder with no lock file (being made, or made by hand) is left alone."""
     for folder in sorted(parent.glob(f"{_PREFIX}*")):
+        if not _is_own_folder(folder):
+            continue
         try:
             descriptor = _locked(folder / _OWNER_LOCK)
-        except OSError:  # no lock file, its owner lives, or not this user's
+        except OSError:  # no lock file, or its owner lives
             continue
         try:
             shutil.rmtree(folder, ignore_errors=True)
-            removed.append(folder)
         finally:
             os.close(descriptor)
-    return removed
 
 
 class MetricsFolder:
