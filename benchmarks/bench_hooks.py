@@ -16,17 +16,16 @@ and imports out. Needs ``valgrind`` on the PATH.
 from __future__ import annotations
 
 import argparse
-import re
+import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import timeit
 from collections.abc import Callable
-from pathlib import Path
+from functools import partial
 from typing import Any
 
+import bench_callgrind as callgrind
 import pluggy
 
 from opa import Hook, HookDefinition
@@ -111,29 +110,12 @@ def loop(way: str, calls: int) -> None:
 
 def instructions(way: str, calls: int) -> int:
     """Instructions callgrind counts for a child process that makes *calls* calls."""
-    with tempfile.TemporaryDirectory() as folder:
-        out = Path(folder) / "callgrind.out"
-        subprocess.run(
-            [
-                "valgrind",
-                "--tool=callgrind",
-                f"--callgrind-out-file={out}",
-                sys.executable,
-                __file__,
-                "--loop",
-                way,
-                str(calls),
-            ],
-            check=True,
-            capture_output=True,
-        )
-        found = re.search(r"^(?:summary|totals): (\d+)", out.read_text(), re.MULTILINE)
-        assert found, "no totals in callgrind's output"
-        return int(found.group(1))
+    command = [sys.executable, __file__, "--loop", way, str(calls)]
+    return callgrind.instructions(command, dict(os.environ))
 
 
 def instructions_per_call(calls: int) -> dict[str, float]:
-    return {way: (instructions(way, calls) - instructions(way, 0)) / calls for way in WAYS}
+    return {way: callgrind.per_unit(partial(instructions, way), 0, calls) for way in WAYS}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -83,6 +83,19 @@ class Server:
         self.process.close()
 
 
+def uvicorn_command(
+    app: str,
+    app_dir: Path,
+    port: int,
+    python: str = sys.executable,
+    uvicorn_args: tuple[str, ...] = (),
+) -> list[str]:
+    """The command line of uvicorn serving *app* on *port*, quietly, as every bench serves."""
+    command = [python, "-m", "uvicorn", app, "--app-dir", str(app_dir), *uvicorn_args]
+    command += ["--host", "127.0.0.1", "--port", str(port)]
+    return [*command, "--no-access-log", "--log-level", "warning"]
+
+
 def start_server(
     name: str,
     app: str,
@@ -97,9 +110,7 @@ def start_server(
     """uvicorn serving *app* under *python* (by default this interpreter), once *path*
     answers 200; *uvicorn_args* are added to its command line."""
     port = free_port()
-    command = [python, "-m", "uvicorn", app, "--app-dir", str(app_dir), *uvicorn_args]
-    command += ["--host", "127.0.0.1", "--port", str(port)]
-    command += ["--no-access-log", "--log-level", "warning"]
+    command = uvicorn_command(app, app_dir, port, python, uvicorn_args)
     server = Server(name, LoggedProcess(command, log, env=env, cwd=app_dir), port, path)
     try:
         server.wait_ready()

@@ -7,9 +7,11 @@ served with metrics on and off, in paired rounds on fresh server processes as
 ``bench_redis.py`` measures: the ratio of on to off is the median of the per-round ratios,
 with its 95% bootstrap interval, and the server's CPU time per request beside it. Less
 sensitive to a busy machine: the CPU time of one ``GET /hello`` through the app itself
-(an ASGI call, no server, no sockets), metrics on and off in alternating rounds.
+(an ASGI call, no server, no sockets), metrics on and off in alternating rounds. Not
+moved by a busy machine at all, when valgrind is there: the instructions a whole server
+process spends on a keep-alive ``GET /hello``, counted by callgrind at two request counts.
 
-    python benchmarks/bench_metrics.py [--rounds 9] [--requests 5000]
+    python benchmarks/bench_metrics.py [--rounds 9] [--requests 5000] [--callgrind-requests 500]
 
 Nothing asserts: a MISS is a number to look at.
 """
@@ -20,6 +22,8 @@ import argparse
 import asyncio
 import json
 import platform
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -27,18 +31,21 @@ import time
 import uuid
 from contextlib import ExitStack
 from functools import partial
+from http.client import HTTPConnection
 from pathlib import Path
 from statistics import median
 from typing import Any
 
+import bench_callgrind as callgrind
 import bench_http as http
 from bench_redis import Variant, alternate, compare, delete_keys_at, say, verdict, write_opa_app
 
-from opa.testing import clean_environ
+from opa.testing import clean_environ, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 HELLO = ROOT / "examples" / "hello-world"
 TARGET = 0.95
+CALLGRIND_START = 300.0  # seconds for a server to answer under callgrind
 
 
 def write_hello_app(folder: Path, **switch: bool) -> Path:
@@ -138,6 +145,43 @@ def variant(
     return Variant(name, launch, path)
 
 
+def keep_alive_hellos(port: int, requests: int, process: subprocess.Popen[str]) -> None:
+    """Send *requests* ``GET /hello`` on one connection once the server answers (slowly,
+    under callgrind), then stop it as Ctrl-C would."""
+    deadline = time.monotonic() + CALLGRIND_START
+    while True:
+        try:
+            connection = HTTPConnection("127.0.0.1", port, timeout=120)
+            connection.request("GET", "/hello")
+            connection.getresponse().read()
+            break
+        except OSError as error:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"the server under callgrind never answered on {port}"
+                ) from error
+            time.sleep(0.2)
+    for _ in range(requests - 1):
+        connection.request("GET", "/hello")
+        answer = connection.getresponse()
+        answer.read()
+        if answer.status != 200:
+            raise RuntimeError(f"GET /hello under callgrind answered {answer.status}")
+    connection.close()
+    process.send_signal(signal.SIGINT)
+
+
+def server_instructions(switch: str, state: str, env: dict[str, str] | None, requests: int) -> int:
+    """Instructions of a whole server process serving examples/hello-world with *switch*
+    on or off (its environment plus *env*), through *requests* keep-alive ``GET /hello``."""
+    with tempfile.TemporaryDirectory(prefix="opa-bench-callgrind-") as folder:
+        settings = write_hello_app(Path(folder), **{switch: state == "on"})
+        port = free_port()
+        command = http.uvicorn_command("opa.main:app", Path(folder), port)
+        drive = partial(keep_alive_hellos, port, requests)
+        return callgrind.instructions(command, clean_environ(settings) | (env or {}), drive)
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -149,7 +193,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=32, help="keep-alive connections")
     parser.add_argument("--calls", type=int, default=20_000, help="ASGI calls per CPU round")
     parser.add_argument("--loadgen", choices=["auto", "wrk", "python"], default="auto")
-    return http.checked_args(parser, argv, ("rounds", "requests", "concurrency", "calls"))
+    parser.add_argument(
+        "--callgrind-requests", type=int, default=500, help="n1 (n2 is three times); 0: none"
+    )
+    args = http.checked_args(parser, argv, ("rounds", "requests", "concurrency", "calls"))
+    if args.callgrind_requests < 0:
+        parser.error("--callgrind-requests must be 0 (no count) or more")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -206,6 +256,13 @@ def compare_switch(
             pairs.append((path, built[0], built[1]))
         say(f"{label}: CPU time of GET /hello through the app, {label} on and off")
         calls = asgi_hello_us(args.rounds, args.calls, switch, env)
+        counted: dict[str, float] = {}
+        if args.callgrind_requests and shutil.which("valgrind"):
+            low = args.callgrind_requests
+            for state in ("on", "off"):
+                say(f"{label}: instructions of a whole server, {label} {state} (callgrind)")
+                count = partial(server_instructions, switch, state, env)
+                counted[state] = callgrind.per_unit(count, low, 3 * low)
 
     rows: list[http.Row] = []
     notes: list[str] = []
@@ -237,6 +294,19 @@ def compare_switch(
             *judged(1 / per_call.ratio, target, f"<= {1 / target:.3f}x" if target else ""),
         )
     )
+    if counted:
+        ratio = counted["on"] / counted["off"]
+        rows.append(
+            http.Row(
+                str(len(rows) + 1),
+                f"`GET /hello`, whole server process, {label} on vs off, instructions/request "
+                f"(callgrind, {3 * args.callgrind_requests} - {args.callgrind_requests})",
+                f"{counted['on']:,.0f}",
+                f"{counted['off']:,.0f}",
+                f"{ratio:.3f}x",
+                *judged(1 / ratio, target, f"<= {1 / target:.3f}x" if target else ""),
+            )
+        )
     elapsed = time.perf_counter() - started
     http.print_report(
         f"Python {platform.python_version()}, {args.rounds} paired rounds of "

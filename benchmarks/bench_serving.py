@@ -24,7 +24,6 @@ import asyncio
 import contextlib
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -32,10 +31,12 @@ import tempfile
 import threading
 import time
 import urllib.request
+from functools import partial
 from pathlib import Path
 from statistics import median
 from typing import Any
 
+import bench_callgrind as callgrind
 import bench_fixtures as fixtures
 import bench_http as http
 
@@ -142,26 +143,16 @@ async def drive(protocol_name: str, requests: int) -> None:
     transport.close()
 
 
-def instructions(protocol: str, requests: int, scratch: Path) -> int:
-    out = scratch / "callgrind.out"
-    command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"]
-    command += [sys.executable, __file__, "--drive", protocol, str(requests)]
-    done = subprocess.run(command, capture_output=True, text=True, env=clean_environ())
-    if done.returncode != 0:
-        raise RuntimeError(f"callgrind run failed:\n{done.stderr[-2000:]}")
-    match = re.search(r"Collected : (\d+)", done.stderr)
-    if match is None:
-        raise RuntimeError(f"no instruction count in callgrind's output:\n{done.stderr[-2000:]}")
-    return int(match.group(1))
+def instructions(protocol: str, requests: int) -> int:
+    command = [sys.executable, __file__, "--drive", protocol, str(requests)]
+    return callgrind.instructions(command, clean_environ())
 
 
-def per_request(low: int, scratch: Path) -> dict[str, float]:
-    high = 2 * low
+def per_request(low: int) -> dict[str, float]:
     counts = {}
     for name, protocol in PROTOCOLS.items():
         print(f"  callgrind: {name}", file=sys.stderr, flush=True)
-        first, second = instructions(protocol, low, scratch), instructions(protocol, high, scratch)
-        counts[name] = (second - first) / (high - low)
+        counts[name] = callgrind.per_unit(partial(instructions, protocol), low, 2 * low)
     return counts
 
 
@@ -288,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="opa-bench-serving-") as folder:
         samples, cpu = throughput(args, tool, Path(folder))
         use_callgrind = not args.no_callgrind and shutil.which("valgrind")
-        counts = per_request(args.callgrind_requests, Path(folder)) if use_callgrind else {}
+        counts = per_request(args.callgrind_requests) if use_callgrind else {}
     plain, guarded = samples["uvicorn h11"], samples["opa serving"]
     ratio = median(g / p for g, p in zip(guarded, plain, strict=True))
     cpu_plain, cpu_guarded = cpu["uvicorn h11"], cpu["opa serving"]
