@@ -40,7 +40,7 @@ import bench_callgrind as callgrind
 import bench_http as http
 from bench_redis import Variant, alternate, compare, delete_keys_at, say, verdict, write_opa_app
 
-from opa.testing import clean_environ, free_port
+from opa.testing import clean_environ, free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 HELLO = ROOT / "examples" / "hello-world"
@@ -148,19 +148,19 @@ def variant(
 def keep_alive_hellos(port: int, requests: int, process: subprocess.Popen[str]) -> None:
     """Send *requests* ``GET /hello`` on one connection once the server answers (slowly,
     under callgrind), then stop it as Ctrl-C would."""
-    deadline = time.monotonic() + CALLGRIND_START
-    while True:
+
+    def first_answer() -> HTTPConnection | None:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server under callgrind ended ({process.returncode})")
         try:
             connection = HTTPConnection("127.0.0.1", port, timeout=120)
             connection.request("GET", "/hello")
             connection.getresponse().read()
-            break
-        except OSError as error:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"the server under callgrind never answered on {port}"
-                ) from error
-            time.sleep(0.2)
+        except OSError:
+            return None
+        return connection
+
+    connection = wait_for(first_answer, CALLGRIND_START, "the server under callgrind", 0.2)
     for _ in range(requests - 1):
         connection.request("GET", "/hello")
         answer = connection.getresponse()
@@ -213,6 +213,11 @@ def judged(ratio: float, target: float | None, shown: str = "") -> tuple[str, st
     if target is None:
         return "reported", ""
     return shown or f">= {target}x", verdict(ratio >= target)
+
+
+def judged_cost(ratio: float, target: float | None) -> tuple[str, str]:
+    """:func:`judged` for a cost ratio (lower is better), held to the reciprocal of *target*."""
+    return judged(1 / ratio, target, f"<= {1 / target:.3f}x" if target else "")
 
 
 def compare_switch(
@@ -291,7 +296,7 @@ def compare_switch(
             f"{median(calls['on']):.1f}",
             f"{median(calls['off']):.1f}",
             str(per_call),
-            *judged(1 / per_call.ratio, target, f"<= {1 / target:.3f}x" if target else ""),
+            *judged_cost(per_call.ratio, target),
         )
     )
     if counted:
@@ -304,7 +309,7 @@ def compare_switch(
                 f"{counted['on']:,.0f}",
                 f"{counted['off']:,.0f}",
                 f"{ratio:.3f}x",
-                *judged(1 / ratio, target, f"<= {1 / target:.3f}x" if target else ""),
+                *judged_cost(ratio, target),
             )
         )
     elapsed = time.perf_counter() - started
